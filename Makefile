@@ -1,0 +1,68 @@
+# kube-xdp — build, demo, test, bench. Every target installs what it needs (deps).
+SHELL := /bin/bash
+BUILD := build
+CLANG ?= clang
+BPF_CFLAGS := -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_x86 -I$(BUILD) -Ibpf/include
+DEB_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev gcc make iproute2 ethtool \
+	iptables nftables ipset ipvsadm conntrack util-linux
+# Test files are listed by shell glob at run time: Node 20's `node --test` does not glob.
+BPFFS := mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+
+.PHONY: all deps build bpf native ts demo test test-unit test-bpf test-lab bench clean
+
+all: build
+
+deps: .deps-stamp
+.deps-stamp: package.json package-lock.json
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	npm ci --no-audit --no-fund
+	@touch $@
+
+build: deps bpf native ts
+
+bpf: $(BUILD)/kube_xdp.bpf.o $(BUILD)/empty.bpf.o
+native: $(BUILD)/libkx.so
+
+$(BUILD)/vmlinux.h:
+	@mkdir -p $(BUILD)
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > $@
+
+$(BUILD)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/include/*.h) $(BUILD)/vmlinux.h
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/libkx.so: $(wildcard native/*.c native/*.h)
+	@mkdir -p $(BUILD)
+	$(CC) -O2 -g -Wall -Werror -fPIC -shared -o $@ native/*.c -lbpf
+
+ts: deps
+	npx tsc -p tsconfig.json
+
+demo: build
+	bash scripts/demo.sh
+
+# Everything (unit, BPF fixtures, lab) in one node:test run: its closing summary counts all.
+test: build
+	$(BPFFS)
+	node --test --test-concurrency=1 dist/test/unit/*.test.js dist/test/bpf/*.test.js dist/test/lab/*.test.js
+
+test-unit: build
+	node --test dist/test/unit/*.test.js
+
+test-bpf: build
+	$(BPFFS)
+	node --test dist/test/bpf/*.test.js
+
+test-lab: build
+	$(BPFFS)
+	node --test --test-concurrency=1 dist/test/lab/*.test.js
+
+bench: build
+	$(BPFFS)
+	node dist/bench/datapath.js
+
+clean:
+	rm -rf $(BUILD) dist

@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
+/* Constants the programs need that vmlinux.h (types only) does not carry. */
+#ifndef KX_DEFS_H
+#define KX_DEFS_H
+
+#define ETH_P_IP    0x0800
+#define IP_MF       0x2000
+#define IP_OFFSET   0x1FFF
+#define TC_ACT_OK   0
+#define TC_ACT_SHOT 2
+
+/* Largest header prefix the programs read: Ethernet + IPv4 with options + TCP base header. */
+#define KX_MAX_HDR (14 + 60 + 20)
+
+#ifndef __always_inline
+#define __always_inline inline __attribute__((always_inline))
+#endif
+
+#endif

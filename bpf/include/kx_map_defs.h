@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
+/* The maps themselves. Pinned by name under the controller's pin root so that a restarted
+ * controller, and bpftool, find them; BTF-typed so `bpftool map dump` prints field names. */
+#ifndef KX_MAP_DEFS_H
+#define KX_MAP_DEFS_H
+
+#include "kx_maps.h"
+#include "kx_stats.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct frontend_key);
+	__type(value, struct frontend_value);
+	__uint(max_entries, KX_MAX_FRONTENDS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kx_frontends SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct slot_key);
+	__type(value, struct slot_value);
+	__uint(max_entries, KX_MAX_SLOTS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kx_slots SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct backend_value);
+	__uint(max_entries, KX_MAX_BACKENDS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kx_backends SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct revnat_value);
+	__uint(max_entries, KX_MAX_REVNAT);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kx_revnat SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct ct_key);
+	__type(value, struct ct_value);
+	__uint(max_entries, KX_MAX_CT);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kx_ct SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct config_value);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kx_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, KX_STAT_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kx_stats SEC(".maps");
+
+#endif

@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
+/*
+ * Map layouts of kube-xdp: the one source of truth for keys and values.
+ * Every struct here has exactly one TypeScript codec (src/dataplane/ebpf/codecs.ts);
+ * test/unit/btf-layout.test.ts checks each codec against the BTF of the compiled object.
+ * Addresses and ports are in network byte order, everything else in host order.
+ */
+#ifndef KX_MAPS_H
+#define KX_MAPS_H
+
+/* Frontend scope: the external view (XDP on node interfaces) and the internal view
+ * (tc on pod veths) of one Service address can have different backend sets
+ * (externalTrafficPolicy / internalTrafficPolicy: Local). */
+#define KX_SCOPE_EXT 0
+#define KX_SCOPE_INT 1
+
+/* frontend_value.flags */
+#define KX_FE_NODEPORT    0x0001 /* NodePort / externalIP / LB: SNAT to the node for remote backends */
+#define KX_FE_LOCAL_ONLY  0x0002 /* traffic policy Local: keep the client address, no SNAT */
+#define KX_FE_AFFINITY    0x0004 /* sessionAffinity ClientIP (reserved, not programmed yet) */
+
+/* backend_value.flags */
+#define KX_BE_LOCAL       0x01 /* the endpoint runs on this node */
+#define KX_BE_TERMINATING 0x02 /* serving but terminating: kept for existing flows */
+
+/* ct_key.dir */
+#define KX_CT_FWD   0 /* client -> service frontend, as the client sent it */
+#define KX_CT_REPLY 1 /* backend -> client (or -> SNAT address), as the backend sends it */
+
+/* ct_value.flags */
+#define KX_CT_SNAT  0x0001 /* the flow was source-NATed to the node address */
+
+#define KX_MAX_FRONTENDS  262144
+#define KX_MAX_SLOTS      2097152
+#define KX_MAX_BACKENDS   262144
+#define KX_MAX_REVNAT     262144
+#define KX_MAX_CT         524288
+
+/* First SNAT source port and size of the range used for NodePort -> remote backend. */
+#define KX_SNAT_PORT_MIN  32768
+#define KX_SNAT_PORT_SPAN 28232
+#define KX_SNAT_PROBES    8
+
+struct frontend_key {
+	__be32 addr;
+	__be16 port;
+	__u8 proto;  /* IPPROTO_TCP / IPPROTO_UDP */
+	__u8 scope;  /* KX_SCOPE_* */
+};
+
+struct frontend_value {
+	__u32 svc_id;       /* key of this frontend's slots */
+	__u16 count;        /* number of slots 0..count-1; 0 = no usable endpoint */
+	__u16 flags;        /* KX_FE_* */
+	__u32 affinity_timeout; /* seconds, 0 = none (reserved) */
+	__u32 rev_nat_id;   /* reverse-NAT entry: the address the client must see */
+};
+
+struct slot_key {
+	__u32 svc_id;
+	__u32 slot;
+};
+
+struct slot_value {
+	__u32 backend_id;
+};
+
+struct backend_value { /* key: __u32 backend id */
+	__be32 addr;
+	__be16 port;
+	__u8 flags;  /* KX_BE_* */
+	__u8 pad;
+};
+
+struct revnat_value { /* key: __u32 rev_nat_id */
+	__be32 addr;
+	__be16 port;
+	__u16 pad;
+};
+
+struct ct_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 dir;    /* KX_CT_* */
+	__u16 pad;
+};
+
+struct ct_value {
+	__u32 backend_id;  /* FWD: chosen backend */
+	__u32 rev_nat_id;  /* both: the frontend the client addressed */
+	__be32 nat_addr;   /* FWD+SNAT: node source address; REPLY+SNAT: original client address */
+	__be16 nat_port;   /* likewise for the port */
+	__u16 flags;       /* KX_CT_* */
+	__u64 last_seen_ns;
+};
+
+/* Node-wide settings, one entry at index 0, written by the controller. */
+struct config_value {
+	__be32 node_addr;  /* SNAT source for NodePort traffic to remote backends */
+	__u32 flags;       /* reserved */
+};
+
+#endif

@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
+/* Per-CPU packet counters, index = outcome. Names mirrored in src/dataplane/ebpf/stats.ts. */
+#ifndef KX_STATS_H
+#define KX_STATS_H
+
+enum kx_stat {
+	KX_STAT_NEW_FLOW = 0,    /* frontend hit, backend chosen, conntrack created */
+	KX_STAT_ESTABLISHED = 1, /* forward packet of a tracked flow */
+	KX_STAT_REPLY = 2,       /* reply translated back */
+	KX_STAT_NO_BACKEND = 3,  /* frontend with no usable endpoint: dropped */
+	KX_STAT_SNAT_EXHAUSTED = 4, /* no free SNAT port after KX_SNAT_PROBES tries: dropped */
+	KX_STAT_UNTRACKABLE = 5, /* IPv4 but fragment / truncated / bad header: passed untouched */
+	KX_STAT_MAX = 6,
+};
+
+#endif

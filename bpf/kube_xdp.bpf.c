@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
+/*
+ * kube-xdp dataplane: Service load balancing for IPv4 TCP/UDP.
+ *  - kx_xdp_ext: XDP on the node's external interfaces (NodePort, externalIPs, LoadBalancer
+ *    IPs: the external scope) and reverse NAT of replies coming back from other nodes.
+ *  - kx_tc_pod:  tc ingress on the pods' host-side veths (pod -> Service: the internal
+ *    scope) and reverse NAT of replies leaving local backends.
+ * Both share the decision (kx_lb.h) and differ only in how they rewrite the packet.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "kx_lb.h"
+#include "kx_csum.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define KX_TCP_CSUM_OFF 16
+#define KX_UDP_CSUM_OFF 6
+
+/* XDP has no checksum helpers: rewrite in place and fix the checksums incrementally. */
+static __always_inline int kx_xdp_apply(struct xdp_md *ctx, const struct kx_pkt *p,
+					const struct kx_nat *nat)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct iphdr *iph = data + sizeof(struct ethhdr);
+	__be16 *ports = data + (p->l4_off & 0x7f); /* bounded for the verifier: <= 14 + 60 */
+	__u16 *csum, c;
+	int has_csum;
+
+	if ((void *)(iph + 1) > data_end || (void *)ports + sizeof(struct udphdr) > data_end)
+		return -1;
+	csum = (void *)ports + (p->t.proto == IPPROTO_TCP ? KX_TCP_CSUM_OFF : KX_UDP_CSUM_OFF);
+	if ((void *)(csum + 1) > data_end)
+		return -1;
+	c = *csum;
+	/* A UDP checksum of 0 means "none" and must stay 0. */
+	has_csum = p->t.proto == IPPROTO_TCP || c != 0;
+
+	if (nat->saddr != iph->saddr) {
+		iph->check = kx_csum_update4(iph->check, iph->saddr, nat->saddr);
+		c = kx_csum_update4(c, iph->saddr, nat->saddr);
+		iph->saddr = nat->saddr;
+	}
+	if (nat->daddr != iph->daddr) {
+		iph->check = kx_csum_update4(iph->check, iph->daddr, nat->daddr);
+		c = kx_csum_update4(c, iph->daddr, nat->daddr);
+		iph->daddr = nat->daddr;
+	}
+	if (nat->sport != ports[0]) {
+		c = kx_csum_update2(c, ports[0], nat->sport);
+		ports[0] = nat->sport;
+	}
+	if (nat->dport != ports[1]) {
+		c = kx_csum_update2(c, ports[1], nat->dport);
+		ports[1] = nat->dport;
+	}
+	if (has_csum)
+		*csum = (p->t.proto == IPPROTO_UDP && c == 0) ? 0xffff : c;
+	return 0;
+}
+
+/* tc: the skb may carry a partial (offloaded) L4 checksum, which only the kernel's helpers
+ * update correctly, so every rewrite goes through them. */
+static __always_inline int kx_tc_apply(struct __sk_buff *skb, const struct kx_pkt *p,
+				       const struct kx_nat *nat)
+{
+	const __u32 ip_off = sizeof(struct ethhdr);
+	__u32 csum_off = p->l4_off + (p->t.proto == IPPROTO_TCP ? KX_TCP_CSUM_OFF : KX_UDP_CSUM_OFF);
+	__u64 l4f = p->t.proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
+	int err = 0;
+
+	if (nat->saddr != p->t.saddr) {
+		err |= bpf_l4_csum_replace(skb, csum_off, p->t.saddr, nat->saddr, l4f | BPF_F_PSEUDO_HDR | 4);
+		err |= bpf_l3_csum_replace(skb, ip_off + offsetof(struct iphdr, check), p->t.saddr, nat->saddr, 4);
+		err |= bpf_skb_store_bytes(skb, ip_off + offsetof(struct iphdr, saddr), &nat->saddr, 4, 0);
+	}
+	if (nat->daddr != p->t.daddr) {
+		err |= bpf_l4_csum_replace(skb, csum_off, p->t.daddr, nat->daddr, l4f | BPF_F_PSEUDO_HDR | 4);
+		err |= bpf_l3_csum_replace(skb, ip_off + offsetof(struct iphdr, check), p->t.daddr, nat->daddr, 4);
+		err |= bpf_skb_store_bytes(skb, ip_off + offsetof(struct iphdr, daddr), &nat->daddr, 4, 0);
+	}
+	if (nat->sport != p->t.sport) {
+		err |= bpf_l4_csum_replace(skb, csum_off, p->t.sport, nat->sport, l4f | 2);
+		err |= bpf_skb_store_bytes(skb, p->l4_off, &nat->sport, 2, 0);
+	}
+	if (nat->dport != p->t.dport) {
+		err |= bpf_l4_csum_replace(skb, csum_off, p->t.dport, nat->dport, l4f | 2);
+		err |= bpf_skb_store_bytes(skb, p->l4_off + 2, &nat->dport, 2, 0);
+	}
+	return err ? -1 : 0;
+}
+
+SEC("xdp")
+int kx_xdp_ext(struct xdp_md *ctx)
+{
+	struct kx_pkt p = {};
+	struct kx_nat nat;
+	int r = kx_parse((void *)(long)ctx->data, (void *)(long)ctx->data_end, &p);
+
+	if (r != KX_PARSE_OK) {
+		if (r == KX_PARSE_BAD)
+			kx_count(KX_STAT_UNTRACKABLE);
+		return XDP_PASS;
+	}
+	switch (kx_lb(&p.t, KX_SCOPE_EXT, &nat)) {
+	case KX_V_NAT:
+		return kx_xdp_apply(ctx, &p, &nat) ? XDP_DROP : XDP_PASS;
+	case KX_V_DROP:
+		return XDP_DROP;
+	}
+	return XDP_PASS;
+}
+
+SEC("tc")
+int kx_tc_pod(struct __sk_buff *skb)
+{
+	struct kx_pkt p = {};
+	struct kx_nat nat;
+	int r;
+
+	/* Headers may sit outside the linear area; pull at most what the parser reads. */
+	if ((void *)(long)skb->data + KX_MAX_HDR > (void *)(long)skb->data_end)
+		bpf_skb_pull_data(skb, skb->len < KX_MAX_HDR ? skb->len : KX_MAX_HDR);
+	/* Keep clang from reusing ctx+offset pointers across the call: the verifier only
+	 * accepts ctx fields loaded at a fixed offset from the unmodified ctx pointer. */
+	asm volatile("" : "+r"(skb));
+	r = kx_parse((void *)(long)skb->data, (void *)(long)skb->data_end, &p);
+	if (r != KX_PARSE_OK) {
+		if (r == KX_PARSE_BAD)
+			kx_count(KX_STAT_UNTRACKABLE);
+		return TC_ACT_OK;
+	}
+	switch (kx_lb(&p.t, KX_SCOPE_INT, &nat)) {
+	case KX_V_NAT:
+		return kx_tc_apply(skb, &p, &nat) ? TC_ACT_SHOT : TC_ACT_OK;
+	case KX_V_DROP:
+		return TC_ACT_SHOT;
+	}
+	return TC_ACT_OK;
+}

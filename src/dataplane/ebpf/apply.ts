@@ -1,0 +1,59 @@
+// Executes a plan against the maps: one batch call per step, so FFI calls per sync are
+// O(maps), not O(entries). Also reads the maps back for restarts and full syncs.
+import { decodeAll, encodeAll, type Codec } from './codec.js';
+import { MAPS, type MapRole } from './maps.js';
+import { KX_LIMITS } from './limits.js';
+import type { Plan } from './plan.js';
+import type { MapDumps } from './readback.js';
+
+/** The kernel side of the maps, by map name. Implemented over libkx (kernel/) and by tests. */
+export interface MapIO {
+  updateBatch(map: string, keys: Buffer, values: Buffer, count: number): void;
+  deleteBatch(map: string, keys: Buffer, count: number): void;
+  /** Every entry, keys and values back to back. */
+  dump(map: string, keySize: number, valueSize: number, max: number): { keys: Buffer; values: Buffer; count: number };
+}
+
+export interface ApplyCounts { readonly updates: Record<string, number>; readonly deletes: Record<string, number> }
+
+export function applyPlan(io: MapIO, p: Plan): ApplyCounts {
+  const updates: Record<string, number> = {};
+  const deletes: Record<string, number> = {};
+  for (const step of p.steps) {
+    const spec = MAPS[step.map] as { name: string; key: Codec<unknown>; value: Codec<unknown> };
+    const keys = encodeAll(spec.key, step.keys);
+    if (step.op === 'update') {
+      io.updateBatch(spec.name, keys, encodeAll(spec.value, step.values), step.keys.length);
+      updates[spec.name] = (updates[spec.name] ?? 0) + step.keys.length;
+    } else {
+      io.deleteBatch(spec.name, keys, step.keys.length);
+      deletes[spec.name] = (deletes[spec.name] ?? 0) + step.keys.length;
+    }
+  }
+  return { updates, deletes };
+}
+
+const MAX_ENTRIES: Record<Exclude<MapRole, 'ct'>, number> = {
+  frontends: KX_LIMITS.frontends, slots: KX_LIMITS.slots, backends: KX_LIMITS.backends,
+  revnat: KX_LIMITS.revnat, config: 1,
+};
+
+export function dumpMap<K, V>(io: MapIO, role: Exclude<MapRole, 'ct'>): Array<[K, V]> {
+  const spec = MAPS[role] as unknown as { name: string; key: Codec<K>; value: Codec<V> };
+  const d = io.dump(spec.name, spec.key.size, spec.value.size, MAX_ENTRIES[role]);
+  const keys = decodeAll(spec.key, d.keys, d.count);
+  const values = decodeAll(spec.value, d.values, d.count);
+  return keys.map((k, i) => [k, values[i]!]);
+}
+
+export function readMaps(io: MapIO): MapDumps {
+  const config = dumpMap<number, MapDumps['config']>(io, 'config')[0]?.[1] ?? null;
+  return {
+    frontends: dumpMap(io, 'frontends'),
+    slots: dumpMap(io, 'slots'),
+    backends: dumpMap(io, 'backends'),
+    revnat: dumpMap(io, 'revnat'),
+    // An all-zero config entry is what an array map holds before the first write.
+    config: config && config.nodeAddr !== '0.0.0.0' ? config : null,
+  };
+}

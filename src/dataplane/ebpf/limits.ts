@@ -1,0 +1,9 @@
+// Map capacities, mirrored from the KX_MAX_* of bpf/include/kx_maps.h (checked against the
+// loaded maps' max_entries by test/unit/btf-layout.test.ts).
+export const KX_LIMITS = {
+  frontends: 262144,
+  slots: 2097152,
+  backends: 262144,
+  revnat: 262144,
+  ct: 524288,
+} as const;

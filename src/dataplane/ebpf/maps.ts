@@ -1,0 +1,100 @@
+// The maps of bpf/kube_xdp.bpf.c: names, key/value codecs and the constants of kx_maps.h.
+import { type Codec, structCodec, u32Codec } from './codec.js';
+
+export const SCOPE_EXT = 0;
+export const SCOPE_INT = 1;
+
+export const FE_NODEPORT = 0x0001;
+export const FE_LOCAL_ONLY = 0x0002;
+
+export const BE_LOCAL = 0x01;
+export const BE_TERMINATING = 0x02;
+
+export const CT_FWD = 0;
+export const CT_REPLY = 1;
+export const CT_SNAT = 0x0001;
+
+export const PROTO_NUMBER = { TCP: 6, UDP: 17 } as const;
+export const PROTO_NAME: Record<number, string> = { 6: 'TCP', 17: 'UDP' };
+
+export interface FrontendKey { addr: string; port: number; proto: number; scope: number }
+export interface FrontendValue { svcId: number; count: number; flags: number; affinityTimeout: number; revNatId: number }
+export interface SlotKey { svcId: number; slot: number }
+export interface SlotValue { backendId: number }
+export interface BackendValue { addr: string; port: number; flags: number }
+export interface RevNatValue { addr: string; port: number }
+export interface CtKey { saddr: string; daddr: string; sport: number; dport: number; proto: number; dir: number }
+export interface CtValue { backendId: number; revNatId: number; natAddr: string; natPort: number; flags: number; lastSeenNs: bigint }
+export interface ConfigValue { nodeAddr: string; flags: number }
+
+export const frontendKey = structCodec<FrontendKey>('frontend_key', 8, [
+  { name: 'addr', type: 'ipv4', offset: 0 },
+  { name: 'port', type: 'be16', offset: 4 },
+  { name: 'proto', type: 'u8', offset: 6 },
+  { name: 'scope', type: 'u8', offset: 7 },
+]);
+export const frontendValue = structCodec<FrontendValue>('frontend_value', 16, [
+  { name: 'svcId', type: 'u32', offset: 0 },
+  { name: 'count', type: 'u16', offset: 4 },
+  { name: 'flags', type: 'u16', offset: 6 },
+  { name: 'affinityTimeout', type: 'u32', offset: 8 },
+  { name: 'revNatId', type: 'u32', offset: 12 },
+]);
+export const slotKey = structCodec<SlotKey>('slot_key', 8, [
+  { name: 'svcId', type: 'u32', offset: 0 },
+  { name: 'slot', type: 'u32', offset: 4 },
+]);
+export const slotValue = structCodec<SlotValue>('slot_value', 4, [
+  { name: 'backendId', type: 'u32', offset: 0 },
+]);
+export const backendValue = structCodec<BackendValue>('backend_value', 8, [
+  { name: 'addr', type: 'ipv4', offset: 0 },
+  { name: 'port', type: 'be16', offset: 4 },
+  { name: 'flags', type: 'u8', offset: 6 },
+]);
+export const revNatValue = structCodec<RevNatValue>('revnat_value', 8, [
+  { name: 'addr', type: 'ipv4', offset: 0 },
+  { name: 'port', type: 'be16', offset: 4 },
+]);
+export const ctKey = structCodec<CtKey>('ct_key', 16, [
+  { name: 'saddr', type: 'ipv4', offset: 0 },
+  { name: 'daddr', type: 'ipv4', offset: 4 },
+  { name: 'sport', type: 'be16', offset: 8 },
+  { name: 'dport', type: 'be16', offset: 10 },
+  { name: 'proto', type: 'u8', offset: 12 },
+  { name: 'dir', type: 'u8', offset: 13 },
+]);
+export const ctValue = structCodec<CtValue>('ct_value', 24, [
+  { name: 'backendId', type: 'u32', offset: 0 },
+  { name: 'revNatId', type: 'u32', offset: 4 },
+  { name: 'natAddr', type: 'ipv4', offset: 8 },
+  { name: 'natPort', type: 'be16', offset: 12 },
+  { name: 'flags', type: 'u16', offset: 14 },
+  { name: 'lastSeenNs', type: 'u64', offset: 16 },
+]);
+export const configValue = structCodec<ConfigValue>('config_value', 8, [
+  { name: 'nodeAddr', type: 'ipv4', offset: 0 },
+  { name: 'flags', type: 'u32', offset: 4 },
+]);
+
+export interface MapSpec<K, V> { readonly name: string; readonly key: Codec<K>; readonly value: Codec<V> }
+
+function spec<K, V>(name: string, key: Codec<K>, value: Codec<V>): MapSpec<K, V> {
+  return { name, key, value };
+}
+
+/** Every map the controller writes or reads, by role. */
+export const MAPS = {
+  frontends: spec('kx_frontends', frontendKey, frontendValue),
+  slots: spec('kx_slots', slotKey, slotValue),
+  backends: spec('kx_backends', u32Codec, backendValue),
+  revnat: spec('kx_revnat', u32Codec, revNatValue),
+  ct: spec('kx_ct', ctKey, ctValue),
+  config: spec('kx_config', u32Codec, configValue),
+} as const;
+
+export type MapRole = keyof typeof MAPS;
+
+/** Index names of the kx_stats per-CPU counters (enum kx_stat in bpf/include/kx_stats.h). */
+export const STAT_NAMES = ['new_flow', 'established', 'reply', 'no_backend', 'snat_exhausted', 'untrackable'] as const;
+export const STATS_MAP = 'kx_stats';
