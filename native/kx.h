@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * libkx: the thin C shim between kube-xdp's TypeScript control plane and libbpf.
+ *
+ * Rules (they make the FFI boundary predictable):
+ *  1. Every function returns >= 0 on success or -errno. Nothing else signals failure.
+ *  2. Nothing prints. libbpf's print callback keeps the WARN-level messages of the most recent
+ *     kx_* call (cleared when each call starts, bounded); kx_last_error() returns them.
+ *  3. Option structs are built here with LIBBPF_OPTS and every field named, so a libbpf
+ *     upgrade that adds fields cannot change behaviour silently.
+ *  4. libbpf version differences stay here (1.1 has no TCX API: raw bpf_link_create).
+ *  5. Objects are integer handles (>= 0), not pointers, so they fit rule 1 and a stale or
+ *     double close is -EBADF instead of a crash.
+ *  6. Buffers are caller-owned; sizes are in bytes unless said otherwise. Strings are
+ *     NUL-terminated; NULL is allowed only where documented.
+ */
+#ifndef KX_H
+#define KX_H
+
+#include <stdint.h>
+
+/* kx_probe() bits. */
+#define KX_PROBE_TCX       (1u << 0) /* bpf_link_create(BPF_TCX_*) works (kernel >= 6.6) */
+#define KX_PROBE_XDP_LINK  (1u << 1) /* bpf_link_create(BPF_XDP) works (kernel >= 5.9) */
+#define KX_PROBE_BTF       (1u << 2) /* /sys/kernel/btf/vmlinux is readable */
+
+/* kx_attach_xdp() modes. */
+#define KX_XDP_NATIVE  1 /* XDP_FLAGS_DRV_MODE */
+#define KX_XDP_GENERIC 2 /* XDP_FLAGS_SKB_MODE */
+
+/* clsact fallback: the one filter kube-xdp owns per hook. */
+#define KX_TC_HANDLE   0x6b78 /* "kx" */
+#define KX_TC_PRIORITY 1
+
+/* kx_map_info() output, 48 bytes, little-endian u32 fields in this order. value_stride is
+ * the bytes one value occupies in user-space buffers: value_size, or for per-CPU maps
+ * round_up(value_size, 8) * possible CPUs. */
+struct kx_map_info {
+	uint32_t type;
+	uint32_t key_size;
+	uint32_t value_size;
+	uint32_t max_entries;
+	uint32_t id;
+	uint32_t map_flags;
+	uint32_t value_stride;
+	uint32_t pad;
+	char name[16];
+};
+
+/* Copies the libbpf messages of the last call into buf (NUL-terminated); returns the length. */
+int kx_last_error(char *buf, int len);
+
+/* Opens and loads a BPF object. pin_root (mkdir -p'd; NULL = libbpf's /sys/fs/bpf) holds the
+ * LIBBPF_PIN_BY_NAME maps: pinned there on first load, reused when a compatible pin exists.
+ * Returns a handle. */
+int kx_obj_open_load(const char *path, const char *pin_root);
+int kx_obj_close(int handle);
+int kx_obj_map_fd(int handle, const char *name);  /* fd owned by the object: do not close */
+int kx_obj_prog_fd(int handle, const char *name); /* likewise */
+
+int kx_obj_get(const char *path);        /* new fd of a pinned object: caller closes */
+int kx_obj_pin(int fd, const char *path);
+int kx_close(int fd);
+
+int kx_map_info(int fd, struct kx_map_info *out);
+/* Batches: keys/values are count entries back to back (key_size / value_stride each).
+ * Return the number of elements processed (deleted, for delete); on error a prefix of the
+ * batch may already be applied (the kernel stops at the first failing element). */
+int kx_map_update_batch(int fd, const void *keys, const void *values, uint32_t count,
+			uint64_t elem_flags);
+int kx_map_delete_batch(int fd, const void *keys, uint32_t count); /* missing keys ignored */
+/* Reads up to max entries; returns the count, or -ENOSPC if the map holds more than max. */
+int kx_map_dump(int fd, void *keys_out, void *values_out, uint32_t max);
+int kx_map_lookup(int fd, const void *key, void *value);
+int kx_map_update(int fd, const void *key, const void *value, uint64_t flags);
+int kx_map_delete(int fd, const void *key);
+
+/* Attach with replace semantics: a live link pinned at link_pin_path gets the new program
+ * (bpf_link_update, no traffic gap); otherwise a link is created and pinned there. A pin of a
+ * link whose interface is gone is replaced; a pin of a live link on another interface or
+ * hook is -EEXIST. Return 0. */
+int kx_attach_xdp(int prog_fd, int ifindex, int mode, const char *link_pin_path);
+/* direction 0 = ingress, 1 = egress. use_tcx = 0: clsact qdisc (created if missing) plus
+ * our filter (KX_TC_HANDLE/KX_TC_PRIORITY, replaced in place); link_pin_path unused (NULL). */
+int kx_attach_tc(int prog_fd, int ifindex, int direction, int use_tcx, const char *link_pin_path);
+/* Return 1 if something was detached, 0 if there was nothing to detach. Never removes a qdisc. */
+int kx_detach_tc(int ifindex, int direction, int use_tcx, const char *link_pin_path);
+int kx_detach_link(const char *link_pin_path);
+
+/* Returns KX_PROBE_* bits; why (may be NULL) receives one "name: ok|-errno" line per probe.
+ * The TCX and XDP probes attach a trivial program to `lo` of the CURRENT network namespace
+ * for an instant (XDP in generic mode, XDP_PASS) and detach it at once. */
+int kx_probe(char *why, int len);
+
+/* bpf_prog_test_run_opts for XDP and tc programs (data = a full Ethernet frame).
+ * size_out is in: capacity of data_out, out: bytes written. repeat 0 means 1. */
+int kx_prog_test_run(int prog_fd, const void *data_in, uint32_t size_in, void *data_out,
+		     uint32_t *size_out, uint32_t repeat, uint32_t *retval, uint32_t *duration_ns);
+
+/* "ifindex name\n" lines for the current network namespace (if_nameindex(3)); returns the
+ * length written, -ENOSPC if buf is too small. */
+int kx_if_list(char *buf, int len);
+int kx_if_index(const char *name);
+
+#endif

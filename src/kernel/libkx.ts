@@ -1,0 +1,272 @@
+// The only door to native/kx.c (see its header for the rules). Knows fds, buffers and sizes,
+// nothing about any particular map: codecs live with their maps.
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import ffi from '@2060.io/ffi-napi';
+import { KernelError } from './kernel-error.js';
+
+/** An fd, or an fd with the label errors should name (a map name, a program name). */
+export type FdLike = number | { readonly fd: number; readonly label: string };
+
+export const XDP_NATIVE = 1;
+export const XDP_GENERIC = 2;
+export type XdpMode = typeof XDP_NATIVE | typeof XDP_GENERIC;
+export type TcDirection = 'ingress' | 'egress';
+
+export const PROBE_TCX = 1;
+export const PROBE_XDP_LINK = 2;
+export const PROBE_BTF = 4;
+
+export interface MapInfo {
+  type: number;
+  keySize: number;
+  valueSize: number;
+  /** Bytes per value in user-space buffers (per-CPU maps: round_up(valueSize, 8) × CPUs). */
+  valueStride: number;
+  maxEntries: number;
+  id: number;
+  flags: number;
+  name: string;
+}
+
+export interface ProbeResult {
+  tcx: boolean;
+  xdpLink: boolean;
+  btf: boolean;
+  /** One "name: 0|-errno" line per probe, for the startup log. */
+  why: string;
+}
+
+export interface TestRunResult {
+  retval: number;
+  data: Buffer;
+  durationNs: number;
+}
+
+export function defaultLibkxPath(): string {
+  return process.env.KUBE_XDP_LIBKX ?? fileURLToPath(new URL('../../../build/libkx.so', import.meta.url));
+}
+
+const I = 'int', U32 = 'uint32', U64 = 'uint64', S = 'string', P = 'pointer';
+const SIGNATURES = {
+  kx_last_error: [I, [P, I]],
+  kx_obj_open_load: [I, [S, S]],
+  kx_obj_close: [I, [I]],
+  kx_obj_map_fd: [I, [I, S]],
+  kx_obj_prog_fd: [I, [I, S]],
+  kx_obj_get: [I, [S]],
+  kx_obj_pin: [I, [I, S]],
+  kx_close: [I, [I]],
+  kx_map_info: [I, [I, P]],
+  kx_map_update_batch: [I, [I, P, P, U32, U64]],
+  kx_map_delete_batch: [I, [I, P, U32]],
+  kx_map_dump: [I, [I, P, P, U32]],
+  kx_map_lookup: [I, [I, P, P]],
+  kx_map_update: [I, [I, P, P, U64]],
+  kx_map_delete: [I, [I, P]],
+  kx_attach_xdp: [I, [I, I, I, S]],
+  kx_attach_tc: [I, [I, I, I, I, S]],
+  kx_detach_tc: [I, [I, I, I, S]],
+  kx_detach_link: [I, [S]],
+  kx_probe: [I, [P, I]],
+  kx_prog_test_run: [I, [I, P, U32, P, P, U32, P, P]],
+  kx_if_list: [I, [P, I]],
+  kx_if_index: [I, [S]],
+} as const;
+type Fn = keyof typeof SIGNATURES;
+type Native = Record<Fn, (...args: (number | string | Buffer | null)[]) => number>;
+
+const MAP_INFO_SIZE = 48;
+
+function fdOf(f: FdLike): number {
+  return typeof f === 'number' ? f : f.fd;
+}
+function labelOf(f: FdLike): string {
+  return typeof f === 'number' ? `fd ${f}` : f.label;
+}
+function cstr(buf: Buffer, len: number): string {
+  return buf.toString('utf8', 0, len);
+}
+
+export class Libkx {
+  readonly path: string;
+  private readonly n: Native;
+  private readonly errBuf = Buffer.alloc(32768);
+
+  constructor(path: string = defaultLibkxPath()) {
+    if (!existsSync(path)) throw new Error(`libkx not found at ${path} (run make native, or set KUBE_XDP_LIBKX)`);
+    this.path = path;
+    this.n = ffi.Library(path, SIGNATURES) as Native;
+  }
+
+  /** Returns rc when >= 0, else throws KernelError(op, target, -rc, libbpf's messages). */
+  private check(rc: number, op: string, target: string): number {
+    if (rc >= 0) return rc;
+    const len = this.n.kx_last_error(this.errBuf, this.errBuf.length);
+    const detail = len > 0 ? cstr(this.errBuf, len).trim() : '';
+    throw new KernelError(op, target, -rc, detail === '' ? null : detail);
+  }
+
+  // ---- objects ----
+
+  /** Opens and loads a BPF object; LIBBPF_PIN_BY_NAME maps are pinned under (or reused from)
+   * pinRoot (null: libbpf's /sys/fs/bpf). Returns a handle for objClose/objMapFd/objProgFd. */
+  objOpenLoad(objectPath: string, pinRoot: string | null): number {
+    return this.check(this.n.kx_obj_open_load(objectPath, pinRoot), 'bpf_object__load', objectPath);
+  }
+  objClose(handle: number): void {
+    this.check(this.n.kx_obj_close(handle), 'bpf_object__close', `handle ${handle}`);
+  }
+  /** The map's fd, owned by the object (valid until objClose; do not close it). */
+  objMapFd(handle: number, name: string): number {
+    return this.check(this.n.kx_obj_map_fd(handle, name), 'bpf_object__find_map_by_name', name);
+  }
+  objProgFd(handle: number, name: string): number {
+    return this.check(this.n.kx_obj_prog_fd(handle, name), 'bpf_object__find_program_by_name', name);
+  }
+  /** A new fd for a pinned object: the caller closes it. */
+  objGet(pinPath: string): number {
+    return this.check(this.n.kx_obj_get(pinPath), 'bpf_obj_get', pinPath);
+  }
+  objPin(f: FdLike, pinPath: string): void {
+    this.check(this.n.kx_obj_pin(fdOf(f), pinPath), 'bpf_obj_pin', pinPath);
+  }
+  close(f: FdLike): void {
+    this.check(this.n.kx_close(fdOf(f)), 'close', labelOf(f));
+  }
+
+  // ---- maps ----
+
+  mapInfo(map: FdLike): MapInfo {
+    const b = Buffer.alloc(MAP_INFO_SIZE);
+    this.check(this.n.kx_map_info(fdOf(map), b), 'bpf_obj_get_info_by_fd', labelOf(map));
+    const nul = b.indexOf(0, 32);
+    return {
+      type: b.readUInt32LE(0),
+      keySize: b.readUInt32LE(4),
+      valueSize: b.readUInt32LE(8),
+      maxEntries: b.readUInt32LE(12),
+      id: b.readUInt32LE(16),
+      flags: b.readUInt32LE(20),
+      valueStride: b.readUInt32LE(24),
+      name: b.toString('utf8', 32, nul < 0 ? 48 : nul),
+    };
+  }
+
+  /** One FFI call for `count` entries encoded back to back. Returns the number written. */
+  mapUpdateBatch(map: FdLike, keys: Buffer, values: Buffer, count: number, elemFlags = 0): number {
+    if (count === 0) return 0;
+    return this.check(this.n.kx_map_update_batch(fdOf(map), keys, values, count, elemFlags),
+      'bpf_map_update_batch', labelOf(map));
+  }
+
+  /** Deletes `count` keys; missing keys are skipped. Returns the number actually deleted. */
+  mapDeleteBatch(map: FdLike, keys: Buffer, count: number): number {
+    if (count === 0) return 0;
+    return this.check(this.n.kx_map_delete_batch(fdOf(map), keys, count), 'bpf_map_delete_batch', labelOf(map));
+  }
+
+  /** Every entry (keys and values back to back). max defaults to the map's max_entries;
+   * a map holding more than max throws ENOSPC. */
+  mapDump(map: FdLike, max?: number): { count: number; keys: Buffer; values: Buffer } {
+    const info = this.mapInfo(map);
+    const cap = max ?? info.maxEntries;
+    const keys = Buffer.alloc(cap * info.keySize);
+    const values = Buffer.alloc(cap * info.valueStride);
+    const count = this.check(this.n.kx_map_dump(fdOf(map), keys, values, cap), 'bpf_map_lookup_batch', labelOf(map));
+    return {
+      count,
+      keys: keys.subarray(0, count * info.keySize),
+      values: values.subarray(0, count * info.valueStride),
+    };
+  }
+
+  /** Fills `value` and returns true, or returns false when the key is absent. */
+  mapLookup(map: FdLike, key: Buffer, value: Buffer): boolean {
+    const rc = this.n.kx_map_lookup(fdOf(map), key, value);
+    if (rc === -2 /* ENOENT */) return false;
+    this.check(rc, 'bpf_map_lookup_elem', labelOf(map));
+    return true;
+  }
+  mapUpdate(map: FdLike, key: Buffer, value: Buffer, flags = 0): void {
+    this.check(this.n.kx_map_update(fdOf(map), key, value, flags), 'bpf_map_update_elem', labelOf(map));
+  }
+  /** Returns false when the key was absent. */
+  mapDelete(map: FdLike, key: Buffer): boolean {
+    const rc = this.n.kx_map_delete(fdOf(map), key);
+    if (rc === -2 /* ENOENT */) return false;
+    this.check(rc, 'bpf_map_delete_elem', labelOf(map));
+    return true;
+  }
+
+  // ---- attach (replace semantics: an existing pinned link gets the new program) ----
+
+  attachXdp(prog: FdLike, ifindex: number, mode: XdpMode, linkPin: string): void {
+    this.check(this.n.kx_attach_xdp(fdOf(prog), ifindex, mode, linkPin), 'attach_xdp', linkPin);
+  }
+
+  /** useTcx: a TCX link pinned at linkPin; otherwise a clsact filter (linkPin unused). */
+  attachTc(prog: FdLike, ifindex: number, direction: TcDirection, useTcx: boolean, linkPin: string | null): void {
+    const rc = this.n.kx_attach_tc(fdOf(prog), ifindex, direction === 'egress' ? 1 : 0, useTcx ? 1 : 0, linkPin);
+    this.check(rc, useTcx ? 'attach_tcx' : 'attach_tc_clsact', linkPin ?? `ifindex ${ifindex} ${direction}`);
+  }
+
+  /** Returns whether something was attached (false: nothing to detach). */
+  detachTc(ifindex: number, direction: TcDirection, useTcx: boolean, linkPin: string | null): boolean {
+    const rc = this.n.kx_detach_tc(ifindex, direction === 'egress' ? 1 : 0, useTcx ? 1 : 0, linkPin);
+    return this.check(rc, useTcx ? 'detach_tcx' : 'detach_tc_clsact', linkPin ?? `ifindex ${ifindex} ${direction}`) === 1;
+  }
+
+  /** Detaches the link pinned at linkPin and removes the pin. False if there was none. */
+  detachLink(linkPin: string): boolean {
+    return this.check(this.n.kx_detach_link(linkPin), 'bpf_link_detach', linkPin) === 1;
+  }
+
+  // ---- probe, test run, interfaces ----
+
+  /** Attaches trivial programs to `lo` of the current netns for an instant. */
+  probe(): ProbeResult {
+    const why = Buffer.alloc(512);
+    const mask = this.check(this.n.kx_probe(why, why.length), 'probe', 'lo');
+    return {
+      tcx: (mask & PROBE_TCX) !== 0,
+      xdpLink: (mask & PROBE_XDP_LINK) !== 0,
+      btf: (mask & PROBE_BTF) !== 0,
+      why: cstr(why, why.indexOf(0)).trim(),
+    };
+  }
+
+  /** bpf_prog_test_run_opts; data is a full Ethernet frame for XDP and tc programs. */
+  progTestRun(prog: FdLike, data: Buffer, repeat = 1, outCapacity = data.length + 512): TestRunResult {
+    const out = Buffer.alloc(outCapacity);
+    const size = Buffer.alloc(4);
+    const retval = Buffer.alloc(4);
+    const duration = Buffer.alloc(4);
+    size.writeUInt32LE(out.length);
+    this.check(this.n.kx_prog_test_run(fdOf(prog), data, data.length, out, size, repeat, retval, duration),
+      'bpf_prog_test_run_opts', labelOf(prog));
+    return {
+      retval: retval.readUInt32LE(),
+      data: out.subarray(0, size.readUInt32LE()),
+      durationNs: duration.readUInt32LE(),
+    };
+  }
+
+  /** Interfaces of the current network namespace. */
+  ifList(): { ifindex: number; name: string }[] {
+    for (let len = 16384; ; len *= 4) {
+      const buf = Buffer.alloc(len);
+      const rc = this.n.kx_if_list(buf, len);
+      if (rc === -28 /* ENOSPC */ && len < 1 << 24) continue;
+      const text = cstr(buf, this.check(rc, 'if_nameindex', 'netns'));
+      return text.split('\n').filter((l) => l !== '').map((l) => {
+        const sp = l.indexOf(' ');
+        return { ifindex: Number(l.slice(0, sp)), name: l.slice(sp + 1) };
+      });
+    }
+  }
+
+  ifIndex(name: string): number {
+    return this.check(this.n.kx_if_index(name), 'if_nametoindex', name);
+  }
+}
