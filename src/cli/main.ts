@@ -1,0 +1,34 @@
+#!/usr/bin/env node
+// kube-xdp: a drop-in replacement for kube-proxy. Subcommands: run, inspect, cleanup, probe.
+import { ConfigError } from '../config/flags.js';
+import { Libkx } from '../kernel/libkx.js';
+import { cleanup } from './cleanup.js';
+import { inspect } from './inspect.js';
+import { run } from './run.js';
+
+const USAGE = `usage: kube-xdp <command> [flags]
+  run      --source file:PATH --node-name N --external-interfaces IF[,IF] [--bpf-pin-dir DIR]
+           [--pod-interfaces GLOB,...] [--node-ip IP] [--xdp-mode auto|native|generic]
+           [--tc-mode auto|tcx|clsact] [--min-sync-period D] [--sync-period D]
+           [--metrics-bind-address HOST:PORT] [--log-level L]   (every flag also as KUBE_XDP_<FLAG>)
+  inspect  [--bpf-pin-dir DIR] [-o table|json]   programmed services and backends, from the pinned maps
+  cleanup  [--bpf-pin-dir DIR] [--pod-interfaces GLOB,...]   detach programs, remove pins
+  probe    kernel features the startup probe sees (TCX, XDP links, BTF)
+`;
+
+async function main(argv: string[]): Promise<void> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'run': return run(rest);
+    case 'inspect': return inspect(rest);
+    case 'cleanup': return cleanup(rest);
+    case 'probe': process.stdout.write(`${JSON.stringify(new Libkx().probe(), null, 2)}\n`); return;
+    case undefined: case '-h': case '--help': case 'help': process.stdout.write(USAGE); return;
+    default: throw new ConfigError('command', `unknown command ${JSON.stringify(cmd)}\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  process.stderr.write(`kube-xdp: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(err instanceof ConfigError ? 2 : 1);
+});

@@ -1,0 +1,84 @@
+// The eBPF mode: compile -> plan -> apply, against maps pinned under the pin dir.
+import type { Logger } from 'pino';
+import type { Libkx } from '../../kernel/libkx.js';
+import type { ProxyState } from '../../model/types.js';
+import type { Metrics } from '../../observe/metrics.js';
+import type { Dataplane, SyncResult } from '../types.js';
+import { applyPlan, readMaps } from './apply.js';
+import { compile, type EbpfNodeConfig } from './compile.js';
+import { describeMaps, type Description } from './describe.js';
+import { KernelMaps } from './kernel-maps.js';
+import { Loader, type LoaderOptions } from './loader.js';
+import { MAPS } from './maps.js';
+import { plan, type AppliedState } from './plan.js';
+import { appliedFromMaps } from './readback.js';
+
+export type EbpfOptions = LoaderOptions & EbpfNodeConfig;
+
+export const CONTROLLED_MAPS = Object.values(MAPS).map((m) => m.name);
+
+export class EbpfDataplane implements Dataplane {
+  private readonly loader: Loader;
+  private maps: KernelMaps | null = null;
+  private applied: AppliedState | null = null;
+
+  constructor(private readonly lib: Libkx, private readonly log: Logger, private readonly metrics: Metrics, private readonly opts: EbpfOptions) {
+    this.loader = new Loader(lib, log, opts);
+  }
+
+  /** Loads (reusing pinned maps), learns what a previous run programmed, attaches programs. */
+  start(): void {
+    const handle = this.loader.load();
+    this.maps = KernelMaps.ofObject(this.lib, handle, CONTROLLED_MAPS);
+    this.applied = appliedFromMaps(readMaps(this.maps));
+    this.log.info({
+      pinDir: this.opts.pinDir, frontends: this.applied.frontends.size, backends: this.applied.backends.size,
+    }, this.applied.frontends.size ? 'reusing pinned maps from a previous run' : 'maps created');
+    this.loader.attachExternal();
+    this.tick();
+  }
+
+  tick(): void {
+    const { added, removed } = this.loader.syncPodInterfaces();
+    if (added.length || removed.length) this.log.info({ added, removed }, 'pod interfaces changed');
+    this.metrics.set('kubexdp_pod_interfaces', 'Pod interfaces with the tc program attached', this.loader.state().pods.size);
+  }
+
+  sync(state: ProxyState, opts: { full?: boolean } = {}): SyncResult {
+    const maps = this.requireMaps();
+    if (opts.full || !this.applied) this.applied = appliedFromMaps(readMaps(maps));
+    const { desired, problems } = compile(state, this.opts);
+    for (const p of problems) {
+      this.log.warn({ service: p.service }, `service not programmed: ${p.reason}`);
+      this.metrics.inc('kubexdp_service_errors_total', 'Service ports the dataplane could not program', { reason: 'compile' });
+    }
+    const p = plan(this.applied, desired);
+    try {
+      const counts = applyPlan(maps, p);
+      this.applied = p.next;
+      this.metrics.set('kubexdp_frontends', 'Frontends programmed', desired.frontends.size);
+      this.metrics.set('kubexdp_backends', 'Backends programmed', p.next.backends.size);
+      this.metrics.inc('kubexdp_map_writes_total', 'Map entries written or deleted', {}, p.writes);
+      return { writes: p.writes, detail: { ...counts, frontends: desired.frontends.size, problems: problems.length } };
+    } catch (err) {
+      // Part of the plan may be in the kernel: the next sync re-reads the maps instead of
+      // trusting memory, so it converges from whatever is there.
+      this.applied = null;
+      throw err;
+    }
+  }
+
+  describe(): Description {
+    return describeMaps(readMaps(this.requireMaps()));
+  }
+
+  close(): void {
+    this.loader.close();
+    this.maps = null;
+  }
+
+  private requireMaps(): KernelMaps {
+    if (!this.maps) throw new Error('eBPF dataplane not started');
+    return this.maps;
+  }
+}

@@ -1,0 +1,53 @@
+// What the maps hold, joined into services and backends: for `kube-xdp inspect` and tests.
+import type { MapDumps } from './readback.js';
+import { BE_LOCAL, BE_TERMINATING, FE_LOCAL_ONLY, FE_NODEPORT, PROTO_NAME, SCOPE_EXT } from './maps.js';
+
+export interface DescribedBackend { readonly address: string; readonly port: number; readonly id: number; readonly flags: string[] }
+export interface DescribedFrontend {
+  readonly protocol: string; readonly address: string; readonly port: number; readonly scope: 'external' | 'internal';
+  readonly svcId: number; readonly revNat: string | null; readonly flags: string[]; readonly backends: DescribedBackend[];
+}
+export interface Description { readonly frontends: DescribedFrontend[]; readonly nodeAddress: string | null }
+
+const flagNames = (v: number, table: ReadonlyArray<readonly [number, string]>) => table.filter(([bit]) => v & bit).map(([, n]) => n);
+
+export function describeMaps(d: MapDumps): Description {
+  const backends = new Map(d.backends.map(([id, v]) => [id, v]));
+  const revnat = new Map(d.revnat.map(([id, v]) => [id, `${v.addr}:${v.port}`]));
+  const slots = new Map(d.slots.map(([k, v]) => [`${k.svcId}/${k.slot}`, v.backendId]));
+  const frontends = d.frontends.map(([k, v]): DescribedFrontend => ({
+    protocol: PROTO_NAME[k.proto] ?? String(k.proto),
+    address: k.addr,
+    port: k.port,
+    scope: k.scope === SCOPE_EXT ? 'external' : 'internal',
+    svcId: v.svcId,
+    revNat: revnat.get(v.revNatId) ?? null,
+    flags: flagNames(v.flags, [[FE_NODEPORT, 'snat-remote'], [FE_LOCAL_ONLY, 'local-only']]),
+    backends: Array.from({ length: v.count }, (_, slot) => {
+      const id = slots.get(`${v.svcId}/${slot}`) ?? 0;
+      const b = backends.get(id);
+      return {
+        address: b?.addr ?? '?', port: b?.port ?? 0, id,
+        flags: b ? flagNames(b.flags, [[BE_LOCAL, 'local'], [BE_TERMINATING, 'terminating']]) : ['missing'],
+      };
+    }),
+  }));
+  frontends.sort((a, b) => a.protocol.localeCompare(b.protocol) || ipNum(a.address) - ipNum(b.address) || a.port - b.port || a.scope.localeCompare(b.scope));
+  return { frontends, nodeAddress: d.config?.nodeAddr ?? null };
+}
+
+const ipNum = (ip: string) => ip.split('.').reduce((n, p) => n * 256 + Number(p), 0);
+
+/** A table in the spirit of `ipvsadm -Ln`. */
+export function formatDescription(d: Description): string {
+  const lines = [
+    `kube-xdp eBPF dataplane (node address ${d.nodeAddress ?? 'unset'})`,
+    'Prot LocalAddress:Port            Scope     Flags',
+    '  -> RemoteAddress:Port           Id        Flags',
+  ];
+  for (const f of d.frontends) {
+    lines.push(`${f.protocol.padEnd(4)} ${`${f.address}:${f.port}`.padEnd(28)} ${f.scope.padEnd(9)} ${f.flags.join(',')}${f.backends.length === 0 ? ' (no endpoints: dropped)' : ''}`);
+    for (const b of f.backends) lines.push(`  -> ${`${b.address}:${b.port}`.padEnd(28)} ${String(b.id).padEnd(9)} ${b.flags.join(',')}`);
+  }
+  return `${lines.join('\n')}\n`;
+}

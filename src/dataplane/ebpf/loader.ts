@@ -1,0 +1,165 @@
+// Loads the dataplane object with its maps pinned under the pin dir and attaches its programs:
+// XDP on the external interfaces, tc ingress on the pods' host-side veths. Every attach has
+// replace semantics, so a restarted controller swaps programs without a traffic gap.
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { KernelError } from '../../kernel/kernel-error.js';
+import { XDP_GENERIC, XDP_NATIVE, type Libkx } from '../../kernel/libkx.js';
+
+export const XDP_PROGRAM = 'kx_xdp_ext';
+export const TC_PROGRAM = 'kx_tc_pod';
+
+export type XdpModeSetting = 'auto' | 'native' | 'generic';
+export type TcModeSetting = 'auto' | 'tcx' | 'clsact';
+
+export interface LoaderOptions {
+  readonly objectPath: string;
+  readonly pinDir: string;
+  readonly externalInterfaces: readonly string[];
+  /** Globs ('*' only) naming the pods' host-side veths, e.g. "lxc*", "cali*". */
+  readonly podInterfaces: readonly string[];
+  readonly xdpMode: XdpModeSetting;
+  readonly tcMode: TcModeSetting;
+}
+
+export interface AttachState {
+  readonly tc: 'tcx' | 'clsact';
+  readonly xdp: ReadonlyMap<string, 'native' | 'generic'>;
+  readonly pods: ReadonlySet<string>;
+}
+
+export function globToRegExp(glob: string): RegExp {
+  return new RegExp(`^${glob.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`);
+}
+
+const linkDir = (pinDir: string) => join(pinDir, 'links');
+const xdpPin = (pinDir: string, ifname: string) => join(linkDir(pinDir), `xdp-${ifname}`);
+const tcPin = (pinDir: string, ifname: string) => join(linkDir(pinDir), `tc-${ifname}`);
+
+export class Loader {
+  private handle: number | null = null;
+  private tcKind: 'tcx' | 'clsact' = 'tcx';
+  private readonly xdp = new Map<string, 'native' | 'generic'>();
+  private readonly pods = new Set<string>();
+  private readonly podPatterns: RegExp[];
+
+  constructor(private readonly lib: Libkx, private readonly log: Logger, private readonly opts: LoaderOptions) {
+    this.podPatterns = opts.podInterfaces.map(globToRegExp);
+  }
+
+  /** Loads the object (reusing pinned maps) and decides TCX vs clsact from the probe. */
+  load(): number {
+    mkdirSync(linkDir(this.opts.pinDir), { recursive: true });
+    this.handle = this.lib.objOpenLoad(this.opts.objectPath, this.opts.pinDir);
+    const probe = this.lib.probe();
+    if (this.opts.tcMode === 'auto') {
+      this.tcKind = probe.tcx ? 'tcx' : 'clsact';
+      this.log.info({ probe: probe.why, tc: this.tcKind }, probe.tcx
+        ? 'tc programs attach as TCX links (kernel supports BPF_TCX_INGRESS)'
+        : 'TCX links unavailable (kernel < 6.6?): falling back to a clsact qdisc filter');
+    } else {
+      this.tcKind = this.opts.tcMode;
+      this.log.info({ probe: probe.why, tc: this.tcKind }, `tc attach mode forced to ${this.tcKind}`);
+    }
+    return this.handle;
+  }
+
+  get objectHandle(): number {
+    if (this.handle === null) throw new Error('dataplane object is not loaded');
+    return this.handle;
+  }
+
+  attachExternal(): void {
+    const prog = { fd: this.lib.objProgFd(this.objectHandle, XDP_PROGRAM), label: XDP_PROGRAM };
+    for (const ifname of this.opts.externalInterfaces) {
+      const ifindex = this.lib.ifIndex(ifname);
+      const pin = xdpPin(this.opts.pinDir, ifname);
+      const modes: Array<'native' | 'generic'> = this.opts.xdpMode === 'auto' ? ['native', 'generic'] : [this.opts.xdpMode];
+      let lastErr: unknown = null;
+      for (const mode of modes) {
+        try {
+          this.lib.attachXdp(prog, ifindex, mode === 'native' ? XDP_NATIVE : XDP_GENERIC, pin);
+          this.xdp.set(ifname, mode);
+          this.log.info({ interface: ifname, mode }, `XDP attached in ${mode} mode`);
+          lastErr = null;
+          break;
+        } catch (err) {
+          lastErr = err;
+          if (mode === 'native' && modes.length > 1) {
+            this.log.warn({ interface: ifname, err: (err as Error).message }, 'native XDP refused by the driver: falling back to generic XDP');
+          }
+        }
+      }
+      if (lastErr) throw lastErr;
+    }
+  }
+
+  /** Attaches to pod veths that appeared, forgets those that went away. Returns what changed. */
+  syncPodInterfaces(): { added: string[]; removed: string[] } {
+    const prog = { fd: this.lib.objProgFd(this.objectHandle, TC_PROGRAM), label: TC_PROGRAM };
+    const present = new Map(this.lib.ifList().filter((i) => this.podPatterns.some((re) => re.test(i.name))).map((i) => [i.name, i.ifindex]));
+    const added: string[] = [];
+    const removed: string[] = [];
+    for (const [name, ifindex] of present) {
+      if (this.pods.has(name)) continue;
+      try {
+        this.lib.attachTc(prog, ifindex, 'ingress', this.tcKind === 'tcx', this.tcKind === 'tcx' ? tcPin(this.opts.pinDir, name) : null);
+        this.pods.add(name);
+        added.push(name);
+      } catch (err) {
+        // The veth can vanish between listing and attaching; the next scan settles it.
+        this.log.warn({ interface: name, err: (err as Error).message }, 'could not attach tc program to pod interface');
+      }
+    }
+    for (const name of [...this.pods]) {
+      if (present.has(name)) continue;
+      this.pods.delete(name);
+      removed.push(name);
+      if (this.tcKind === 'tcx') this.removeStalePin(tcPin(this.opts.pinDir, name));
+    }
+    return { added, removed };
+  }
+
+  private removeStalePin(pin: string): void {
+    try {
+      this.lib.detachLink(pin);
+    } catch (err) {
+      if (!(err instanceof KernelError)) throw err;
+      rmSync(pin, { force: true });
+    }
+  }
+
+  state(): AttachState {
+    return { tc: this.tcKind, xdp: new Map(this.xdp), pods: new Set(this.pods) };
+  }
+
+  close(): void {
+    if (this.handle !== null) this.lib.objClose(this.handle);
+    this.handle = null;
+  }
+}
+
+/** Detaches every program kube-xdp attached and removes the pin dir (maps, links). */
+export function cleanupPins(lib: Libkx, pinDir: string, podInterfaces: readonly string[], log: Logger): void {
+  let links: string[] = [];
+  try {
+    links = readdirSync(linkDir(pinDir));
+  } catch {
+    // no links dir: nothing attached through links
+  }
+  for (const name of links) {
+    try {
+      lib.detachLink(join(linkDir(pinDir), name));
+      log.info({ link: name }, 'detached');
+    } catch (err) {
+      log.warn({ link: name, err: (err as Error).message }, 'could not detach link');
+    }
+  }
+  // clsact filters are not pinned: remove ours from every pod interface.
+  const patterns = podInterfaces.map(globToRegExp);
+  for (const i of lib.ifList().filter((x) => patterns.some((re) => re.test(x.name)))) {
+    if (lib.detachTc(i.ifindex, 'ingress', false, null)) log.info({ interface: i.name }, 'detached clsact filter');
+  }
+  rmSync(pinDir, { recursive: true, force: true });
+}

@@ -1,0 +1,19 @@
+// What every dataplane mode offers the sync loop and the CLI (DESIGN.md §1).
+import type { ProxyState } from '../model/types.js';
+
+export interface SyncResult {
+  /** Kernel objects written (map entries, rules) by this sync. */
+  readonly writes: number;
+  readonly detail: Readonly<Record<string, unknown>>;
+}
+
+export interface Dataplane {
+  /** Programs the kernel for `state`; `full` re-reads the kernel first instead of trusting memory. */
+  sync(state: ProxyState, opts?: { full?: boolean }): SyncResult;
+  /** What is programmed now, read back from the kernel. */
+  describe(): unknown;
+  /** Periodic housekeeping between syncs (new pod interfaces, say). */
+  tick?(): void;
+  /** Release process resources; the kernel state stays (use `kube-xdp cleanup` to remove it). */
+  close(): void;
+}

@@ -1,0 +1,190 @@
+// Lab traffic client: N TCP connections or UDP request/replies, summarised as one JSON line.
+//   node client.js --tcp|--udp --target IP:PORT [--count N] [--timeout-ms T] [--concurrency C]
+//   node client.js --tcp|--udp --target IP:PORT --steady [--interval-ms 20] --duration-ms D
+// Steady mode starts one attempt per interval (overlapping) and adds a timeline of failures;
+// SIGTERM ends it early and still prints the summary.
+import { connect } from 'node:net';
+import { createSocket } from 'node:dgram';
+
+export interface Summary {
+  ok: number;
+  failed: number;
+  errors: Record<string, number>;
+  byPod: Record<string, number>;
+  /** UDP: rinfo of replies; TCP: socket remoteAddress:remotePort. */
+  replyPeers: Record<string, number>;
+  /** The client address the backend reported. */
+  seenPeers: Record<string, number>;
+  durationMs: number;
+  /** Steady mode only: failures, `t` = ms from start when the attempt began. */
+  timeline?: { t: number; code: string }[];
+}
+
+type Outcome = { code: string } | { pod: string; replyPeer: string; seenPeer: string };
+
+interface Args {
+  proto: 'tcp' | 'udp';
+  host: string;
+  port: number;
+  count: number;
+  timeoutMs: number;
+  concurrency: number;
+  steady: boolean;
+  intervalMs: number;
+  durationMs: number;
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { proto: 'tcp', host: '', port: 0, count: 1, timeoutMs: 2000, concurrency: 1,
+    steady: false, intervalMs: 20, durationMs: 0 };
+  let proto = '';
+  const num = (v: string | undefined, flag: string): number => {
+    const n = Number(v);
+    if (v === undefined || !Number.isFinite(n) || n < 0) throw new Error(`bad value for ${flag}`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const f = argv[i];
+    switch (f) {
+      case '--tcp': case '--udp': proto = f.slice(2); break;
+      case '--steady': a.steady = true; break;
+      case '--target': {
+        const t = argv[++i] ?? '';
+        const c = t.lastIndexOf(':');
+        a.host = t.slice(0, c);
+        a.port = Number(t.slice(c + 1));
+        if (c < 1 || !Number.isInteger(a.port) || a.port < 1 || a.port > 65535) throw new Error(`bad --target ${t}`);
+        break;
+      }
+      case '--count': a.count = num(argv[++i], f); break;
+      case '--timeout-ms': a.timeoutMs = num(argv[++i], f); break;
+      case '--concurrency': a.concurrency = Math.max(1, num(argv[++i], f)); break;
+      case '--interval-ms': a.intervalMs = Math.max(1, num(argv[++i], f)); break;
+      case '--duration-ms': a.durationMs = num(argv[++i], f); break;
+      default: throw new Error(`unknown argument ${f}`);
+    }
+  }
+  if (proto !== 'tcp' && proto !== 'udp') throw new Error('one of --tcp or --udp is required');
+  if (!a.host) throw new Error('--target IP:PORT is required');
+  if (a.steady && a.durationMs <= 0) throw new Error('--steady needs --duration-ms');
+  a.proto = proto;
+  return a;
+}
+
+function parseReply(text: string): { pod: string; peer: string } | null {
+  try {
+    const j = JSON.parse(text.trim()) as { pod?: unknown; peer?: unknown };
+    return typeof j.pod === 'string' && typeof j.peer === 'string' ? { pod: j.pod, peer: j.peer } : null;
+  } catch {
+    return null;
+  }
+}
+
+function errCode(e: unknown): string {
+  return (e as NodeJS.ErrnoException)?.code ?? 'ERROR';
+}
+
+function tcpOnce(host: string, port: number, timeoutMs: number): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const sock = connect({ host, port });
+    let buf = '';
+    let replyPeer = '';
+    let done = false;
+    const finish = (o: Outcome): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(o);
+    };
+    const timer = setTimeout(() => finish({ code: 'ETIMEDOUT' }), timeoutMs);
+    sock.setEncoding('utf8');
+    sock.on('connect', () => { replyPeer = `${sock.remoteAddress}:${sock.remotePort}`; });
+    sock.on('data', (d: string) => { buf += d; });
+    sock.on('end', () => {
+      const r = parseReply(buf);
+      finish(r ? { pod: r.pod, replyPeer, seenPeer: r.peer } : { code: 'EBADREPLY' });
+    });
+    sock.on('error', (e) => finish({ code: errCode(e) }));
+  });
+}
+
+// A fresh unconnected socket per request: a new source port each time, and the reply's
+// source address is whatever actually arrived (a connected socket would filter it).
+function udpOnce(host: string, port: number, timeoutMs: number): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const sock = createSocket('udp4');
+    let done = false;
+    const finish = (o: Outcome): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.close();
+      resolve(o);
+    };
+    const timer = setTimeout(() => finish({ code: 'ETIMEDOUT' }), timeoutMs);
+    sock.on('message', (msg, rinfo) => {
+      const r = parseReply(msg.toString('utf8'));
+      finish(r ? { pod: r.pod, replyPeer: `${rinfo.address}:${rinfo.port}`, seenPeer: r.peer } : { code: 'EBADREPLY' });
+    });
+    sock.on('error', (e) => finish({ code: errCode(e) }));
+    sock.send('ping\n', port, host, (e) => { if (e) finish({ code: errCode(e) }); });
+  });
+}
+
+function bump(m: Record<string, number>, k: string): void {
+  m[k] = (m[k] ?? 0) + 1;
+}
+
+async function main(): Promise<void> {
+  const a = parseArgs(process.argv.slice(2));
+  const once = (): Promise<Outcome> =>
+    (a.proto === 'tcp' ? tcpOnce : udpOnce)(a.host, a.port, a.timeoutMs);
+  const s: Summary = { ok: 0, failed: 0, errors: {}, byPod: {}, replyPeers: {}, seenPeers: {}, durationMs: 0 };
+  const start = performance.now();
+  const record = (o: Outcome, t: number): void => {
+    if ('code' in o) {
+      s.failed++;
+      bump(s.errors, o.code);
+      s.timeline?.push({ t: Math.round(t), code: o.code });
+    } else {
+      s.ok++;
+      bump(s.byPod, o.pod);
+      bump(s.replyPeers, o.replyPeer);
+      bump(s.seenPeers, o.seenPeer);
+    }
+  };
+
+  if (a.steady) {
+    s.timeline = [];
+    let stop = false;
+    process.once('SIGTERM', () => { stop = true; });
+    process.once('SIGINT', () => { stop = true; });
+    const inflight = new Set<Promise<void>>();
+    while (!stop && performance.now() - start < a.durationMs) {
+      const t = performance.now() - start;
+      const p = once().then((o) => record(o, t));
+      inflight.add(p);
+      void p.finally(() => inflight.delete(p));
+      await new Promise((r) => setTimeout(r, a.intervalMs));
+    }
+    await Promise.all(inflight);
+    s.timeline.sort((x, y) => x.t - y.t);
+  } else {
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < a.count) {
+        next++;
+        record(await once(), 0);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(a.concurrency, a.count) }, worker));
+  }
+  s.durationMs = Math.round(performance.now() - start);
+  process.stdout.write(JSON.stringify(s) + '\n');
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`client: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(2);
+});
