@@ -1,0 +1,99 @@
+// The model shared by every dataplane mode (eBPF, iptables, IPVS, nftables).
+// Built once by model/tracker.ts (endpoint selection in model/endpoints.ts); a mode only reads it.
+
+export type Protocol = 'TCP' | 'UDP' | 'SCTP';
+export type IPFamily = 'IPv4' | 'IPv6';
+
+/** One endpoint of one service port. */
+export interface Endpoint {
+  ip: string;
+  port: number;
+  nodeName: string | null;
+  zone: string | null;
+  /** `hints.forZones[].name`, sorted and unique; null when the endpoint has none. */
+  zoneHints: string[] | null;
+  /** `hints.forNodes[].name` (PreferSameNode), sorted and unique; null when none. */
+  nodeHints: string[] | null;
+  /** Conditions; a missing condition counts as ready / serving / not terminating. */
+  ready: boolean;
+  serving: boolean;
+  terminating: boolean;
+  /** nodeName === this node. */
+  isLocal: boolean;
+}
+
+/** kube-proxy's ServicePortName + ServicePort info, for the node's address families. */
+export interface ServicePort {
+  /** "namespace/name:portName" (portName may be empty → "namespace/name:"). */
+  id: string;
+  namespace: string;
+  name: string;
+  portName: string;
+  type: 'ClusterIP' | 'NodePort' | 'LoadBalancer';
+  protocol: Protocol;
+  port: number;
+  nodePort: number | null;
+  /** Families this port is served for: those of its clusterIPs that the node runs. */
+  families: IPFamily[];
+  /** Only the node's families (NodeFacts.ipFamilies). */
+  clusterIPs: string[];
+  externalIPs: string[];
+  /** status.loadBalancer.ingress[].ip in VIP mode (ipMode Proxy is left to the load balancer). */
+  loadBalancerIPs: string[];
+  /** Trimmed CIDRs of the node's families. */
+  loadBalancerSourceRanges: string[];
+  /** Effective policy: 'Local' only when the port is reachable from outside (kube-proxy's ExternalPolicyLocal). */
+  externalTrafficPolicy: 'Cluster' | 'Local';
+  internalTrafficPolicy: 'Cluster' | 'Local';
+  /** ClientIP affinity timeout; null = sessionAffinity None. */
+  sessionAffinityTimeoutSeconds: number | null;
+  /** Set only for a LoadBalancer with externalTrafficPolicy Local (kube-proxy's NeedsHealthCheck). */
+  healthCheckNodePort: number | null;
+  /** nodePort, externalIPs or loadBalancerIPs present (kube-proxy's ExternallyAccessible). */
+  externallyAccessible: boolean;
+  /** Whether clusterEndpoints / localEndpoints are computed at all (kube-proxy's UsesClusterEndpoints / UsesLocalEndpoints). */
+  usesClusterEndpoints: boolean;
+  usesLocalEndpoints: boolean;
+  /** All of this port's endpoints of the served families, deduplicated, sorted by the string "ip:port" ("[ip]:port" for IPv6). */
+  endpoints: Endpoint[];
+  /** kube-proxy CategorizeEndpoints results (worked out per address family, then merged and sorted). */
+  clusterEndpoints: Endpoint[];
+  localEndpoints: Endpoint[];
+  allReachableEndpoints: Endpoint[];
+  hasAnyEndpoints: boolean;
+}
+
+export interface NodeFacts {
+  nodeName: string;
+  zone: string | null;
+  ipFamilies: IPFamily[];
+}
+
+/** Sorted by id, then protocol; deeply frozen. */
+export interface ProxyState {
+  services: ServicePort[];
+}
+
+// ---- sources → tracker ------------------------------------------------------------------
+
+export type ObjectKind = 'Service' | 'EndpointSlice';
+
+/** A watch event, as a Kubernetes watch or the file source delivers it. `object` is raw JSON. */
+export interface ObjectEvent {
+  kind: ObjectKind;
+  type: 'ADDED' | 'MODIFIED' | 'DELETED';
+  object: unknown;
+}
+
+export interface SourceSink {
+  event(e: ObjectEvent): void;
+  /** After the first complete read / list of every kind. */
+  synced(): void;
+  /** A problem the source survived (unreadable file, parse error, …); `context` names where. */
+  error(err: Error, context: string): void;
+}
+
+export interface Source {
+  start(sink: SourceSink): Promise<void>;
+  stop(): Promise<void>;
+}

@@ -1,0 +1,77 @@
+// Every codec must match the compiled object's BTF: the C headers are the source of truth.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { FIELD_SIZE, type Codec } from '../../src/dataplane/ebpf/codec.js';
+import { MAPS, STAT_NAMES, STATS_MAP } from '../../src/dataplane/ebpf/maps.js';
+import { KX_LIMITS } from '../../src/dataplane/ebpf/limits.js';
+
+const OBJECT = fileURLToPath(new URL('../../../build/kube_xdp.bpf.o', import.meta.url));
+
+interface BtfType {
+  id: number; kind: string; name?: string; size?: number; type_id?: number; nr_elems?: number;
+  members?: { name: string; type_id: number; bits_offset: number }[];
+}
+
+const types = new Map<number, BtfType>(
+  (JSON.parse(execFileSync('bpftool', ['btf', 'dump', 'file', OBJECT, '-j'], { encoding: 'utf8' })).types as BtfType[])
+    .map((t) => [t.id, t]),
+);
+const byName = (kind: string, name: string) => [...types.values()].find((t) => t.kind === kind && t.name === name);
+
+function sizeOf(id: number): number {
+  const t = types.get(id)!;
+  if (t.kind === 'TYPEDEF' || t.kind === 'VOLATILE' || t.kind === 'CONST') return sizeOf(t.type_id!);
+  assert.ok(t.size !== undefined, `BTF type ${id} (${t.kind}) has no size`);
+  return t.size;
+}
+
+function resolveName(id: number): string {
+  const t = types.get(id)!;
+  return t.kind === 'PTR' ? resolveName(t.type_id!) : t.name ?? `<anon ${t.kind}>`;
+}
+
+const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+function checkCodec(codec: Codec<unknown>): void {
+  if (codec.struct === '__u32') return;
+  const s = byName('STRUCT', codec.struct);
+  assert.ok(s, `struct ${codec.struct} not in the object's BTF`);
+  assert.equal(codec.size, s.size, `sizeof(struct ${codec.struct})`);
+  const members = s.members!.filter((m) => m.name !== 'pad');
+  assert.deepEqual(codec.fields.map((f) => snake(f.name)), members.map((m) => m.name), `fields of ${codec.struct}`);
+  for (const m of members) {
+    const f = codec.fields.find((x) => snake(x.name) === m.name)!;
+    assert.equal(f.offset * 8, m.bits_offset, `offset of ${codec.struct}.${m.name}`);
+    assert.equal(FIELD_SIZE[f.type], sizeOf(m.type_id), `size of ${codec.struct}.${m.name}`);
+  }
+}
+
+/** key/value/max_entries of a BTF-defined map (`struct { __type(key, ...) ... } name SEC(".maps")`). */
+function mapDef(name: string) {
+  const v = byName('VAR', name);
+  assert.ok(v, `map ${name} not in the object's BTF`);
+  const def = types.get(v.type_id!)!;
+  const member = (m: string) => def.members!.find((x) => x.name === m)!;
+  return {
+    key: resolveName(member('key').type_id),
+    value: resolveName(member('value').type_id),
+    maxEntries: types.get(types.get(member('max_entries').type_id)!.type_id!)!.nr_elems!,
+  };
+}
+
+for (const [role, spec] of Object.entries(MAPS)) {
+  test(`BTF: ${spec.name} (${role}) key and value codecs match the C structs`, () => {
+    const def = mapDef(spec.name);
+    assert.equal(def.key, spec.key.struct);
+    assert.equal(def.value, spec.value.struct);
+    checkCodec(spec.key as Codec<unknown>);
+    checkCodec(spec.value as Codec<unknown>);
+    if (role in KX_LIMITS) assert.equal(def.maxEntries, KX_LIMITS[role as keyof typeof KX_LIMITS], `max_entries of ${spec.name}`);
+  });
+}
+
+test('BTF: the stats map has one counter per STAT_NAMES entry', () => {
+  assert.equal(mapDef(STATS_MAP).maxEntries, STAT_NAMES.length);
+});
