@@ -97,7 +97,9 @@ int kx_xdp_ext(struct xdp_md *ctx)
 {
 	struct kx_pkt p = {};
 	struct kx_nat nat;
-	int r = kx_parse((void *)(long)ctx->data, (void *)(long)ctx->data_end, &p);
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	int r = kx_parse(data, data_end, data_end - data, &p);
 
 	if (r != KX_PARSE_OK) {
 		if (r == KX_PARSE_BAD)
@@ -126,7 +128,7 @@ int kx_tc_pod(struct __sk_buff *skb)
 	/* Keep clang from reusing ctx+offset pointers across the call: the verifier only
 	 * accepts ctx fields loaded at a fixed offset from the unmodified ctx pointer. */
 	asm volatile("" : "+r"(skb));
-	r = kx_parse((void *)(long)skb->data, (void *)(long)skb->data_end, &p);
+	r = kx_parse((void *)(long)skb->data, (void *)(long)skb->data_end, skb->len, &p);
 	if (r != KX_PARSE_OK) {
 		if (r == KX_PARSE_BAD)
 			kx_count(KX_STAT_UNTRACKABLE);

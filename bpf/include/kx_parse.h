@@ -25,8 +25,10 @@ enum kx_parse_result {
 };
 
 /* Fragments are never translated: only the first carries ports, and translating it alone
- * would split one datagram across two destinations. They pass untouched. */
-static __always_inline int kx_parse(void *data, void *data_end, struct kx_pkt *p)
+ * would split one datagram across two destinations. They pass untouched.
+ * pkt_len is the whole frame's length, which in tc exceeds data_end - data when the payload
+ * sits in page fragments (TCP data does): data_end only bounds the headers we read. */
+static __always_inline int kx_parse(void *data, void *data_end, __u32 pkt_len, struct kx_pkt *p)
 {
 	struct ethhdr *eth = data;
 	struct iphdr *iph;
@@ -45,7 +47,7 @@ static __always_inline int kx_parse(void *data, void *data_end, struct kx_pkt *p
 	if (iph->version != 4 || iph->ihl < 5)
 		return KX_PARSE_BAD;
 	hlen = (__u32)iph->ihl * 4;
-	if (bpf_ntohs(iph->tot_len) < hlen || (void *)iph + bpf_ntohs(iph->tot_len) > data_end)
+	if (bpf_ntohs(iph->tot_len) < hlen || sizeof(*eth) + bpf_ntohs(iph->tot_len) > pkt_len)
 		return KX_PARSE_BAD;
 	if (iph->frag_off & bpf_htons(IP_MF | IP_OFFSET))
 		return KX_PARSE_BAD;

@@ -1,6 +1,9 @@
 // Lab traffic client: N TCP connections or UDP request/replies, summarised as one JSON line.
 //   node client.js --tcp|--udp --target IP:PORT [--count N] [--timeout-ms T] [--concurrency C]
 //   node client.js --tcp|--udp --target IP:PORT --steady [--interval-ms 20] --duration-ms D
+//   node client.js --tcp --target IP:PORT --hold [--interval-ms 20] --duration-ms D
+// Hold mode keeps ONE connection and sends a line every interval: byPod counts the answers,
+// so a connection that moved or broke shows up.
 // Steady mode starts one attempt per interval (overlapping) and adds a timeline of failures;
 // SIGTERM ends it early and still prints the summary.
 import { connect } from 'node:net';
@@ -30,13 +33,14 @@ interface Args {
   timeoutMs: number;
   concurrency: number;
   steady: boolean;
+  hold: boolean;
   intervalMs: number;
   durationMs: number;
 }
 
 function parseArgs(argv: string[]): Args {
   const a: Args = { proto: 'tcp', host: '', port: 0, count: 1, timeoutMs: 2000, concurrency: 1,
-    steady: false, intervalMs: 20, durationMs: 0 };
+    steady: false, hold: false, intervalMs: 20, durationMs: 0 };
   let proto = '';
   const num = (v: string | undefined, flag: string): number => {
     const n = Number(v);
@@ -48,6 +52,7 @@ function parseArgs(argv: string[]): Args {
     switch (f) {
       case '--tcp': case '--udp': proto = f.slice(2); break;
       case '--steady': a.steady = true; break;
+      case '--hold': a.hold = true; break;
       case '--target': {
         const t = argv[++i] ?? '';
         const c = t.lastIndexOf(':');
@@ -66,7 +71,8 @@ function parseArgs(argv: string[]): Args {
   }
   if (proto !== 'tcp' && proto !== 'udp') throw new Error('one of --tcp or --udp is required');
   if (!a.host) throw new Error('--target IP:PORT is required');
-  if (a.steady && a.durationMs <= 0) throw new Error('--steady needs --duration-ms');
+  if ((a.steady || a.hold) && a.durationMs <= 0) throw new Error('--steady and --hold need --duration-ms');
+  if (a.hold && proto !== 'tcp') throw new Error('--hold is TCP only');
   a.proto = proto;
   return a;
 }
@@ -100,11 +106,15 @@ function tcpOnce(host: string, port: number, timeoutMs: number): Promise<Outcome
     const timer = setTimeout(() => finish({ code: 'ETIMEDOUT' }), timeoutMs);
     sock.setEncoding('utf8');
     sock.on('connect', () => { replyPeer = `${sock.remoteAddress}:${sock.remotePort}`; });
-    sock.on('data', (d: string) => { buf += d; });
-    sock.on('end', () => {
+    const done1 = (): void => {
       const r = parseReply(buf);
       finish(r ? { pod: r.pod, replyPeer, seenPeer: r.peer } : { code: 'EBADREPLY' });
+    };
+    sock.on('data', (d: string) => {
+      buf += d;
+      if (buf.includes('\n')) done1();
     });
+    sock.on('end', done1);
     sock.on('error', (e) => finish({ code: errCode(e) }));
   });
 }
@@ -136,6 +146,45 @@ function bump(m: Record<string, number>, k: string): void {
   m[k] = (m[k] ?? 0) + 1;
 }
 
+/** One connection, a line every interval; every answer (or the failure that ends it) recorded. */
+function hold(a: Args, s: Summary, record: (o: Outcome, t: number) => void): Promise<void> {
+  return new Promise((resolve) => {
+    const start = performance.now();
+    const sock = connect({ host: a.host, port: a.port });
+    let buf = '';
+    let replyPeer = '';
+    let ended = false;
+    let lastAnswer = performance.now();
+    const end = (code?: string): void => {
+      if (ended) return;
+      ended = true;
+      clearInterval(tick);
+      if (code) record({ code }, performance.now() - start);
+      sock.destroy();
+      resolve();
+    };
+    const tick = setInterval(() => {
+      if (performance.now() - start >= a.durationMs) return end();
+      if (performance.now() - lastAnswer > a.timeoutMs) return end('ETIMEDOUT');
+      sock.write('ping\n');
+    }, a.intervalMs);
+    sock.setEncoding('utf8');
+    sock.on('connect', () => { replyPeer = `${sock.remoteAddress}:${sock.remotePort}`; });
+    sock.on('data', (d: string) => {
+      buf += d;
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const r = parseReply(buf.slice(0, nl));
+        buf = buf.slice(nl + 1);
+        lastAnswer = performance.now();
+        record(r ? { pod: r.pod, replyPeer, seenPeer: r.peer } : { code: 'EBADREPLY' }, lastAnswer - start);
+      }
+    });
+    sock.on('end', () => end('EEOF'));
+    sock.on('error', (e) => end(errCode(e)));
+  });
+}
+
 async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
   const once = (): Promise<Outcome> =>
@@ -155,7 +204,9 @@ async function main(): Promise<void> {
     }
   };
 
-  if (a.steady) {
+  if (a.hold) {
+    await hold(a, s, record);
+  } else if (a.steady) {
     s.timeline = [];
     let stop = false;
     process.once('SIGTERM', () => { stop = true; });

@@ -1,4 +1,4 @@
-// Echo server for lab pods: answers every TCP connection and UDP datagram with one JSON line
+// Echo server for lab pods: answers every TCP connection (and each line sent on it) and UDP datagram with one JSON line
 // naming itself and the peer it saw, so tests can tell which backend answered and whether
 // the client address survived the dataplane (NAT vs. DSR).
 // Usage: node echo-server.js --name <pod> --port <p> [--port <p2>...]
@@ -29,7 +29,16 @@ function listenTcp(name: string, port: number): Promise<Server> {
       peer: `${sock.remoteAddress}:${sock.remotePort}`,
       local: `${sock.localAddress}:${sock.localPort}`,
     };
-    sock.end(JSON.stringify(reply) + '\n');
+    // One line on connect, then one more per line the client sends, until the client closes:
+    // short clients read the first line and go; a held connection shows an established flow
+    // surviving dataplane changes.
+    const line = JSON.stringify(reply) + '\n';
+    sock.write(line);
+    sock.setEncoding('utf8');
+    sock.on('data', (d: string) => {
+      for (let n = d.split('\n').length - 1; n > 0; n--) sock.write(line);
+    });
+    sock.on('end', () => sock.end());
   });
   return new Promise((resolve, reject) => {
     srv.once('error', reject);

@@ -110,9 +110,10 @@ describe('netns lab', { skip }, () => {
     const srv = lab.spawn(n2.ns, [process.execPath, ECHO, '--name', 'node2', '--port', '9100']);
     await srv.waitFor('ready');
     const run = lab.client(lab.pod('a').ns, { proto: 'tcp', target: `${n2.ip}:9100`, steady: { intervalMs: 20, durationMs: 1000 } });
-    // Stop the server once it has served someone (its closed sockets wait in TIME-WAIT), not after a guessed delay.
+    // Stop the server once it has served someone (the client closes first, so its finished
+    // connections wait in TIME-WAIT), not after a guessed delay.
     for (let i = 0; i < 100; i++) {
-      const ss = await lab.exec(n2.ns, ['ss', '-Htn', 'state', 'time-wait', 'sport', '=', ':9100']);
+      const ss = await lab.exec(lab.pod('a').ns, ['ss', '-Htn', 'state', 'time-wait', 'dport', '=', ':9100']);
       if (ss.stdout.trim()) break;
       await sleep(50);
     }

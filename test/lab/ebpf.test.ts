@@ -1,0 +1,136 @@
+// The eBPF dataplane with real packets: two nodes, each running the controller on the same
+// file source, pods behind routed veths, an external client on the "physical" network.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLab, ensureBpffs, labUnavailable, type Lab, type LabPod } from './lab.js';
+import { Controller } from './kube-xdp.js';
+import { writeSource, type LabService } from './manifests.js';
+import type { Summary } from './client.js';
+
+const unavailable = labUnavailable();
+if (unavailable && process.env.CI === 'true') {
+  test('eBPF lab prerequisites (CI runs this as root)', () => assert.fail(unavailable));
+}
+
+const CLUSTER_IP = '10.96.0.10';
+const NODE_PORT = 30080;
+
+describe('eBPF dataplane in the netns lab', { skip: unavailable ?? false }, () => {
+  let lab: Lab;
+  let dir: string;
+  let source: string;
+  const controllers: Controller[] = [];
+  const pods = (...names: string[]): LabPod[] => names.map((n) => lab.pod(n));
+  const web = (endpoints: LabPod[]): LabService => ({
+    name: 'web', clusterIP: CLUSTER_IP, port: 80, targetPort: 8080, type: 'NodePort', nodePort: NODE_PORT, endpoints,
+  });
+  const share = (s: Summary, pod: string) => (s.byPod[pod] ?? 0) / s.ok;
+  const addrs = (m: Record<string, number>) => [...new Set(Object.keys(m).map((k) => k.split(':')[0]))].sort();
+
+  before(async () => {
+    ensureBpffs();
+    lab = await createLab({
+      pods: [
+        { name: 'cl', node: 'node1' }, { name: 'b', node: 'node1' }, { name: 'e', node: 'node1' },
+        { name: 'c', node: 'node2' }, { name: 'd', node: 'node2' },
+      ],
+    });
+    dir = mkdtempSync(join(tmpdir(), 'kx-ebpf-lab-'));
+    source = join(dir, 'services.json');
+    writeSource(source, [web(pods('b', 'c', 'd'))]);
+    controllers.push(await Controller.start(lab, 'node1', source), await Controller.start(lab, 'node2', source));
+  });
+
+  after(async () => {
+    for (const c of controllers) await c.kill('SIGTERM');
+    await lab?.teardown();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('ClusterIP over TCP: 300 connections from a pod reach every backend; the client sees the ClusterIP', async () => {
+    const s = await lab.client(lab.pod('cl').ns, { proto: 'tcp', target: `${CLUSTER_IP}:80`, count: 300, concurrency: 10 });
+    assert.equal(s.ok, 300, JSON.stringify(s.errors));
+    for (const p of ['b', 'c', 'd']) assert.ok(share(s, p) >= 0.15, `${p}: ${JSON.stringify(s.byPod)}`);
+    assert.deepEqual(Object.keys(s.replyPeers), [`${CLUSTER_IP}:80`]);
+    // pod -> ClusterIP is not source-NATed: backends see the client pod itself
+    assert.deepEqual(addrs(s.seenPeers), [lab.pod('cl').ip]);
+  });
+
+  test('ClusterIP over UDP: replies come from the ClusterIP:port, every backend answers', async () => {
+    const s = await lab.client(lab.pod('cl').ns, { proto: 'udp', target: `${CLUSTER_IP}:80`, count: 120, concurrency: 4 });
+    assert.equal(s.ok, 120, JSON.stringify(s.errors));
+    // an unconnected UDP socket reports where each reply really came from
+    assert.deepEqual(Object.keys(s.replyPeers), [`${CLUSTER_IP}:80`]);
+    for (const p of ['b', 'c', 'd']) assert.ok(share(s, p) >= 0.15, `${p}: ${JSON.stringify(s.byPod)}`);
+  });
+
+  test('NodePort from outside: node1 serves backends on both nodes; remote ones see the node address (SNAT)', async () => {
+    const n1 = lab.nodes.node1;
+    for (const proto of ['tcp', 'udp'] as const) {
+      const s = await lab.client(lab.ext.ns, { proto, target: `${n1.ip}:${NODE_PORT}`, count: 90, concurrency: 6 });
+      assert.equal(s.ok, 90, `${proto}: ${JSON.stringify(s.errors)}`);
+      assert.deepEqual(Object.keys(s.replyPeers), [`${n1.ip}:${NODE_PORT}`], proto);
+      assert.ok((s.byPod.b ?? 0) > 0 && (s.byPod.c ?? 0) + (s.byPod.d ?? 0) > 0, `${proto}: ${JSON.stringify(s.byPod)}`);
+      // the local backend sees the real client, the remote ones node1's address
+      assert.deepEqual(addrs(s.seenPeers), [lab.ext.ip, n1.ip].sort(), proto);
+    }
+    const d = await controllers[0]!.inspect();
+    assert.ok(d.stats.reply! > 0 && d.stats.new_flow! > 0, JSON.stringify(d.stats));
+  });
+
+  test('updates: 3 -> 1 -> 4 endpoints; removed backends get no new connection; held connections to survivors keep working', async (t) => {
+    const cl = lab.pod('cl');
+    // Held connections, opened before the change; each keeps talking every 50 ms.
+    const held = Array.from({ length: 6 }, () => lab.client(cl.ns, ['--tcp', '--target', `${CLUSTER_IP}:80`, '--hold', '--interval-ms', '50', '--duration-ms', '4000', '--timeout-ms', '1500']));
+    await new Promise((r) => setTimeout(r, 500));
+
+    const timings: number[] = [];
+    const change = async (eps: LabPod[]) => {
+      const waits = controllers.map((c) => c.nextWritingSync());
+      const t0 = Date.now();
+      writeSource(source, [web(eps)]);
+      const lines = await Promise.all(waits);
+      timings.push(Math.max(...lines.map((l) => l.time)) - t0);
+    };
+
+    await change(pods('c'));
+    const one = await lab.client(cl.ns, { proto: 'tcp', target: `${CLUSTER_IP}:80`, count: 60, concurrency: 6 });
+    assert.deepEqual([one.ok, one.byPod], [60, { c: 60 }]);
+    const np = await lab.client(lab.ext.ns, { proto: 'tcp', target: `${lab.nodes.node1.ip}:${NODE_PORT}`, count: 20 });
+    assert.deepEqual([np.ok, np.byPod], [20, { c: 20 }]);
+
+    for (const h of await Promise.all(held)) {
+      const podsSeen = Object.keys(h.byPod);
+      assert.equal(podsSeen.length, 1, `a held connection changed backend: ${JSON.stringify(h)}`);
+      // a connection to a backend that survived answered for the whole 4 s, without a failure
+      if (podsSeen[0] === 'c') assert.ok(h.failed === 0 && h.ok >= 40, JSON.stringify(h));
+    }
+
+    await change(pods('b', 'c', 'd', 'e'));
+    const four = await lab.client(cl.ns, { proto: 'tcp', target: `${CLUSTER_IP}:80`, count: 200, concurrency: 10 });
+    assert.equal(four.ok, 200);
+    for (const p of ['b', 'c', 'd', 'e']) assert.ok((four.byPod[p] ?? 0) > 0, JSON.stringify(four.byPod));
+    t.diagnostic(`file write -> both nodes' maps written: ${timings.join(' ms, ')} ms`);
+    process.stderr.write(`# programming time (file write -> maps written on both nodes): ${timings.join(' ms, ')} ms\n`);
+  });
+
+  test('restart: SIGKILL under steady traffic; traffic keeps flowing and the new controller writes nothing', async () => {
+    const steady = lab.client(lab.pod('cl').ns, { proto: 'tcp', target: `${CLUSTER_IP}:80`, steady: { intervalMs: 20, durationMs: 4000 } });
+    const external = lab.client(lab.ext.ns, { proto: 'tcp', target: `${lab.nodes.node1.ip}:${NODE_PORT}`, steady: { intervalMs: 40, durationMs: 4000 } });
+    await new Promise((r) => setTimeout(r, 800));
+    await controllers[0]!.kill('SIGKILL');
+    await new Promise((r) => setTimeout(r, 800)); // no controller at all for a while
+    controllers[0] = await Controller.start(lab, 'node1', source);
+    const logs = controllers[0].logs();
+    assert.ok(logs.some((l) => l.msg === 'reusing pinned maps from a previous run'));
+    const first = controllers[0].syncs()[0]!;
+    assert.equal(first.writes, 0, `restarted controller wrote ${JSON.stringify(first)}`);
+    for (const s of await Promise.all([steady, external])) {
+      assert.equal(s.failed, 0, JSON.stringify(s.timeline));
+      assert.ok(s.ok > 50);
+    }
+  });
+});
