@@ -3,7 +3,8 @@
 //   node client.js --tcp|--udp --target IP:PORT --steady [--interval-ms 20] --duration-ms D
 //   node client.js --tcp --target IP:PORT --hold [--interval-ms 20] --duration-ms D
 // Hold mode keeps ONE connection and sends a line every interval: byPod counts the answers,
-// so a connection that moved or broke shows up.
+// so a connection that moved or broke shows up. It prints "first <pod>" on the first answer,
+// before the summary line.
 // Steady mode starts one attempt per interval (overlapping) and adds a timeline of failures;
 // SIGTERM ends it early and still prints the summary.
 import { connect } from 'node:net';
@@ -177,6 +178,8 @@ function hold(a: Args, s: Summary, record: (o: Outcome, t: number) => void): Pro
         const r = parseReply(buf.slice(0, nl));
         buf = buf.slice(nl + 1);
         lastAnswer = performance.now();
+        // Announced at once, so a test can act on where the connection landed.
+        if (s.ok === 0 && r) process.stdout.write(`first ${r.pod}\n`);
         record(r ? { pod: r.pod, replyPeer, seenPeer: r.peer } : { code: 'EBADREPLY' }, lastAnswer - start);
       }
     });

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { KernelError } from '../../kernel/kernel-error.js';
 import { XDP_GENERIC, XDP_NATIVE, type Libkx } from '../../kernel/libkx.js';
+import { ensureSysctl } from '../../kernel/sysctl.js';
 
 export const XDP_PROGRAM = 'kx_xdp_ext';
 export const TC_PROGRAM = 'kx_tc_pod';
@@ -82,6 +83,7 @@ export class Loader {
           this.lib.attachXdp(prog, ifindex, mode === 'native' ? XDP_NATIVE : XDP_GENERIC, pin);
           this.xdp.set(ifname, mode);
           this.log.info({ interface: ifname, mode }, `XDP attached in ${mode} mode`);
+          this.acceptLocal(ifname);
           lastErr = null;
           break;
         } catch (err) {
@@ -107,6 +109,7 @@ export class Loader {
         this.lib.attachTc(prog, ifindex, 'ingress', this.tcKind === 'tcx', this.tcKind === 'tcx' ? tcPin(this.opts.pinDir, name) : null);
         this.pods.add(name);
         added.push(name);
+        this.acceptLocal(name);
       } catch (err) {
         // The veth can vanish between listing and attaching; the next scan settles it.
         this.log.warn({ interface: name, err: (err as Error).message }, 'could not attach tc program to pod interface');
@@ -119,6 +122,14 @@ export class Loader {
       if (this.tcKind === 'tcx') this.removeStalePin(tcPin(this.opts.pinDir, name));
     }
     return { added, removed };
+  }
+
+  /** Translated packets can carry a node address as their source (SNAT toward a remote
+   * backend on the external interface, reverse NAT of a NodePort reply on a pod veth); the
+   * kernel drops those as martians unless the input interface accepts local sources. */
+  private acceptLocal(ifname: string): void {
+    const before = ensureSysctl(`net/ipv4/conf/${ifname}/accept_local`, '1');
+    if (before !== null) this.log.info({ interface: ifname, before }, 'set accept_local=1 (translated packets may carry the node address as source)');
   }
 
   private removeStalePin(pin: string): void {

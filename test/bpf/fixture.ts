@@ -1,0 +1,294 @@
+// A harness around the compiled dataplane for BPF_PROG_TEST_RUN fixtures and the bench:
+// loads build/kube_xdp.bpf.o under a private pin root, writes map state through the codecs,
+// runs a program on a frame, and reads conntrack and the per-CPU counters back.
+import { spawnSync } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
+import { Libkx } from '../../src/kernel/libkx.js';
+import { parseFrame, TCP, UDP, type ParsedFrame } from './packet.js';
+import { encodeAll, u32Codec, type Codec } from '../../src/dataplane/ebpf/codec.js';
+import {
+  MAPS, STAT_NAMES, STATS_MAP, PROTO_NUMBER, SCOPE_EXT, SCOPE_INT,
+  type BackendValue, type CtKey, type CtValue, type FrontendKey, type FrontendValue,
+} from '../../src/dataplane/ebpf/maps.js';
+
+export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+/** KUBE_XDP_BPF_OBJ overrides the object under test (e.g. a deliberately broken build). */
+export const KX_OBJ = process.env.KUBE_XDP_BPF_OBJ ?? `${REPO}build/kube_xdp.bpf.o`;
+export const EMPTY_OBJ = `${REPO}build/empty.bpf.o`;
+
+export const XDP_DROP = 1;
+export const XDP_PASS = 2;
+export const TC_ACT_OK = 0;
+export const TC_ACT_SHOT = 2;
+
+export type Program = 'xdp' | 'tc';
+export const PROGRAM_NAME: Record<Program, string> = { xdp: 'kx_xdp_ext', tc: 'kx_tc_pod' };
+export type StatName = (typeof STAT_NAMES)[number];
+export type Stats = Record<StatName, bigint>;
+
+/** Mounts bpffs when missing (it is not mounted at boot on these machines). */
+export function ensureBpffs(): void {
+  if (spawnSync('mountpoint', ['-q', '/sys/fs/bpf']).status === 0) return;
+  const r = spawnSync('mount', ['-t', 'bpf', 'bpf', '/sys/fs/bpf'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`mount -t bpf bpf /sys/fs/bpf: ${r.stderr || r.error?.message}`);
+}
+
+export function uniquePinRoot(prefix: string): string {
+  return `/sys/fs/bpf/${prefix}-${process.pid}-${randomBytes(4).toString('hex')}`;
+}
+
+/** One backend of a Service as a fixture writes it: its id is the kx_backends key. */
+export interface BackendSpec { id: number; addr: string; port: number; flags?: number }
+
+/** One frontend (Service address in one scope) with its slots, backends and reverse NAT. */
+export interface ServiceSpec {
+  svcId: number;
+  addr: string;
+  port: number;
+  proto: 'TCP' | 'UDP';
+  scope: 'EXT' | 'INT';
+  flags?: number;
+  /** Reverse-NAT id; defaults to svcId. The reverse-NAT entry is {addr, port}. */
+  revNatId?: number;
+  /** Slot i holds backends[i]; count defaults to backends.length (0 = no usable endpoint). */
+  backends: BackendSpec[];
+  count?: number;
+}
+
+export interface MapState { nodeAddr?: string; services: ServiceSpec[] }
+
+function encodeOne<T>(codec: Codec<T>, v: T): Buffer {
+  const b = Buffer.alloc(codec.size);
+  codec.encode(v, b, 0);
+  return b;
+}
+
+export class Dataplane {
+  readonly kx: Libkx;
+  readonly pinRoot: string;
+  private handle: number | null;
+  private readonly fds: Record<string, { fd: number; label: string }> = {};
+  private readonly progs: Record<Program, { fd: number; label: string }>;
+  readonly nCpus: number;
+
+  /** Loads the object under a fresh pin root; on any failure the pin root is removed. */
+  constructor(objPath = KX_OBJ, pinPrefix = 'kx-fixture', kx = new Libkx()) {
+    if (!existsSync(objPath)) throw new Error(`${objPath} missing: run make build/kube_xdp.bpf.o build/libkx.so`);
+    this.kx = kx;
+    this.pinRoot = uniquePinRoot(pinPrefix);
+    this.handle = null;
+    try {
+      this.handle = kx.objOpenLoad(objPath, this.pinRoot);
+      for (const name of [...Object.values(MAPS).map((m) => m.name), STATS_MAP]) {
+        this.fds[name] = { fd: kx.objMapFd(this.handle, name), label: name };
+      }
+      this.progs = {
+        xdp: { fd: kx.objProgFd(this.handle, PROGRAM_NAME.xdp), label: PROGRAM_NAME.xdp },
+        tc: { fd: kx.objProgFd(this.handle, PROGRAM_NAME.tc), label: PROGRAM_NAME.tc },
+      };
+      this.nCpus = kx.mapInfo(this.map(STATS_MAP)).valueStride / 8;
+    } catch (e) {
+      this.close();
+      throw e;
+    }
+  }
+
+  /** Closes the object and removes the pin root (safe to call twice). */
+  close(): void {
+    try {
+      if (this.handle !== null) this.kx.objClose(this.handle);
+    } finally {
+      this.handle = null;
+      rmSync(this.pinRoot, { recursive: true, force: true });
+    }
+  }
+
+  map(name: string): { fd: number; label: string } {
+    const m = this.fds[name];
+    if (!m) throw new Error(`no map ${name}`);
+    return m;
+  }
+
+  prog(p: Program): { fd: number; label: string } {
+    return this.progs[p];
+  }
+
+  // ---- writing state ----
+
+  /** Writes whole services: backends -> slots -> reverse NAT -> frontends, one batch per map. */
+  writeState(s: MapState): void {
+    if (s.nodeAddr !== undefined) this.setConfig(s.nodeAddr);
+    const backends = new Map<number, BackendValue>();
+    const slotKeys: { svcId: number; slot: number }[] = [];
+    const slotVals: { backendId: number }[] = [];
+    const revKeys: number[] = [];
+    const revVals: { addr: string; port: number }[] = [];
+    const feKeys: FrontendKey[] = [];
+    const feVals: FrontendValue[] = [];
+    for (const svc of s.services) {
+      svc.backends.forEach((b, i) => {
+        backends.set(b.id, { addr: b.addr, port: b.port, flags: b.flags ?? 0 });
+        slotKeys.push({ svcId: svc.svcId, slot: i });
+        slotVals.push({ backendId: b.id });
+      });
+      const revNatId = svc.revNatId ?? svc.svcId;
+      revKeys.push(revNatId);
+      revVals.push({ addr: svc.addr, port: svc.port });
+      feKeys.push(frontendKeyOf(svc));
+      feVals.push({
+        svcId: svc.svcId, count: svc.count ?? svc.backends.length, flags: svc.flags ?? 0,
+        affinityTimeout: 0, revNatId,
+      });
+    }
+    this.updateBatch(MAPS.backends.name, u32Codec, MAPS.backends.value, [...backends.keys()], [...backends.values()]);
+    this.updateBatch(MAPS.slots.name, MAPS.slots.key, MAPS.slots.value, slotKeys, slotVals);
+    this.updateBatch(MAPS.revnat.name, u32Codec, MAPS.revnat.value, revKeys, revVals);
+    this.updateBatch(MAPS.frontends.name, MAPS.frontends.key, MAPS.frontends.value, feKeys, feVals);
+  }
+
+  updateBatch<K, V>(mapName: string, kc: Codec<K>, vc: Codec<V>, keys: K[], values: V[]): void {
+    if (keys.length === 0) return;
+    const n = this.kx.mapUpdateBatch(this.map(mapName), encodeAll(kc, keys), encodeAll(vc, values), keys.length);
+    if (n !== keys.length) throw new Error(`${mapName}: batch wrote ${n} of ${keys.length}`);
+  }
+
+  setConfig(nodeAddr: string): void {
+    this.kx.mapUpdate(this.map(MAPS.config.name), encodeOne(u32Codec, 0),
+      encodeOne(MAPS.config.value, { nodeAddr, flags: 0 }));
+  }
+
+  setFrontend(key: FrontendKey, value: FrontendValue): void {
+    this.kx.mapUpdate(this.map(MAPS.frontends.name), encodeOne(MAPS.frontends.key, key), encodeOne(MAPS.frontends.value, value));
+  }
+
+  setSlot(svcId: number, slot: number, backendId: number): void {
+    this.kx.mapUpdate(this.map(MAPS.slots.name), encodeOne(MAPS.slots.key, { svcId, slot }), encodeOne(MAPS.slots.value, { backendId }));
+  }
+
+  deleteSlot(svcId: number, slot: number): boolean {
+    return this.kx.mapDelete(this.map(MAPS.slots.name), encodeOne(MAPS.slots.key, { svcId, slot }));
+  }
+
+  deleteBackend(id: number): boolean {
+    return this.kx.mapDelete(this.map(MAPS.backends.name), encodeOne(u32Codec, id));
+  }
+
+  /** Empties one hash map (dump + batch delete); returns how many entries it held.
+   * max bounds the dump buffer (default: the map's max_entries; more entries throw ENOSPC). */
+  clearMap(name: string, max?: number): number {
+    const m = this.map(name);
+    const d = this.kx.mapDump(m, max);
+    if (d.count > 0) this.kx.mapDeleteBatch(m, d.keys, d.count);
+    return d.count;
+  }
+
+  clearCt(max?: number): number {
+    return this.clearMap(MAPS.ct.name, max);
+  }
+
+  /** Every hash map emptied and the config zeroed: the state before any fixture. */
+  clearAll(max?: number): void {
+    for (const m of [MAPS.frontends, MAPS.slots, MAPS.backends, MAPS.revnat, MAPS.ct]) this.clearMap(m.name, max);
+    this.setConfig('0.0.0.0');
+  }
+
+  // ---- reading state ----
+
+  ctLookup(key: CtKey): CtValue | null {
+    const v = Buffer.alloc(MAPS.ct.value.size);
+    return this.kx.mapLookup(this.map(MAPS.ct.name), encodeOne(MAPS.ct.key, key), v) ? MAPS.ct.value.decode(v, 0) : null;
+  }
+
+  /** Every conntrack entry (max bounds the dump buffer, as in clearMap). */
+  ctEntries(max?: number): { key: CtKey; value: CtValue }[] {
+    const d = this.kx.mapDump(this.map(MAPS.ct.name), max);
+    const out: { key: CtKey; value: CtValue }[] = [];
+    for (let i = 0; i < d.count; i++) {
+      out.push({ key: MAPS.ct.key.decode(d.keys, i * MAPS.ct.key.size), value: MAPS.ct.value.decode(d.values, i * MAPS.ct.value.size) });
+    }
+    return out;
+  }
+
+  /** The per-CPU counters of kx_stats, summed over CPUs. */
+  stats(): Stats {
+    const m = this.map(STATS_MAP);
+    const v = Buffer.alloc(this.nCpus * 8);
+    const out = {} as Stats;
+    STAT_NAMES.forEach((name, i) => {
+      if (!this.kx.mapLookup(m, encodeOne(u32Codec, i), v)) throw new Error(`kx_stats[${i}] missing`);
+      let sum = 0n;
+      for (let c = 0; c < this.nCpus; c++) sum += v.readBigUInt64LE(c * 8);
+      out[name] = sum;
+    });
+    return out;
+  }
+
+  // ---- running ----
+
+  /** BPF_PROG_TEST_RUN: the frame as the program left it, and its verdict. */
+  run(p: Program, frame: Buffer, repeat = 1): { verdict: number; out: Buffer; durationNs: number } {
+    const r = this.kx.progTestRun(this.progs[p], frame, repeat);
+    return { verdict: r.retval, out: Buffer.from(r.data), durationNs: r.durationNs };
+  }
+}
+
+export function frontendKeyOf(svc: Pick<ServiceSpec, 'addr' | 'port' | 'proto' | 'scope'>): FrontendKey {
+  return { addr: svc.addr, port: svc.port, proto: PROTO_NUMBER[svc.proto], scope: svc.scope === 'EXT' ? SCOPE_EXT : SCOPE_INT };
+}
+
+export function statsDelta(before: Stats, after: Stats): Record<StatName, number> {
+  const d = {} as Record<StatName, number>;
+  for (const n of STAT_NAMES) d[n] = Number(after[n] - before[n]);
+  return d;
+}
+
+// ---- checking one output packet ----
+
+/** An expected field: exact, one of several (random backend choice), or in [lo, hi). */
+export type Match = number | string | { oneOf: readonly (number | string)[] } | { range: readonly [number, number] };
+export interface Fields { src: Match; dst: Match; sport: Match; dport: Match }
+
+function matches(want: Match, got: number | string): boolean {
+  if (typeof want === 'object') {
+    if ('oneOf' in want) return want.oneOf.includes(got);
+    return typeof got === 'number' && got >= want.range[0] && got < want.range[1];
+  }
+  return want === got;
+}
+
+/** Byte offsets a NAT may change: IP checksum, addresses, ports, L4 checksum. */
+function rewritableOffsets(input: Buffer): Set<number> {
+  const l4 = 14 + (input[14]! & 0xf) * 4;
+  const csum = l4 + (input[23] === TCP ? 16 : 6);
+  return new Set([24, 25, 26, 27, 28, 29, 30, 31, 32, 33, l4, l4 + 1, l4 + 2, l4 + 3, csum, csum + 1]);
+}
+
+/** Checks one output against its expectation; throws AssertionError naming what differs. */
+export function verifyPacket(input: Buffer, out: Buffer, expect: 'unchanged' | Fields, l4Checksum?: number): ParsedFrame | null {
+  if (expect === 'unchanged') {
+    assert.equal(out.toString('hex'), input.toString('hex'), 'output bytes must equal the input bytes');
+    return null;
+  }
+  assert.equal(out.length, input.length, 'frame length unchanged');
+  const got = parseFrame(out);
+  const sent = parseFrame(input);
+  assert.ok(sent.ipChecksumOk && sent.l4ChecksumOk, 'fixture input has valid checksums');
+  for (const f of ['src', 'dst', 'sport', 'dport'] as const) {
+    assert.ok(matches(expect[f], got[f]), `${f}: expected ${JSON.stringify(expect[f])}, got ${JSON.stringify(got[f])}`);
+  }
+  assert.equal(got.proto, sent.proto, 'protocol unchanged');
+  assert.ok(got.ipChecksumOk, 'IPv4 header checksum valid (recomputed from scratch)');
+  assert.ok(got.l4ChecksumOk, `${got.proto === TCP ? 'TCP' : 'UDP'} checksum valid (recomputed from scratch, pseudo-header included): field 0x${got.l4Checksum.toString(16)}`);
+  if (sent.proto === UDP && sent.l4Checksum === 0) assert.equal(got.l4Checksum, 0, 'UDP checksum 0 (none) stays 0');
+  if (l4Checksum !== undefined) assert.equal(got.l4Checksum, l4Checksum, `L4 checksum field 0x${l4Checksum.toString(16)}`);
+  assert.deepEqual(got.payload, sent.payload, 'payload unchanged');
+  const allowed = rewritableOffsets(input);
+  const stray: number[] = [];
+  for (let i = 0; i < input.length; i++) if (input[i] !== out[i] && !allowed.has(i)) stray.push(i);
+  assert.deepEqual(stray, [], 'no byte changed outside addresses, ports and checksums (options, TTL, flags, padding, payload)');
+  return got;
+}
+

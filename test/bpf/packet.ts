@@ -1,0 +1,113 @@
+// Builds and parses Ethernet/IPv4/TCP/UDP frames for BPF_PROG_TEST_RUN fixtures, and checks
+// checksums from scratch (not incrementally), so a wrong incremental update is caught.
+import { writeIPv4 } from '../../src/dataplane/ebpf/codec.js';
+
+export const TCP = 6;
+export const UDP = 17;
+
+export interface FrameSpec {
+  src: string; dst: string; sport: number; dport: number; proto: number;
+  payload?: Buffer;
+  ipOptions?: Buffer;       // multiple of 4 bytes
+  fragment?: { offset8: number; more: boolean };
+  udpNoChecksum?: boolean;  // UDP checksum 0 = none
+  tcpFlags?: number;        // default SYN
+}
+
+export function checksum(buf: Buffer, initial = 0): number {
+  let sum = initial;
+  for (let i = 0; i + 1 < buf.length; i += 2) sum += buf.readUInt16BE(i);
+  if (buf.length % 2) sum += buf[buf.length - 1]! << 8;
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return (~sum) & 0xffff;
+}
+
+function pseudoSum(ip: Buffer, proto: number, l4len: number): number {
+  const p = Buffer.alloc(12);
+  ip.copy(p, 0, 12, 20);
+  p[9] = proto;
+  p.writeUInt16BE(l4len, 10);
+  return (~checksum(p)) & 0xffff;
+}
+
+export function buildFrame(s: FrameSpec): Buffer {
+  const payload = s.payload ?? Buffer.from('kube-xdp');
+  const opts = s.ipOptions ?? Buffer.alloc(0);
+  const ihl = 5 + opts.length / 4;
+  const l4 = s.proto === TCP ? Buffer.alloc(20) : Buffer.alloc(8);
+  l4.writeUInt16BE(s.sport, 0);
+  l4.writeUInt16BE(s.dport, 2);
+  if (s.proto === TCP) {
+    l4.writeUInt32BE(1000, 4);
+    l4[12] = 5 << 4;
+    l4[13] = s.tcpFlags ?? 0x02;
+    l4.writeUInt16BE(64240, 14);
+  } else {
+    l4.writeUInt16BE(8 + payload.length, 4);
+  }
+  const ip = Buffer.alloc(ihl * 4);
+  ip[0] = 0x40 | ihl;
+  ip.writeUInt16BE(ip.length + l4.length + payload.length, 2);
+  ip.writeUInt16BE(0x1234, 4);
+  const frag = s.fragment ? (s.fragment.more ? 0x2000 : 0) | s.fragment.offset8 : 0x4000; // DF when unfragmented
+  ip.writeUInt16BE(frag, 6);
+  ip[8] = 64;
+  ip[9] = s.proto;
+  writeIPv4(ip, 12, s.src);
+  writeIPv4(ip, 16, s.dst);
+  opts.copy(ip, 20);
+  ip.writeUInt16BE(checksum(ip), 10);
+  const seg = Buffer.concat([l4, payload]);
+  if (!(s.proto === UDP && s.udpNoChecksum)) {
+    let c = checksum(seg, pseudoSum(ip, s.proto, seg.length));
+    if (s.proto === UDP && c === 0) c = 0xffff;
+    seg.writeUInt16BE(c, s.proto === TCP ? 16 : 6);
+  }
+  const eth = Buffer.from('02000000000202000000000108 00'.replace(/ /g, ''), 'hex');
+  return Buffer.concat([eth, ip, seg]);
+}
+
+export interface ParsedFrame {
+  src: string; dst: string; sport: number; dport: number; proto: number;
+  ipChecksumOk: boolean; l4ChecksumOk: boolean; l4Checksum: number; payload: Buffer;
+}
+
+const ipStr = (b: Buffer, at: number) => `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
+
+export function parseFrame(f: Buffer): ParsedFrame {
+  const ip = f.subarray(14);
+  const ihl = (ip[0]! & 0xf) * 4;
+  const total = ip.readUInt16BE(2);
+  const proto = ip[9]!;
+  const seg = ip.subarray(ihl, total);
+  const csumAt = proto === TCP ? 16 : 6;
+  const l4Checksum = seg.readUInt16BE(csumAt);
+  const zeroed = Buffer.from(seg);
+  zeroed.writeUInt16BE(0, csumAt);
+  let expect = checksum(zeroed, pseudoSum(ip, proto, seg.length));
+  if (proto === UDP && expect === 0) expect = 0xffff;
+  return {
+    src: ipStr(ip, 12), dst: ipStr(ip, 16), sport: seg.readUInt16BE(0), dport: seg.readUInt16BE(2), proto,
+    ipChecksumOk: checksum(ip.subarray(0, ihl)) === 0,
+    l4ChecksumOk: proto === UDP && l4Checksum === 0 ? true : l4Checksum === expect,
+    l4Checksum,
+    payload: seg.subarray(proto === TCP ? (seg[12]! >> 4) * 4 : 8),
+  };
+}
+
+/** A minimal IPv6/UDP frame and an ARP frame: not ours, must pass untouched. */
+export function ipv6Frame(): Buffer {
+  const b = Buffer.alloc(14 + 40 + 8);
+  b.writeUInt16BE(0x86dd, 12);
+  b[14] = 0x60;
+  b.writeUInt16BE(8, 18);
+  b[20] = UDP;
+  b[21] = 64;
+  return b;
+}
+
+export function arpFrame(): Buffer {
+  const b = Buffer.alloc(42);
+  b.writeUInt16BE(0x0806, 12);
+  return b;
+}
