@@ -36,9 +36,12 @@
 #define KX_MAX_REVNAT     262144
 #define KX_MAX_CT         524288
 
-/* First SNAT source port and size of the range used for NodePort -> remote backend. */
-#define KX_SNAT_PORT_MIN  32768
-#define KX_SNAT_PORT_SPAN 28232
+/* SNAT source ports for NodePort -> remote backend and hairpin: 61000..65535, above Linux's
+ * default ip_local_port_range (32768..60999), so a node socket never shares a 5-tuple with a
+ * translated flow (the controller warns when the node's range reaches into it). Mirrored in
+ * src/dataplane/ebpf/maps.ts. */
+#define KX_SNAT_PORT_MIN  61000
+#define KX_SNAT_PORT_SPAN 4536
 #define KX_SNAT_PROBES    8
 
 struct frontend_key {

@@ -13,7 +13,7 @@ import {
   verifyPacket, type Fields, type MapState, type Program, type ServiceSpec, type StatName,
 } from './fixture.js';
 import { buildFrame, parseFrame, ipv6Frame, arpFrame, checksum, TCP, UDP, type FrameSpec, type ParsedFrame } from './packet.js';
-import { MAPS, STAT_NAMES, BE_LOCAL, CT_FWD, CT_REPLY, CT_SNAT, FE_LOCAL_ONLY, FE_NODEPORT, type CtKey, type CtValue } from '../../src/dataplane/ebpf/maps.js';
+import { MAPS, SNAT_PORTS, STAT_NAMES, BE_LOCAL, CT_FWD, CT_REPLY, CT_SNAT, FE_LOCAL_ONLY, FE_NODEPORT, type CtKey, type CtValue } from '../../src/dataplane/ebpf/maps.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot && process.env.CI === 'true') {
@@ -30,7 +30,7 @@ const BE_L2 = '10.244.1.21';
 const BE_R1 = '10.244.2.30';        // backends on another node
 const BE_R2 = '10.244.2.31';
 const CIP = '10.96.0.10';           // a ClusterIP
-const SNAT_MIN = 32768, SNAT_END = 61000;
+const SNAT_MIN = SNAT_PORTS.min, SNAT_END = SNAT_PORTS.max + 1;
 
 // ---- table types ----
 
@@ -243,7 +243,7 @@ const FIXTURES: Fixture[] = [
   },
   // 4. NodePort to a remote backend: SNAT, and the reply translated back.
   {
-    description: 'NodePort via XDP to a remote backend: SNAT to node:[32768,61000); reply via XDP -> node:nodePort to client:port',
+    description: 'NodePort via XDP to a remote backend: SNAT to node:[61000,65535]; reply via XDP -> node:nodePort to client:port',
     state: nodePort(one(41, BE_R1, 8080)),
     program: 'xdp', input: tcp(CLIENT, 51001, NODE, 30080), verdict: XDP_PASS,
     expect: { src: NODE, sport: { range: [SNAT_MIN, SNAT_END] }, dst: BE_R1, dport: 8080 },
@@ -670,9 +670,9 @@ describe('datapath fixtures (BPF_PROG_TEST_RUN)', { skip: isRoot ? false : 'need
   });
 });
 
-// ---- known gaps of the dataplane: they run, and report as todo until fixed ----
+// ---- gaps found by the fixtures: fixed ones assert, open ones run and report as todo ----
 
-describe('known dataplane gaps (todo)', { skip: isRoot ? false : 'needs root (BPF_PROG_TEST_RUN, bpffs)' }, () => {
+describe('gaps found by the fixtures (open ones report as todo)', { skip: isRoot ? false : 'needs root (BPF_PROG_TEST_RUN, bpffs)' }, () => {
   let dp: Dataplane | null = null;
   before(() => {
     ensureBpffs();
@@ -682,9 +682,7 @@ describe('known dataplane gaps (todo)', { skip: isRoot ? false : 'needs root (BP
     dp?.close();
   });
 
-  test('NodePort SNAT ports avoid the node\'s own ephemeral ports (net.ipv4.ip_local_port_range)', {
-    todo: 'KX_SNAT_PORT_MIN/SPAN (32768..60999) is exactly Linux\'s default ip_local_port_range: a host socket node:P -> backend:port and a NodePort flow SNATed to node:P share one 5-tuple, and kx_reverse rewrites the host connection\'s replies to the NodePort client',
-  }, () => {
+  test('NodePort SNAT ports avoid the node\'s own ephemeral ports (net.ipv4.ip_local_port_range)', () => {
     assert.ok(dp);
     const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number) as [number, number];
     const reserved = readFileSync('/proc/sys/net/ipv4/ip_local_reserved_ports', 'utf8').trim();

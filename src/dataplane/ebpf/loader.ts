@@ -1,12 +1,13 @@
 // Loads the dataplane object with its maps pinned under the pin dir and attaches its programs:
 // XDP on the external interfaces, tc ingress on the pods' host-side veths. Every attach has
 // replace semantics, so a restarted controller swaps programs without a traffic gap.
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { KernelError } from '../../kernel/kernel-error.js';
 import { XDP_GENERIC, XDP_NATIVE, type Libkx } from '../../kernel/libkx.js';
 import { ensureSysctl } from '../../kernel/sysctl.js';
+import { SNAT_PORTS } from './maps.js';
 
 export const XDP_PROGRAM = 'kx_xdp_ext';
 export const TC_PROGRAM = 'kx_tc_pod';
@@ -63,7 +64,17 @@ export class Loader {
       this.tcKind = this.opts.tcMode;
       this.log.info({ probe: probe.why, tc: this.tcKind }, `tc attach mode forced to ${this.tcKind}`);
     }
+    this.checkPortRange();
     return this.handle;
+  }
+
+  /** A node socket on a port in the SNAT range could share a 5-tuple with a translated flow. */
+  private checkPortRange(): void {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number) as [number, number];
+    if (hi >= SNAT_PORTS.min && lo <= SNAT_PORTS.max) {
+      this.log.warn({ ipLocalPortRange: `${lo}-${hi}`, snatPorts: `${SNAT_PORTS.min}-${SNAT_PORTS.max}` },
+        'net.ipv4.ip_local_port_range overlaps the NodePort SNAT ports: lower its upper bound below 61000 or reserve them in ip_local_reserved_ports');
+    }
   }
 
   get objectHandle(): number {

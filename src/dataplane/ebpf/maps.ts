@@ -14,6 +14,9 @@ export const CT_FWD = 0;
 export const CT_REPLY = 1;
 export const CT_SNAT = 0x0001;
 
+/** KX_SNAT_PORT_MIN / KX_SNAT_PORT_SPAN of kx_maps.h. */
+export const SNAT_PORTS = { min: 61000, max: 65535 } as const;
+
 export const PROTO_NUMBER = { TCP: 6, UDP: 17 } as const;
 export const PROTO_NAME: Record<number, string> = { 6: 'TCP', 17: 'UDP' };
 
