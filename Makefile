@@ -42,7 +42,8 @@ ts: deps
 	npx tsc -p tsconfig.json
 
 demo: build
-	bash scripts/demo.sh
+	$(BPFFS)
+	node dist/scripts/demo.js
 
 # Everything (unit, BPF fixtures, lab) in one node:test run: its closing summary counts all.
 test: build
