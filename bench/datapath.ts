@@ -19,7 +19,6 @@
 // do fail the run. Results: bench/results/datapath.json and a table on stdout.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { createRequire } from 'node:module';
 import { cpus, release } from 'node:os';
 import { Libkx } from '../src/kernel/libkx.js';
 import { Dataplane, EMPTY_OBJ, KX_OBJ, REPO, XDP_PASS, ensureBpffs, statsDelta, uniquePinRoot, type ServiceSpec, type Stats } from '../test/bpf/fixture.js';
@@ -50,65 +49,31 @@ const VIP_BASE = 0x0a600001; // 10.96.0.1
 const BACKEND_BASE = 0x0a800001; // 10.128.0.1
 const CLIENT_BASE = 0x64400001; // 100.64.0.1
 
-// ---- a test_run call without per-call marshalling ----
+// ---- many packets per FFI call ----
 
-/** bpf_prog_test_run on one fixed input buffer with repeat = 1, without ffi-napi's per-call
- * argument marshalling (≈30 µs/call on these machines, against ≈0.7 µs for the raw call):
- * the argument block is built once and libffi is called directly. The input buffer may be
- * changed between calls (same length). Falls back to Libkx.progTestRun when ffi-napi's
- * internals are not where this expects them. Only wall time changes: durations are the
- * kernel's. */
-class FastTestRun {
-  private readonly call: () => void;
-  private readonly ret = Buffer.alloc(4);
-  private readonly dur = Buffer.alloc(4);
-  private readonly size = Buffer.alloc(4);
-  readonly out: Buffer;
-  readonly fast: boolean;
+const CHUNK = 50_000; // frames per kx_prog_test_run_each call (divides CT_CLEAR_EVERY)
 
-  constructor(kx: Libkx, progFd: number, readonly frame: Buffer) {
-    this.out = Buffer.alloc(frame.length + 512);
-    let call: (() => void) | null = null;
-    try {
-      const require = createRequire(`${REPO}package.json`);
-      const ffi = require('@2060.io/ffi-napi');
-      const ref = require('@2060.io/ref-napi');
-      const bindings = require('@2060.io/ffi-napi/lib/bindings');
-      const types = ['int', 'pointer', 'uint32', 'pointer', 'pointer', 'uint32', 'pointer', 'pointer'].map((t) => ref.coerceType(t));
-      const cif = ffi.CIF(ref.coerceType('int'), types);
-      const fn = ffi.DynamicLibrary(kx.path).get('kx_prog_test_run');
-      const values = [progFd, frame, frame.length, this.out, this.size, 1, this.ret, this.dur];
-      const storage: Buffer[] = values.map((v, i) => ref.alloc(types[i], v));
-      const args = Buffer.alloc(values.length * ref.sizeof.pointer);
-      storage.forEach((p, i) => ref.writePointer(args, i * ref.sizeof.pointer, p));
-      const result = Buffer.alloc(8);
-      const keep = [storage, args, cif, fn]; // the argument block points into these
-      call = () => {
-        this.size.writeUInt32LE(this.out.length);
-        bindings.ffi_call(cif, fn, result, args);
-        const rc = result.readInt32LE(0);
-        if (rc !== 0) throw new Error(`kx_prog_test_run: ${rc} (${keep.length})`);
-      };
-      call(); // proves the path works before it is trusted
-    } catch {
-      call = null;
+/** Runs `calls` packets once each; frame k is the template with fill(frame, k) applied.
+ * beforeChunk(k) runs outside the timed region. Durations are the kernel's. */
+function runEach(kx: Libkx, prog: { fd: number; label: string }, template: Buffer, calls: number,
+  fill: (frame: Buffer, k: number) => void, expect: number, beforeChunk?: (k: number) => void): { ns: number; matched: number } {
+  const size = template.length;
+  const chunk = Buffer.alloc(size * CHUNK);
+  let total = 0;
+  let matched = 0;
+  for (let k0 = 0; k0 < calls; k0 += CHUNK) {
+    beforeChunk?.(k0);
+    const n = Math.min(CHUNK, calls - k0);
+    for (let i = 0; i < n; i++) {
+      const f = chunk.subarray(i * size, (i + 1) * size);
+      template.copy(f);
+      fill(f, k0 + i);
     }
-    this.fast = call !== null;
-    this.call = call ?? (() => {
-      const r = kx.progTestRun(progFd, frame, 1);
-      this.ret.writeUInt32LE(r.retval);
-      this.dur.writeUInt32LE(r.durationNs);
-    });
+    const r = kx.progTestRunEach(prog, chunk, size, n, expect);
+    total += r.totalNs;
+    matched += r.matched;
   }
-
-  /** Runs once; returns the kernel's duration in ns (retval in .retval). */
-  run(): number {
-    this.call();
-    return this.dur.readUInt32LE(0);
-  }
-  get retval(): number {
-    return this.ret.readUInt32LE(0);
-  }
+  return { ns: total / calls, matched };
 }
 
 // ---- scenarios ----
@@ -223,7 +188,7 @@ function flowTuples(n: number): (frame: Buffer, k: number) => void {
 function establishedCalls(dp: Dataplane, n: number, baselineNs: number): Row {
   dp.clearCt();
   const frame = buildFrame({ src: CLIENT, dst: ipOf(VIP_BASE), sport: 1024, dport: 80, proto: TCP, tcpFlags: 0x10 });
-  const runner = new FastTestRun(dp.kx, dp.prog('xdp').fd, frame);
+  const prog = dp.prog('xdp');
   // Create the flows: call k of a trial carries the tuple of flow k mod ESTABLISHED_FLOWS.
   const tuples: Buffer[] = [];
   const next = flowTuples(n);
@@ -231,20 +196,17 @@ function establishedCalls(dp: Dataplane, n: number, baselineNs: number): Row {
     next(frame, k);
     tuples.push(Buffer.from(frame.subarray(26, 36)));
   }
+  const withTuple = (f: Buffer, k: number) => { tuples[k % ESTABLISHED_FLOWS]!.copy(f, 26); };
   const s0 = dp.stats();
-  for (const t of tuples) { t.copy(frame, 26); runner.run(); }
+  runEach(dp.kx, prog, frame, ESTABLISHED_FLOWS, withTuple, XDP_PASS);
   expectCounters(`established_calls/${n}: creating flows`, delta(dp, s0), { new_flow: ESTABLISHED_FLOWS });
   const s1 = dp.stats();
   const trials: number[] = [];
   let passed = 0;
   for (let t = 0; t < CALL_TRIALS; t++) {
-    let total = 0;
-    for (let k = 0; k < NEW_FLOW_CALLS; k++) {
-      tuples[k % ESTABLISHED_FLOWS]!.copy(frame, 26);
-      total += runner.run();
-      if (runner.retval === XDP_PASS) passed++;
-    }
-    trials.push(round(total / NEW_FLOW_CALLS));
+    const r = runEach(dp.kx, prog, frame, NEW_FLOW_CALLS, withTuple, XDP_PASS);
+    passed += r.matched;
+    trials.push(round(r.ns));
   }
   const counters = delta(dp, s1);
   expectCounters(`established_calls/${n}`, counters, { established: NEW_FLOW_CALLS * CALL_TRIALS });
@@ -259,23 +221,18 @@ function establishedCalls(dp: Dataplane, n: number, baselineNs: number): Row {
 
 function newFlows(dp: Dataplane, n: number, baselineNs: number): Row {
   const frame = buildFrame({ src: CLIENT, dst: ipOf(VIP_BASE), sport: 1024, dport: 80, proto: TCP });
-  const runner = new FastTestRun(dp.kx, dp.prog('xdp').fd, frame);
+  const prog = dp.prog('xdp');
   const next = flowTuples(n);
   // Warm-up from another client range, then a clean conntrack.
-  for (let k = 0; k < WARMUP_CALLS; k++) { next(frame, k); frame.writeUInt32BE(0x64500000 + k, 26); runner.run(); }
+  runEach(dp.kx, prog, frame, WARMUP_CALLS, (f, k) => { next(f, k); f.writeUInt32BE(0x64500000 + k, 26); }, XDP_PASS);
   const trials: number[] = [];
   let passed = 0;
   const s0 = dp.stats();
   for (let t = 0; t < CALL_TRIALS; t++) {
     dp.clearCt(); // each trial reuses the tuples of the previous one: they must miss again
-    let total = 0;
-    for (let k = 0; k < NEW_FLOW_CALLS; k++) {
-      if (k > 0 && k % CT_CLEAR_EVERY === 0) dp.clearCt();
-      next(frame, k);
-      total += runner.run();
-      if (runner.retval === XDP_PASS) passed++;
-    }
-    trials.push(round(total / NEW_FLOW_CALLS));
+    const r = runEach(dp.kx, prog, frame, NEW_FLOW_CALLS, next, XDP_PASS, (k) => { if (k > 0 && k % CT_CLEAR_EVERY === 0) dp.clearCt(); });
+    passed += r.matched;
+    trials.push(round(r.ns));
   }
   const counters = delta(dp, s0);
   expectCounters(`new_flow/${n}`, counters, { new_flow: NEW_FLOW_CALLS * CALL_TRIALS });
@@ -290,7 +247,7 @@ function newFlows(dp: Dataplane, n: number, baselineNs: number): Row {
 
 // ---- baseline: the empty XDP program, measured both ways ----
 
-function baseline(kx: Libkx): { repeatNs: number; repeatTrials: number[]; callNs: number; callTrials: number[]; fast: boolean } {
+function baseline(kx: Libkx): { repeatNs: number; repeatTrials: number[]; callNs: number; callTrials: number[] } {
   const pinRoot = uniquePinRoot('kx-bench-empty');
   const handle = kx.objOpenLoad(EMPTY_OBJ, pinRoot);
   try {
@@ -298,18 +255,11 @@ function baseline(kx: Libkx): { repeatNs: number; repeatTrials: number[]; callNs
     const frame = buildFrame({ src: CLIENT, dst: A_VIP, sport: 40000, dport: A_PORT, proto: TCP });
     const times: number[] = [];
     for (let t = 0; t < ESTABLISHED_TRIALS; t++) times.push(kx.progTestRun(prog, frame, ESTABLISHED_REPEAT).durationNs);
-    const runner = new FastTestRun(kx, prog.fd, frame);
-    for (let k = 0; k < WARMUP_CALLS; k++) runner.run();
+    const tuple = (f: Buffer, k: number) => setTuple(f, CLIENT_BASE + Math.floor(k / 60_000), 1024 + (k % 60_000), VIP_BASE);
+    runEach(kx, prog, frame, WARMUP_CALLS, tuple, XDP_PASS);
     const trials: number[] = [];
-    for (let t = 0; t < CALL_TRIALS; t++) {
-      let total = 0;
-      for (let k = 0; k < NEW_FLOW_CALLS; k++) {
-        setTuple(frame, CLIENT_BASE + Math.floor(k / 60_000), 1024 + (k % 60_000), VIP_BASE);
-        total += runner.run();
-      }
-      trials.push(round(total / NEW_FLOW_CALLS));
-    }
-    return { repeatNs: median(times), repeatTrials: times, callNs: median(trials), callTrials: trials, fast: runner.fast };
+    for (let t = 0; t < CALL_TRIALS; t++) trials.push(round(runEach(kx, prog, frame, NEW_FLOW_CALLS, tuple, XDP_PASS).ns));
+    return { repeatNs: median(times), repeatTrials: times, callNs: median(trials), callTrials: trials };
   } finally {
     kx.objClose(handle);
     rmPin(pinRoot);
@@ -331,7 +281,7 @@ function main(): void {
   const started = Date.now();
   const kx = new Libkx();
   const base = baseline(kx);
-  console.error(`baseline (kx_empty_xdp): ${base.repeatNs} ns/packet at repeat=${ESTABLISHED_REPEAT}, ${base.callNs} ns/call at repeat=1${base.fast ? '' : ' (slow FFI path)'}`);
+  console.error(`baseline (kx_empty_xdp): ${base.repeatNs} ns/packet at repeat=${ESTABLISHED_REPEAT}, ${base.callNs} ns/call at repeat=1`);
 
   const rows: Row[] = [];
   let open: Dataplane | null = null;
@@ -378,7 +328,7 @@ function main(): void {
       established: `one BPF_PROG_TEST_RUN call with repeat=${ESTABLISHED_REPEAT} (median of ${ESTABLISHED_TRIALS}); the frame ping-pongs between two frontends that translate into each other, so every repetition is an established hit with a rewrite (counters checked)`,
       established_calls: `${NEW_FLOW_CALLS} calls with repeat=1 cycling over ${ESTABLISHED_FLOWS} established flows (random Services), net of the same baseline as new_flow`,
       new_flow: `${NEW_FLOW_CALLS} calls with repeat=1, distinct source address:port, random Service each; duration_ns includes the kernel's timer overhead, so the baseline is the empty program measured the same way; kx_ct emptied every ${CT_CLEAR_EVERY} calls outside the timed region`,
-      ffi: base.fast ? 'pre-marshalled libffi call (wall time only)' : 'Libkx.progTestRun',
+      ffi: 'kx_prog_test_run_each: one FFI call per ' + CHUNK + ' packets',
     },
     baseline: {
       repeat: { repeat: ESTABLISHED_REPEAT, calls: 1, ns_per_packet: base.repeatNs, trials_ns: base.repeatTrials },

@@ -715,6 +715,38 @@ int kx_prog_test_run(int prog_fd, const void *data_in, uint32_t size_in, void *d
 	return 0;
 }
 
+int kx_prog_test_run_each(int prog_fd, const void *frames, uint32_t frame_size, uint32_t count,
+			  uint32_t expect_retval, uint64_t *total_ns)
+{
+	int matched = 0, err;
+
+	BEGIN();
+	for (uint32_t i = 0; i < count; i++) {
+		LIBBPF_OPTS(bpf_test_run_opts, opts,
+			.data_in = (const char *)frames + (size_t)i * frame_size,
+			.data_out = NULL,
+			.data_size_in = frame_size,
+			.data_size_out = 0,
+			.ctx_in = NULL,
+			.ctx_out = NULL,
+			.ctx_size_in = 0,
+			.ctx_size_out = 0,
+			.retval = 0,
+			.repeat = 1,
+			.duration = 0,
+			.flags = 0,
+			.cpu = 0,
+			.batch_size = 0,
+		);
+		err = bpf_prog_test_run_opts(prog_fd, &opts);
+		if (err)
+			return err;
+		*total_ns += opts.duration;
+		matched += opts.retval == expect_retval;
+	}
+	return matched;
+}
+
 /* ---- interfaces ---- */
 
 int kx_if_list(char *buf, int len)

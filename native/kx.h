@@ -97,6 +97,13 @@ int kx_probe(char *why, int len);
 int kx_prog_test_run(int prog_fd, const void *data_in, uint32_t size_in, void *data_out,
 		     uint32_t *size_out, uint32_t repeat, uint32_t *retval, uint32_t *duration_ns);
 
+/* Benchmarks: runs each of count frames (frame_size bytes each, back to back) once, so every
+ * run sees its own input (a repeat would replay one buffer the program already rewrote).
+ * Adds the kernel-measured durations to *total_ns; returns how many runs returned
+ * expect_retval. One FFI call for many packets. */
+int kx_prog_test_run_each(int prog_fd, const void *frames, uint32_t frame_size, uint32_t count,
+			  uint32_t expect_retval, uint64_t *total_ns);
+
 /* "ifindex name\n" lines for the current network namespace (if_nameindex(3)); returns the
  * length written, -ENOSPC if buf is too small. */
 int kx_if_list(char *buf, int len);

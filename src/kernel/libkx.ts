@@ -70,6 +70,7 @@ const SIGNATURES = {
   kx_detach_link: [I, [S]],
   kx_probe: [I, [P, I]],
   kx_prog_test_run: [I, [I, P, U32, P, P, U32, P, P]],
+  kx_prog_test_run_each: [I, [I, P, U32, U32, U32, P]],
   kx_if_list: [I, [P, I]],
   kx_if_index: [I, [S]],
 } as const;
@@ -250,6 +251,15 @@ export class Libkx {
       data: out.subarray(0, size.readUInt32LE()),
       durationNs: duration.readUInt32LE(),
     };
+  }
+
+  /** Runs each of `count` frames (back to back in `frames`) once, in one FFI call. Returns
+   * the kernel-measured total duration and how many runs returned expectRetval. */
+  progTestRunEach(prog: FdLike, frames: Buffer, frameSize: number, count: number, expectRetval: number): { totalNs: number; matched: number } {
+    const total = Buffer.alloc(8);
+    const matched = this.check(this.n.kx_prog_test_run_each(fdOf(prog), frames, frameSize, count, expectRetval, total),
+      'bpf_prog_test_run_opts', labelOf(prog));
+    return { totalNs: Number(total.readBigUInt64LE()), matched };
   }
 
   /** Interfaces of the current network namespace. */
