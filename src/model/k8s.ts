@@ -196,6 +196,27 @@ function protocolOf(v: unknown): Protocol | null {
   return v === 'TCP' || v === 'UDP' || v === 'SCTP' ? v : null;
 }
 
+/** name ("" when missing), protocol (TCP when missing) and port of a Service or
+ * EndpointSlice port; null, with the problem reported, when the port cannot be used. */
+function portBasics(p: Problems, raw: Record<string, unknown>, f: string): { name: string; protocol: Protocol; port: number } | null {
+  const name = raw['name'] ?? '';
+  if (typeof name !== 'string') {
+    p.add(`${f}.name`, name, 'is not a string', 'skipped');
+    return null;
+  }
+  const protocol = protocolOf(raw['protocol']);
+  if (protocol === null) {
+    p.add(`${f}.protocol`, raw['protocol'], 'is not TCP, UDP or SCTP', 'skipped');
+    return null;
+  }
+  const port = raw['port'];
+  if (!isValidPort(port)) {
+    p.add(`${f}.port`, port, 'is not a valid port', 'skipped');
+    return null;
+  }
+  return { name, protocol, port };
+}
+
 function arrayAt(p: Problems, v: unknown, field: string): unknown[] {
   if (v === undefined || v === null) return [];
   if (Array.isArray(v)) return v;
@@ -322,22 +343,11 @@ export function parseService(obj: unknown): Parsed<ServiceRecord> {
       p.add(f, raw, 'is not an object', 'skipped');
       continue;
     }
-    const name = raw['name'] ?? '';
-    if (typeof name !== 'string') {
-      p.add(`${f}.name`, name, 'is not a string', 'skipped');
-      continue;
-    }
+    const basic = portBasics(p, raw, f);
+    if (basic === null) continue;
+    const { name, protocol } = basic;
     if (names.has(name)) {
       p.add(`${f}.name`, name, 'repeats an earlier port name', 'skipped');
-      continue;
-    }
-    const protocol = protocolOf(raw['protocol']);
-    if (protocol === null) {
-      p.add(`${f}.protocol`, raw['protocol'], 'is not TCP, UDP or SCTP', 'skipped');
-      continue;
-    }
-    if (!isValidPort(raw['port'])) {
-      p.add(`${f}.port`, raw['port'], 'is not a valid port', 'skipped');
       continue;
     }
     let nodePort: number | null = null;
@@ -350,7 +360,7 @@ export function parseService(obj: unknown): Parsed<ServiceRecord> {
       nodePort = np;
     }
     names.add(name);
-    ports.push({ name, protocol, port: raw['port'], nodePort });
+    ports.push({ name, protocol, port: basic.port, nodePort });
   }
   ports.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 
@@ -400,22 +410,9 @@ export function parseEndpointSlice(obj: unknown): Parsed<EndpointSliceRecord> {
       continue;
     }
     // kube-proxy skips a nil name; a hand-written slice usually omits it for an unnamed
-    // Service port, so a missing name counts as "" here.
-    const name = raw['name'] ?? '';
-    if (typeof name !== 'string') {
-      p.add(`${f}.name`, name, 'is not a string', 'skipped');
-      continue;
-    }
-    const protocol = protocolOf(raw['protocol']);
-    if (protocol === null) {
-      p.add(`${f}.protocol`, raw['protocol'], 'is not TCP, UDP or SCTP', 'skipped');
-      continue;
-    }
-    if (!isValidPort(raw['port'])) {
-      p.add(`${f}.port`, raw['port'], 'is not a valid port', 'skipped');
-      continue;
-    }
-    ports.push({ name, protocol, port: raw['port'] });
+    // Service port, so a missing name counts as "" here (portBasics).
+    const basic = portBasics(p, raw, f);
+    if (basic !== null) ports.push(basic);
   }
   ports.sort((a, b) => a.port - b.port || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0) || (a.protocol < b.protocol ? -1 : a.protocol > b.protocol ? 1 : 0));
 
