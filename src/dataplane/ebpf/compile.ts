@@ -48,9 +48,8 @@ function views(sp: ServicePort): { internal: Endpoint[]; external: Endpoint[]; e
   const internal = sp.internalTrafficPolicy === 'Local' ? sp.localEndpoints : sp.clusterEndpoints;
   const external = sp.externalTrafficPolicy === 'Local' ? sp.localEndpoints : sp.clusterEndpoints;
   // Pods reaching an external address are short-circuited to the cluster-wide set, as
-  // kube-proxy's KUBE-EXT chains do, unless the Service has none (both policies Local).
-  const externalFromPods = sp.clusterEndpoints.length > 0 || sp.externalTrafficPolicy === 'Cluster'
-    ? sp.clusterEndpoints : sp.localEndpoints;
+  // kube-proxy's KUBE-EXT chains do, unless the model computed none (both policies Local).
+  const externalFromPods = sp.usesClusterEndpoints ? sp.clusterEndpoints : sp.localEndpoints;
   return { internal, external, externalFromPods };
 }
 
