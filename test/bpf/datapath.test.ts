@@ -553,21 +553,26 @@ const FIXTURES: Fixture[] = [
 
 // ---- running the table ----
 
-describe('datapath fixtures (BPF_PROG_TEST_RUN)', { skip: isRoot ? false : 'needs root (BPF_PROG_TEST_RUN, bpffs)' }, () => {
-  let dp: Dataplane | null = null;
-
+/** The dataplane object loaded for one describe block, closed (pins removed) after it. */
+function loadedDataplane(): { readonly current: Dataplane | null } {
+  const holder: { current: Dataplane | null } = { current: null };
   before(() => {
     ensureBpffs();
-    dp = new Dataplane(KX_OBJ, 'kx-fixture');
+    holder.current = new Dataplane(KX_OBJ, 'kx-fixture');
   });
-  after(() => {
-    dp?.close();
-  });
+  after(() => holder.current?.close());
+  return holder;
+}
+
+
+describe('datapath fixtures (BPF_PROG_TEST_RUN)', { skip: isRoot ? false : 'needs root (BPF_PROG_TEST_RUN, bpffs)' }, () => {
+  const loaded = loadedDataplane();
 
   test('the table has at least 20 fixtures', () => assert.ok(FIXTURES.length >= 20, `${FIXTURES.length} fixtures`));
 
   for (const fx of FIXTURES) {
     test(fx.description, fx.todo ? { todo: fx.todo } : {}, () => {
+      const dp = loaded.current;
       assert.ok(dp, 'dataplane loaded');
       dp.clearAll(65536);
       dp.writeState(fx.state);
@@ -601,6 +606,7 @@ describe('datapath fixtures (BPF_PROG_TEST_RUN)', { skip: isRoot ? false : 'need
   }
 
   test('test_run with repeat reruns the program on the rewritten buffer (the rewrite persists)', () => {
+    const dp = loaded.current;
     assert.ok(dp);
     dp.clearAll(65536);
     dp.writeState(clusterIp(one(11, BE_R1, 8080)));
@@ -612,6 +618,7 @@ describe('datapath fixtures (BPF_PROG_TEST_RUN)', { skip: isRoot ? false : 'need
   });
 
   test('tc: the kernel\'s skb test_run refuses IPv4 frames shorter than an IP header (so those rows are XDP-only)', () => {
+    const dp = loaded.current;
     assert.ok(dp);
     dp.clearAll(65536);
     dp.writeState(clusterIp(one(11, BE_R1, 8080)));
@@ -623,6 +630,7 @@ describe('datapath fixtures (BPF_PROG_TEST_RUN)', { skip: isRoot ? false : 'need
   });
 
   test('randomized: 400 flows (TCP/UDP, random clients, ports, payload lengths, IP options) and their replies, checksums from scratch', () => {
+    const dp = loaded.current;
     assert.ok(dp);
     const seed = Number(process.env.KX_FIXTURE_SEED ?? 0x6b78);
     const rnd = mulberry32(seed);
@@ -673,16 +681,10 @@ describe('datapath fixtures (BPF_PROG_TEST_RUN)', { skip: isRoot ? false : 'need
 // ---- gaps found by the fixtures: fixed ones assert, open ones run and report as todo ----
 
 describe('gaps found by the fixtures (open ones report as todo)', { skip: isRoot ? false : 'needs root (BPF_PROG_TEST_RUN, bpffs)' }, () => {
-  let dp: Dataplane | null = null;
-  before(() => {
-    ensureBpffs();
-    dp = new Dataplane(KX_OBJ, 'kx-fixture');
-  });
-  after(() => {
-    dp?.close();
-  });
+  const loaded = loadedDataplane();
 
   test('NodePort SNAT ports avoid the node\'s own ephemeral ports (net.ipv4.ip_local_port_range)', () => {
+    const dp = loaded.current;
     assert.ok(dp);
     const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number) as [number, number];
     const reserved = readFileSync('/proc/sys/net/ipv4/ip_local_reserved_ports', 'utf8').trim();
@@ -700,6 +702,7 @@ describe('gaps found by the fixtures (open ones report as todo)', { skip: isRoot
   test('ICMP fragmentation-needed from a backend about a NATed flow is reverse-translated (PMTU discovery)', {
     todo: 'kx_parse passes every ICMP packet as not ours: ICMP errors quoting a NATed flow reach the client with the backend\'s address outside and inside, so the client cannot match them (PMTUD black hole); kube-proxy (netfilter RELATED) and Cilium translate them',
   }, () => {
+    const dp = loaded.current;
     assert.ok(dp);
     dp.clearAll(65536);
     dp.writeState(clusterIp(one(11, BE_R1, 8080)));
