@@ -81,6 +81,8 @@ export interface EndpointCategories {
   allReachableEndpoints: Endpoint[];
   /** Some usable endpoint exists anywhere in the cluster (even if none is reachable here). */
   hasAnyEndpoints: boolean;
+  /** The address families in which hasAnyEndpoints holds (kube-proxy decides it per family). */
+  familiesWithEndpoints: IPFamily[];
 }
 
 type TopologyMode = '' | 'PreferSameNode' | 'PreferSameZone';
@@ -118,8 +120,13 @@ function categorizeOneFamily(
   uses: { usesClusterEndpoints: boolean; usesLocalEndpoints: boolean },
   node: Pick<NodeFacts, 'nodeName' | 'zone'>,
 ): EndpointCategories {
-  const out: EndpointCategories = { clusterEndpoints: [], localEndpoints: [], allReachableEndpoints: [], hasAnyEndpoints: false };
+  const out: EndpointCategories = { clusterEndpoints: [], localEndpoints: [], allReachableEndpoints: [], hasAnyEndpoints: false, familiesWithEndpoints: [] };
   if (endpoints.length === 0) return out;
+  const family = ipFamilyOf(endpoints[0]!.ip);
+  const done = (): EndpointCategories => {
+    if (out.hasAnyEndpoints && family !== null) out.familiesWithEndpoints = [family];
+    return out;
+  };
 
   let mode: TopologyMode = '';
   if (uses.usesClusterEndpoints) {
@@ -132,7 +139,7 @@ function categorizeOneFamily(
   }
   if (!uses.usesLocalEndpoints) {
     out.allReachableEndpoints = out.clusterEndpoints;
-    return out;
+    return done();
   }
 
   let localReady = false;
@@ -151,15 +158,15 @@ function categorizeOneFamily(
 
   if (!uses.usesClusterEndpoints) {
     out.allReachableEndpoints = out.localEndpoints;
-    return out;
+    return done();
   }
   if (mode === '' && !localServingTerminating) {
     // Cluster endpoints are every ready endpoint, a superset of the local ones.
     out.allReachableEndpoints = out.clusterEndpoints;
-    return out;
+    return done();
   }
   out.allReachableEndpoints = mergeEndpoints(out.clusterEndpoints, out.localEndpoints);
-  return out;
+  return done();
 }
 
 function mergeEndpoints(...lists: (readonly Endpoint[])[]): Endpoint[] {
@@ -195,5 +202,6 @@ export function categorizeEndpoints(
     localEndpoints: mergeEndpoints(...parts.map((p) => p.localEndpoints)),
     allReachableEndpoints: mergeEndpoints(...parts.map((p) => p.allReachableEndpoints)),
     hasAnyEndpoints: parts.some((p) => p.hasAnyEndpoints),
+    familiesWithEndpoints: parts.flatMap((p) => p.familiesWithEndpoints),
   };
 }

@@ -61,6 +61,8 @@ export interface ServicePort {
   localEndpoints: Endpoint[];
   allReachableEndpoints: Endpoint[];
   hasAnyEndpoints: boolean;
+  /** Families in which hasAnyEndpoints holds (per-family modes decide reject vs. forward with it). */
+  familiesWithEndpoints: IPFamily[];
 }
 
 export interface NodeFacts {

@@ -18,7 +18,7 @@ export function servicePort(name: string, o: Partial<ServicePort> = {}): Service
     sessionAffinityTimeoutSeconds: null, healthCheckNodePort: null,
     externallyAccessible: false, usesClusterEndpoints: true, usesLocalEndpoints: false,
     endpoints: eps, clusterEndpoints: eps, localEndpoints: eps.filter((e) => e.isLocal),
-    allReachableEndpoints: eps, hasAnyEndpoints: eps.length > 0,
+    allReachableEndpoints: eps, hasAnyEndpoints: eps.length > 0, familiesWithEndpoints: eps.length > 0 ? ['IPv4'] : [],
     ...o,
   };
 }
