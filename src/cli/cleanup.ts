@@ -1,7 +1,10 @@
-// `kube-xdp cleanup`: detach every program and remove the pinned maps and links.
+// `kube-xdp cleanup` (kube-proxy's --cleanup): remove what every mode left in the kernel —
+// the eBPF programs and pins, and the KUBE-* chains of both iptables backends and families.
 import { readFlags } from '../config/flags.js';
 import { DEFAULT_PIN_DIR, RUN_FLAGS } from '../config/run-config.js';
 import { cleanupPins } from '../dataplane/ebpf/loader.js';
+import { cleanupIptables } from '../dataplane/iptables/cleanup.js';
+import { Iptables } from '../kernel/iptables.js';
 import { Libkx } from '../kernel/libkx.js';
 import { createLogger } from '../observe/log.js';
 
@@ -10,5 +13,14 @@ export function cleanup(argv: string[]): void {
     'bpf-pin-dir': { type: 'string', default: DEFAULT_PIN_DIR },
     'pod-interfaces': RUN_FLAGS['pod-interfaces']!,
   });
-  cleanupPins(new Libkx(), values['bpf-pin-dir'] as string, values['pod-interfaces'] as string[], createLogger());
+  const log = createLogger();
+  cleanupPins(new Libkx(), values['bpf-pin-dir'] as string, values['pod-interfaces'] as string[], log);
+  for (const family of ['IPv4', 'IPv6'] as const) {
+    for (const backend of ['nft', 'legacy'] as const) {
+      const ipt = new Iptables(family, backend);
+      if (!ipt.available()) continue;
+      const removed = cleanupIptables(ipt);
+      if (removed.filter + removed.nat + removed.mangle > 0) log.info({ family, backend, removed }, 'removed iptables chains');
+    }
+  }
 }

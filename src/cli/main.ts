@@ -4,15 +4,23 @@ import { ConfigError } from '../config/flags.js';
 import { Libkx } from '../kernel/libkx.js';
 import { cleanup } from './cleanup.js';
 import { inspect } from './inspect.js';
+import { render } from './render.js';
 import { run } from './run.js';
 
 const USAGE = `usage: kube-xdp <command> [flags]
-  run      --source file:PATH --node-name N --external-interfaces IF[,IF] [--bpf-pin-dir DIR]
+  run      --source file:PATH --node-name N [--mode ebpf|iptables] [--config KUBE_PROXY_CONFIG]
+           eBPF:     --external-interfaces IF[,IF] [--bpf-pin-dir DIR]
            [--pod-interfaces GLOB,...] [--node-ip IP] [--xdp-mode auto|native|generic]
            [--tc-mode auto|tcx|clsact] [--min-sync-period D] [--sync-period D]
-           [--metrics-bind-address HOST:PORT] [--log-level L]   (every flag also as KUBE_XDP_<FLAG>)
+           [--metrics-bind-address HOST:PORT] [--log-level L]
+           iptables: [--cluster-cidr CIDR] [--masquerade-all] [--nodeport-addresses CIDR,...]
+                     [--iptables-masquerade-bit N] [--iptables-localhost-nodeports true|false]
+                     [--iptables-backend auto|nft|legacy]      (every flag also as KUBE_XDP_<FLAG>)
+  render   --mode iptables [--source FILE|-] [--node-name N] [--node-ip IP]... [--cluster-cidr CIDR]
+           [--config FILE] ...   prints the iptables-restore input a sync would apply; touches nothing
   inspect  [--bpf-pin-dir DIR] [-o table|json]   programmed services and backends, from the pinned maps
-  cleanup  [--bpf-pin-dir DIR] [--pod-interfaces GLOB,...]   detach programs, remove pins
+  cleanup  [--bpf-pin-dir DIR] [--pod-interfaces GLOB,...]   detach programs, remove pins, remove
+           every KUBE-* chain and jump rule (iptables and ip6tables, nft and legacy)
   probe    kernel features the startup probe sees (TCX, XDP links, BTF)
 `;
 
@@ -22,6 +30,7 @@ async function main(argv: string[]): Promise<void> {
     case 'run': return run(rest);
     case 'inspect': return inspect(rest);
     case 'cleanup': return cleanup(rest);
+    case 'render': return render(rest);
     case 'probe': process.stdout.write(`${JSON.stringify(new Libkx().probe(), null, 2)}\n`); return;
     case undefined: case '-h': case '--help': case 'help': process.stdout.write(USAGE); return;
     default: throw new ConfigError('command', `unknown command ${JSON.stringify(cmd)}\n${USAGE}`);

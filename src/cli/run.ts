@@ -2,31 +2,57 @@
 import { networkInterfaces } from 'node:os';
 import type { Server } from 'node:http';
 import { runConfig, type RunConfig } from '../config/run-config.js';
+import type { Logger } from 'pino';
 import { EbpfDataplane } from '../dataplane/ebpf/dataplane.js';
+import { IptablesDataplane } from '../dataplane/iptables/dataplane.js';
+import { iptablesConfigs, proxyFamilies, readHostFacts } from '../dataplane/iptables/setup.js';
+import type { Dataplane } from '../dataplane/types.js';
+import { Iptables, detectBackend } from '../kernel/iptables.js';
 import { Libkx } from '../kernel/libkx.js';
 import { ChangeTracker } from '../model/tracker.js';
-import type { NodeFacts } from '../model/types.js';
+import type { IPFamily, NodeFacts } from '../model/types.js';
 import { serveObservability } from '../observe/http.js';
 import { createLogger } from '../observe/log.js';
 import { Metrics } from '../observe/metrics.js';
 import { FileSource } from '../source/file-source.js';
 import { SyncRunner } from '../sync/runner.js';
 
-/** The IPv4 addresses NodePorts answer on: explicit --node-ip, else the external interfaces'. */
-export function nodeAddresses(cfg: Pick<RunConfig, 'nodeIPs' | 'externalInterfaces'>): string[] {
-  if (cfg.nodeIPs.length) return [...cfg.nodeIPs];
+/** eBPF mode: the IPv4 addresses NodePorts answer on: explicit --node-ip, else the external interfaces'. */
+export function nodeAddresses(cfg: Pick<RunConfig, 'proxy' | 'externalInterfaces'>): string[] {
+  if (cfg.proxy.nodeIPs.length) return [...cfg.proxy.nodeIPs];
   const ifs = networkInterfaces();
   return cfg.externalInterfaces.flatMap((name) => (ifs[name] ?? []).filter((a) => a.family === 'IPv4').map((a) => a.address));
+}
+
+function ebpfDataplane(cfg: RunConfig, log: Logger, metrics: Metrics): { dataplane: Dataplane; families: IPFamily[] } {
+  const addresses = nodeAddresses(cfg);
+  if (addresses.length === 0) throw new Error(`no IPv4 address on ${cfg.externalInterfaces.join(', ')}: give --node-ip`);
+  log.info({ node: cfg.proxy.nodeName, nodeAddresses: addresses, pinDir: cfg.pinDir, source: cfg.source }, 'starting kube-xdp (eBPF mode)');
+  const dataplane = new EbpfDataplane(new Libkx(), log, metrics, {
+    objectPath: cfg.objectPath, pinDir: cfg.pinDir, externalInterfaces: cfg.externalInterfaces,
+    podInterfaces: cfg.podInterfaces, xdpMode: cfg.xdpMode, tcMode: cfg.tcMode, nodeAddresses: addresses,
+  });
+  dataplane.start();
+  return { dataplane, families: ['IPv4'] };
+}
+
+function iptablesDataplane(cfg: RunConfig, log: Logger, metrics: Metrics): { dataplane: Dataplane; families: IPFamily[] } {
+  const detected = cfg.iptablesBackend === 'auto' ? detectBackend() : { backend: cfg.iptablesBackend, reason: '--iptables-backend' };
+  const families = proxyFamilies(cfg.proxy);
+  const host = readHostFacts(new Iptables('IPv4', detected.backend));
+  const configs = iptablesConfigs(cfg.proxy, families, host);
+  log.info({ node: cfg.proxy.nodeName, backend: detected.backend, backendReason: detected.reason, families, source: cfg.source,
+    configs: configs.map(({ localAddresses: _, ...c }) => c) }, 'starting kube-xdp (iptables mode)');
+  const dataplane = new IptablesDataplane({ families: configs, backend: detected.backend, staleChainScanPeriodMs: cfg.syncPeriodMs }, log, metrics);
+  return { dataplane, families };
 }
 
 export async function run(argv: string[]): Promise<void> {
   const cfg = runConfig(argv);
   const log = createLogger(cfg.logLevel);
   const metrics = new Metrics();
-  const node: NodeFacts = { nodeName: cfg.nodeName, zone: null, ipFamilies: ['IPv4'] };
-  const addresses = nodeAddresses(cfg);
-  if (addresses.length === 0) throw new Error(`no IPv4 address on ${cfg.externalInterfaces.join(', ')}: give --node-ip`);
-  log.info({ node: cfg.nodeName, nodeAddresses: addresses, pinDir: cfg.pinDir, source: cfg.source }, 'starting kube-xdp (eBPF mode)');
+  const { dataplane, families } = cfg.proxy.mode === 'iptables' ? iptablesDataplane(cfg, log, metrics) : ebpfDataplane(cfg, log, metrics);
+  const node: NodeFacts = { nodeName: cfg.proxy.nodeName, zone: null, ipFamilies: families };
 
   const tracker = new ChangeTracker({
     onInvalid: (p) => {
@@ -34,12 +60,6 @@ export async function run(argv: string[]): Promise<void> {
       metrics.inc('kubexdp_invalid_objects_total', 'Objects or fields rejected from the source', { kind: p.kind, action: p.action });
     },
   });
-  const dataplane = new EbpfDataplane(new Libkx(), log, metrics, {
-    objectPath: cfg.objectPath, pinDir: cfg.pinDir, externalInterfaces: cfg.externalInterfaces,
-    podInterfaces: cfg.podInterfaces, xdpMode: cfg.xdpMode, tcMode: cfg.tcMode, nodeAddresses: addresses,
-  });
-  dataplane.start();
-
   let firstChangeAt: number | null = null;
   const health = { lastSyncOk: false, lastSyncAt: null as Date | null };
   const runner = new SyncRunner((full) => {
@@ -85,9 +105,9 @@ export async function run(argv: string[]): Promise<void> {
 
   const scan = setInterval(() => {
     try {
-      dataplane.tick();
+      if (dataplane.tick?.()) runner.request(true);
     } catch (err) {
-      log.warn({ err }, 'pod interface scan failed');
+      log.warn({ err }, 'periodic dataplane check failed');
     }
   }, cfg.interfaceScanPeriodMs);
   let server: Server | null = null;

@@ -1,24 +1,87 @@
 // `kube-xdp run` configuration: flags and env -> a validated RunConfig.
 import { hostname } from 'node:os';
-import { isIPv4 } from 'node:net';
+import { isIP, isIPv4 } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { cidrFamilyOf } from '../model/k8s.js';
 import { ConfigError, oneOf, parseDuration, readFlags, type FlagSpec } from './flags.js';
+import { PROXY_MODES, readKubeProxyConfiguration, validMasqueradeBit, type KubeProxyConfiguration, type ProxyMode } from './kube-proxy-config.js';
 
 export const DEFAULT_PIN_DIR = '/sys/fs/bpf/kube-xdp';
 export const DEFAULT_OBJECT = fileURLToPath(new URL('../../../build/kube_xdp.bpf.o', import.meta.url));
 
-export const RUN_FLAGS: FlagSpec = {
-  source: { type: 'string' },
+/** Settings every mode's renderer shares (kube-proxy's flags of the same names). */
+export const PROXY_FLAGS: FlagSpec = {
+  config: { type: 'string' },
+  mode: { type: 'string' },
   'node-name': { type: 'string' },
-  'external-interfaces': { type: 'string', multiple: true },
+  'hostname-override': { type: 'string' },
   'node-ip': { type: 'string', multiple: true },
+  'cluster-cidr': { type: 'string', multiple: true },
+  'nodeport-addresses': { type: 'string', multiple: true },
+  'masquerade-all': { type: 'boolean' },
+  'iptables-masquerade-bit': { type: 'string' },
+  'iptables-localhost-nodeports': { type: 'string' },
+};
+
+export interface ProxySettings {
+  readonly mode: ProxyMode;
+  readonly nodeName: string;
+  /** Explicit node addresses (NodePort/SNAT in eBPF mode; kube-proxy's nodeIP in iptables mode). */
+  readonly nodeIPs: readonly string[];
+  readonly clusterCIDRs: readonly string[];
+  readonly nodePortAddresses: readonly string[];
+  readonly masqueradeAll: boolean;
+  readonly masqueradeBit: number;
+  readonly localhostNodePorts: boolean;
+  /** From the KubeProxyConfiguration, when it sets them. */
+  readonly minSyncPeriodMs: number | null;
+  readonly syncPeriodMs: number | null;
+}
+
+function boolFlag(flag: string, v: string): boolean {
+  if (v === 'true') return true;
+  if (v === 'false') return false;
+  throw new ConfigError(flag, `${JSON.stringify(v)} is not true or false`);
+}
+
+/** Flags win over the --config file, which wins over the defaults (as in kube-proxy). */
+export function proxySettings(v: Record<string, string | string[] | boolean | undefined>, env: NodeJS.ProcessEnv = process.env): ProxySettings {
+  const kpc: KubeProxyConfiguration = typeof v.config === 'string' ? readKubeProxyConfiguration(v.config) : {};
+  const list = (k: string) => (v[k] as string[] | undefined) ?? [];
+  const nodeIPs = list('node-ip');
+  for (const ip of nodeIPs) if (!isIP(ip)) throw new ConfigError('node-ip', `${JSON.stringify(ip)} is not an IP address`);
+  const clusterCIDRs = list('cluster-cidr').length ? list('cluster-cidr') : kpc.clusterCIDRs ?? [];
+  for (const c of clusterCIDRs) if (cidrFamilyOf(c) === null) throw new ConfigError('cluster-cidr', `${JSON.stringify(c)} is not a CIDR`);
+  const nodePortAddresses = list('nodeport-addresses').length ? list('nodeport-addresses') : kpc.nodePortAddresses ?? [];
+  for (const c of nodePortAddresses) if (cidrFamilyOf(c) === null) throw new ConfigError('nodeport-addresses', `${JSON.stringify(c)} is not a CIDR`);
+  const bit = v['iptables-masquerade-bit'] as string | undefined;
+  const lh = v['iptables-localhost-nodeports'] as string | undefined;
+  return {
+    mode: v.mode !== undefined ? oneOf('mode', v.mode as string, PROXY_MODES) : kpc.mode ?? 'ebpf',
+    nodeName: (v['hostname-override'] as string | undefined) ?? (v['node-name'] as string | undefined) ?? kpc.hostnameOverride ?? env.NODE_NAME ?? hostname(),
+    nodeIPs,
+    clusterCIDRs,
+    nodePortAddresses,
+    masqueradeAll: v['masquerade-all'] === true || (kpc.masqueradeAll ?? false),
+    masqueradeBit: bit !== undefined ? validMasqueradeBit(Number(bit), 'iptables-masquerade-bit') : kpc.masqueradeBit ?? 14,
+    localhostNodePorts: lh !== undefined ? boolFlag('iptables-localhost-nodeports', lh) : kpc.localhostNodePorts ?? true,
+    minSyncPeriodMs: kpc.minSyncPeriodMs ?? null,
+    syncPeriodMs: kpc.syncPeriodMs ?? null,
+  };
+}
+
+export const RUN_FLAGS: FlagSpec = {
+  ...PROXY_FLAGS,
+  source: { type: 'string' },
+  'iptables-backend': { type: 'string', default: 'auto' },
+  'external-interfaces': { type: 'string', multiple: true },
   'pod-interfaces': { type: 'string', multiple: true, default: 'lxc*,cali*' },
   'bpf-pin-dir': { type: 'string', default: DEFAULT_PIN_DIR },
   'bpf-object': { type: 'string', default: DEFAULT_OBJECT },
   'xdp-mode': { type: 'string', default: 'auto' },
   'tc-mode': { type: 'string', default: 'auto' },
-  'min-sync-period': { type: 'string', default: '0s' },
-  'sync-period': { type: 'string', default: '30s' },
+  'min-sync-period': { type: 'string' },
+  'sync-period': { type: 'string' },
   'interface-scan-period': { type: 'string', default: '1s' },
   'metrics-bind-address': { type: 'string', default: '127.0.0.1:10249' },
   'log-level': { type: 'string', default: 'info' },
@@ -26,10 +89,10 @@ export const RUN_FLAGS: FlagSpec = {
 
 export interface RunConfig {
   readonly source: { readonly kind: 'file'; readonly path: string };
-  readonly nodeName: string;
+  readonly proxy: ProxySettings;
+  readonly iptablesBackend: 'auto' | 'nft' | 'legacy';
+  /** eBPF mode: where XDP attaches (NodePort/SNAT addresses default to theirs). */
   readonly externalInterfaces: readonly string[];
-  /** Explicit NodePort/SNAT addresses; empty = the external interfaces' IPv4 addresses. */
-  readonly nodeIPs: readonly string[];
   readonly podInterfaces: readonly string[];
   readonly pinDir: string;
   readonly objectPath: string;
@@ -53,22 +116,26 @@ export function runConfig(argv: string[], env: NodeJS.ProcessEnv = process.env):
   const { values: v } = readFlags(argv, RUN_FLAGS, env);
   const str = (k: string) => v[k] as string;
   const list = (k: string) => v[k] as string[];
-  const nodeIPs = list('node-ip');
-  for (const ip of nodeIPs) if (!isIPv4(ip)) throw new ConfigError('node-ip', `${JSON.stringify(ip)} is not an IPv4 address`);
+  const proxy = proxySettings(v, env);
   const externalInterfaces = list('external-interfaces');
-  if (externalInterfaces.length === 0) throw new ConfigError('external-interfaces', 'at least one interface is required');
+  if (proxy.mode === 'ebpf') {
+    if (externalInterfaces.length === 0) throw new ConfigError('external-interfaces', 'at least one interface is required in eBPF mode');
+    for (const ip of proxy.nodeIPs) if (!isIPv4(ip)) throw new ConfigError('node-ip', `${JSON.stringify(ip)} is not an IPv4 address (the eBPF mode is IPv4 only)`);
+  }
+  const duration = (flag: string, fromConfig: number | null, dflt: string) =>
+    v[flag] !== undefined ? parseDuration(flag, str(flag)) : fromConfig ?? parseDuration(flag, dflt);
   return {
     source: parseSource(v.source as string | undefined),
-    nodeName: (v['node-name'] as string | undefined) ?? env.NODE_NAME ?? hostname(),
+    proxy,
+    iptablesBackend: oneOf('iptables-backend', str('iptables-backend'), ['auto', 'nft', 'legacy'] as const),
     externalInterfaces,
-    nodeIPs,
     podInterfaces: list('pod-interfaces'),
     pinDir: str('bpf-pin-dir'),
     objectPath: str('bpf-object'),
     xdpMode: oneOf('xdp-mode', str('xdp-mode'), ['auto', 'native', 'generic'] as const),
     tcMode: oneOf('tc-mode', str('tc-mode'), ['auto', 'tcx', 'clsact'] as const),
-    minSyncPeriodMs: parseDuration('min-sync-period', str('min-sync-period')),
-    syncPeriodMs: parseDuration('sync-period', str('sync-period')),
+    minSyncPeriodMs: duration('min-sync-period', proxy.minSyncPeriodMs, '0s'),
+    syncPeriodMs: duration('sync-period', proxy.syncPeriodMs, '30s'),
     interfaceScanPeriodMs: parseDuration('interface-scan-period', str('interface-scan-period')),
     metricsBindAddress: str('metrics-bind-address'),
     logLevel: str('log-level'),

@@ -12,8 +12,9 @@ export interface Dataplane {
   sync(state: ProxyState, opts?: { full?: boolean }): SyncResult;
   /** What is programmed now, read back from the kernel. */
   describe(): unknown;
-  /** Periodic housekeeping between syncs (new pod interfaces, say). */
-  tick?(): void;
+  /** Periodic housekeeping between syncs (new pod interfaces, say). Returns true when the
+   *  kernel state was found changed behind kube-xdp's back and a full sync is due. */
+  tick?(): boolean | void;
   /** Release process resources; the kernel state stays (use `kube-xdp cleanup` to remove it). */
   close(): void;
 }

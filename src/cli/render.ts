@@ -1,0 +1,46 @@
+// `kube-xdp render --mode iptables`: Services and EndpointSlices (a file, or stdin) plus node
+// facts → exactly the restore input a sync would apply. Nothing touches the kernel.
+import { readFileSync } from 'node:fs';
+import { ConfigError, readFlags } from '../config/flags.js';
+import { PROXY_FLAGS, proxySettings } from '../config/run-config.js';
+import { renderIptables } from '../dataplane/iptables/render.js';
+import { iptablesConfigs, proxyFamilies, readHostFacts } from '../dataplane/iptables/setup.js';
+import { Iptables } from '../kernel/iptables.js';
+import { ipFamilyOf } from '../model/k8s.js';
+import { ChangeTracker } from '../model/tracker.js';
+import type { ObjectKind } from '../model/types.js';
+import { parseObjects } from '../source/file-source.js';
+
+const KINDS = new Set<string>(['Service', 'EndpointSlice']);
+
+export function render(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): void {
+  const { values: v } = readFlags(argv, { ...PROXY_FLAGS, source: { type: 'string', default: '-' } });
+  const proxy = proxySettings(v);
+  if (proxy.mode !== 'iptables') throw new ConfigError('mode', `render supports iptables (got ${JSON.stringify(proxy.mode)})`);
+  const source = v.source as string;
+  const text = readFileSync(source === '-' ? 0 : source, 'utf8');
+
+  const tracker = new ChangeTracker({ onInvalid: (p) => err.write(`${p.text}\n`) });
+  for (const object of parseObjects(text, source === '-' ? 'stdin' : source)) {
+    const kind = object['kind'];
+    if (typeof kind !== 'string' || !KINDS.has(kind)) continue;
+    tracker.update({ kind: kind as ObjectKind, type: 'ADDED', object });
+  }
+  const families = proxyFamilies(proxy);
+  const state = tracker.snapshot({ nodeName: proxy.nodeName, zone: null, ipFamilies: families });
+
+  // The node is described by the flags, not by this machine: its addresses are the --node-ip
+  // values plus loopback. The iptables version (for --random-fully) and the conntrack sysctl
+  // are read from this machine, as a sync here would.
+  const host = readHostFacts(new Iptables('IPv4', 'nft').available() ? new Iptables('IPv4', 'nft') : null);
+  const localAddresses = {
+    IPv4: ['127.0.0.1', ...proxy.nodeIPs.filter((ip) => ipFamilyOf(ip) === 'IPv4')],
+    IPv6: ['::1', ...proxy.nodeIPs.filter((ip) => ipFamilyOf(ip) === 'IPv6')],
+  };
+  for (const cfg of iptablesConfigs(proxy, families, { ...host, localAddresses })) {
+    const r = renderIptables(state, cfg);
+    for (const w of r.warnings) err.write(`warning: ${w}\n`);
+    if (families.length > 1) out.write(`# ${cfg.family}: ${cfg.family === 'IPv6' ? 'ip6tables' : 'iptables'}-restore --noflush input\n`);
+    out.write(r.text);
+  }
+}

@@ -1,0 +1,122 @@
+// A kubeproxy.config.k8s.io/v1alpha1 KubeProxyConfiguration file (`--config`): the fields
+// kube-xdp uses, validated with errors that name the field. Unknown fields are ignored, as
+// kube-proxy's lenient decoding does for fields of other versions.
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import { cidrFamilyOf } from '../model/k8s.js';
+import { ConfigError } from './flags.js';
+
+export const PROXY_MODES = ['ebpf', 'iptables'] as const;
+export type ProxyMode = (typeof PROXY_MODES)[number];
+
+export interface KubeProxyConfiguration {
+  mode?: ProxyMode;
+  hostnameOverride?: string;
+  clusterCIDRs?: string[];
+  nodePortAddresses?: string[];
+  masqueradeAll?: boolean;
+  masqueradeBit?: number;
+  localhostNodePorts?: boolean;
+  minSyncPeriodMs?: number;
+  syncPeriodMs?: number;
+}
+
+const API_VERSION = 'kubeproxy.config.k8s.io/v1alpha1';
+
+/** Go's time.ParseDuration for the forms configs use: "30s", "1m0s", "1h30m", "250ms". */
+export function parseGoDuration(field: string, v: unknown): number {
+  const bad = () => new ConfigError('config', `${field}: ${JSON.stringify(v)} is not a duration (e.g. 1s, 30s, 1m0s)`);
+  if (typeof v !== 'string' || v === '') throw bad();
+  if (v === '0') return 0;
+  const units: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  let ms = 0;
+  const rest = v.replace(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g, (_, n: string, u: string) => {
+    ms += Number(n) * units[u]!;
+    return '';
+  });
+  if (rest !== '') throw bad();
+  return ms;
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function field<T>(obj: Obj, path: string, name: string, check: (v: unknown) => v is T, want: string): T | undefined {
+  const v = obj[name];
+  if (v === undefined || v === null) return undefined;
+  if (!check(v)) throw new ConfigError('config', `${path}${name}: ${JSON.stringify(v)} is not ${want}`);
+  return v;
+}
+const isString = (v: unknown): v is string => typeof v === 'string';
+const isBool = (v: unknown): v is boolean => typeof v === 'boolean';
+const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v);
+const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every(isString);
+
+/** Validates a parsed KubeProxyConfiguration object. */
+export function parseKubeProxyConfiguration(doc: unknown): KubeProxyConfiguration {
+  if (!isObj(doc)) throw new ConfigError('config', 'is not a KubeProxyConfiguration object');
+  if (doc['apiVersion'] !== API_VERSION) throw new ConfigError('config', `apiVersion: ${JSON.stringify(doc['apiVersion'])} is not ${API_VERSION}`);
+  if (doc['kind'] !== 'KubeProxyConfiguration') throw new ConfigError('config', `kind: ${JSON.stringify(doc['kind'])} is not KubeProxyConfiguration`);
+  const out: KubeProxyConfiguration = {};
+
+  const mode = field(doc, '', 'mode', isString, 'a string');
+  if (mode !== undefined && mode !== '') {
+    if (!(PROXY_MODES as readonly string[]).includes(mode)) throw new ConfigError('config', `mode: ${JSON.stringify(mode)} is not supported (want ${PROXY_MODES.join(' or ')})`);
+    out.mode = mode as ProxyMode;
+  }
+  const host = field(doc, '', 'hostnameOverride', isString, 'a string');
+  if (host) out.hostnameOverride = host;
+
+  const cidrs = field(doc, '', 'clusterCIDR', isString, 'a string');
+  if (cidrs) {
+    out.clusterCIDRs = cidrs.split(',').map((c) => c.trim());
+    out.clusterCIDRs.forEach((c, i) => {
+      if (cidrFamilyOf(c) === null) throw new ConfigError('config', `clusterCIDR: ${JSON.stringify(c)} (entry ${i}) is not a CIDR`);
+    });
+  }
+  const npa = field(doc, '', 'nodePortAddresses', isStrings, 'a list of CIDRs');
+  if (npa) {
+    npa.forEach((c, i) => {
+      if (cidrFamilyOf(c) === null) throw new ConfigError('config', `nodePortAddresses[${i}]: ${JSON.stringify(c)} is not a CIDR`);
+    });
+    out.nodePortAddresses = npa;
+  }
+
+  const ipt = doc['iptables'];
+  if (ipt !== undefined && ipt !== null) {
+    if (!isObj(ipt)) throw new ConfigError('config', 'iptables: is not an object');
+    const all = field(ipt, 'iptables.', 'masqueradeAll', isBool, 'true or false');
+    if (all !== undefined) out.masqueradeAll = all;
+    const bit = field(ipt, 'iptables.', 'masqueradeBit', isInt, 'an integer');
+    if (bit !== undefined) out.masqueradeBit = validMasqueradeBit(bit, 'config', 'iptables.masqueradeBit: ');
+    const lh = field(ipt, 'iptables.', 'localhostNodePorts', isBool, 'true or false');
+    if (lh !== undefined) out.localhostNodePorts = lh;
+    if (ipt['minSyncPeriod'] !== undefined) out.minSyncPeriodMs = parseGoDuration('iptables.minSyncPeriod', ipt['minSyncPeriod']);
+    if (ipt['syncPeriod'] !== undefined) {
+      out.syncPeriodMs = parseGoDuration('iptables.syncPeriod', ipt['syncPeriod']);
+      if (out.syncPeriodMs <= 0) throw new ConfigError('config', `iptables.syncPeriod: ${JSON.stringify(ipt['syncPeriod'])} must be greater than 0`);
+    }
+  }
+  return out;
+}
+
+export function validMasqueradeBit(bit: number, flag: string, prefix = ''): number {
+  if (!Number.isInteger(bit) || bit < 0 || bit > 31) throw new ConfigError(flag, `${prefix}${bit} must be an integer in [0, 31]`);
+  return bit;
+}
+
+export function readKubeProxyConfiguration(path: string): KubeProxyConfiguration {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError('config', `cannot read ${path}: ${(err as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parse(text);
+  } catch (err) {
+    throw new ConfigError('config', `${path}: ${(err as Error).message}`);
+  }
+  return parseKubeProxyConfiguration(doc);
+}

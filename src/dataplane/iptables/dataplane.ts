@@ -1,0 +1,132 @@
+// The iptables mode: render (pure) → iptables-restore --noflush, one proxier per address family,
+// with kube-proxy's sync discipline: jump rules ensured on full syncs, partial syncs that rewrite
+// only changed services' chains, stale chains deleted, stale UDP conntrack entries removed.
+import type { Logger } from 'pino';
+import { deleteConntrack } from '../../kernel/conntrack.js';
+import { Iptables, chainsOf, type IptablesBackend } from '../../kernel/iptables.js';
+import { ensureSysctl } from '../../kernel/sysctl.js';
+import { changedServices } from '../../model/diff.js';
+import type { ProxyState } from '../../model/types.js';
+import type { Metrics } from '../../observe/metrics.js';
+import { staleUdpConntrack } from '../conntrack.js';
+import { KUBE_PROXY_CANARY } from '../kube-names.js';
+import type { Dataplane, SyncResult } from '../types.js';
+import type { IptablesConfig } from './config.js';
+import { JUMP_RULES } from './jumps.js';
+import { nodePortDestinations } from './node-ports.js';
+import { renderIptables } from './render.js';
+
+export interface IptablesDataplaneOptions {
+  /** One config per family the node serves. */
+  readonly families: readonly IptablesConfig[];
+  readonly backend: IptablesBackend;
+  /** In large clusters stale chains are looked for at most this often (kube-proxy: syncPeriod). */
+  readonly staleChainScanPeriodMs: number;
+}
+
+class FamilyProxier {
+  private needFullSync = true;
+  private last: ProxyState | null = null;
+  private largeClusterMode = false;
+  private lastChainScan = 0;
+
+  constructor(readonly cfg: IptablesConfig, readonly ipt: Iptables, private readonly opts: IptablesDataplaneOptions, private readonly log: Logger) {}
+
+  sync(state: ProxyState, full: boolean): { writes: number; partial: boolean; deleted: number; conntrack: number } {
+    const partial = !full && !this.needFullSync && this.last !== null;
+    // Until a restore succeeds, the next sync must be full: the diff to the kernel is unknown.
+    this.needFullSync = true;
+    if (!partial) this.ensureJumps();
+    const now = Date.now();
+    const scan = !this.largeClusterMode || now - this.lastChainScan > this.opts.staleChainScanPeriodMs;
+    const existing = scan ? chainsOf(this.ipt.save('nat')) : null;
+    const r = renderIptables(state, this.cfg, {
+      changedServices: partial ? changedServices(this.last!, state) : null,
+      existingNatChains: existing,
+    });
+    for (const w of r.warnings) this.log.warn({ family: this.cfg.family }, w);
+    this.ipt.restore(r.text);
+    if (scan) this.lastChainScan = now;
+    this.needFullSync = false;
+    this.largeClusterMode = r.largeClusterMode;
+
+    const stale = staleUdpConntrack(this.last, state, this.cfg.family);
+    for (const f of deleteConntrack(stale, this.cfg.family)) this.log.warn({ family: this.cfg.family }, `stale UDP conntrack entries not removed: ${f}`);
+    this.last = state;
+    return { writes: r.filterRules + r.natRules, partial, deleted: r.deletedChains.length, conntrack: stale.length };
+  }
+
+  private ensureJumps(): void {
+    for (const table of ['filter', 'nat', 'mangle'] as const) this.ipt.ensureChain(table, KUBE_PROXY_CANARY);
+    for (const j of JUMP_RULES) {
+      this.ipt.ensureChain(j.table, j.to);
+      this.ipt.ensureRulePrepended(j.table, j.from, j.args);
+    }
+  }
+
+  /** The canary chain disappears when someone flushes the tables: then resync everything. */
+  canaryGone(): boolean {
+    return !chainsOf(this.ipt.save('mangle')).has(KUBE_PROXY_CANARY);
+  }
+
+  forceFullSync(): void {
+    this.needFullSync = true;
+  }
+}
+
+export class IptablesDataplane implements Dataplane {
+  private readonly proxiers: FamilyProxier[];
+
+  constructor(opts: IptablesDataplaneOptions, private readonly log: Logger, private readonly metrics: Metrics) {
+    this.proxiers = opts.families.map((cfg) => new FamilyProxier(cfg, new Iptables(cfg.family, opts.backend), opts, log));
+    for (const p of this.proxiers) {
+      if (p.cfg.family === 'IPv4' && nodePortDestinations(p.cfg).localhostNodePorts) {
+        // NodePorts on 127.0.0.1 need route_localnet; KUBE-FIREWALL blocks what it opens.
+        if (ensureSysctl('net/ipv4/conf/all/route_localnet', '1') !== null) log.info('set net.ipv4.conf.all.route_localnet=1 for localhost NodePorts (iptables.localhostNodePorts)');
+      }
+    }
+  }
+
+  sync(state: ProxyState, opts: { full?: boolean } = {}): SyncResult {
+    const detail: Record<string, unknown> = {};
+    let writes = 0;
+    for (const p of this.proxiers) {
+      try {
+        const r = p.sync(state, opts.full ?? false);
+        writes += r.writes;
+        detail[p.cfg.family] = r;
+        this.metrics.inc('kubexdp_iptables_restore_total', 'iptables-restore runs', { family: p.cfg.family, result: 'ok', partial: String(r.partial) });
+      } catch (err) {
+        this.metrics.inc('kubexdp_iptables_restore_total', 'iptables-restore runs', { family: p.cfg.family, result: 'error', partial: 'unknown' });
+        throw err;
+      }
+    }
+    return { writes, detail };
+  }
+
+  tick(): boolean {
+    let resync = false;
+    for (const p of this.proxiers) {
+      if (p.canaryGone()) {
+        this.log.warn({ family: p.cfg.family }, `${KUBE_PROXY_CANARY} is gone (tables flushed?): syncing everything again`);
+        p.forceFullSync();
+        resync = true;
+      }
+    }
+    return resync;
+  }
+
+  describe(): unknown {
+    return Object.fromEntries(this.proxiers.map((p) => [p.cfg.family, {
+      filter: kubeLines(p.ipt.save('filter')),
+      nat: kubeLines(p.ipt.save('nat')),
+    }]));
+  }
+
+  close(): void {}
+}
+
+/** The KUBE-* chain declarations and rules of a save output. */
+export function kubeLines(save: string): string[] {
+  return save.split('\n').filter((l) => /^(:KUBE-|-A KUBE-|-A \S+ .*-j KUBE-)/.test(l));
+}

@@ -1,0 +1,46 @@
+// The rules in the built-in chains that lead to kube-proxy's chains (iptablesJumpChains and
+// iptablesKubeletJumpChains in pkg/proxy/iptables/proxier.go). They are ensured one by one, not
+// restored, because kube-xdp does not own INPUT, FORWARD, OUTPUT, PREROUTING, POSTROUTING.
+import type { Table } from '../../kernel/iptables.js';
+import {
+  KUBE_EXTERNAL_SERVICES, KUBE_FIREWALL, KUBE_FORWARD, KUBE_MARK_MASQ, KUBE_NODEPORTS, KUBE_POSTROUTING,
+  KUBE_PROXY_CANARY, KUBE_PROXY_FIREWALL, KUBE_SERVICES,
+} from '../kube-names.js';
+
+export interface JumpRule {
+  readonly table: Table;
+  readonly from: string;
+  readonly to: string;
+  /** The rule's arguments, as `iptables -I <from>` takes them. */
+  readonly args: readonly string[];
+}
+
+const NEW = ['-m', 'conntrack', '--ctstate', 'NEW'];
+const jump = (table: Table, to: string, from: string, comment: string, extra: string[] = []): JumpRule => ({
+  table, from, to, args: [...extra, ...(comment ? ['-m', 'comment', '--comment', comment] : []), '-j', to],
+});
+
+export const JUMP_RULES: readonly JumpRule[] = [
+  jump('filter', KUBE_EXTERNAL_SERVICES, 'INPUT', 'kubernetes externally-visible service portals', NEW),
+  jump('filter', KUBE_EXTERNAL_SERVICES, 'FORWARD', 'kubernetes externally-visible service portals', NEW),
+  jump('filter', KUBE_NODEPORTS, 'INPUT', 'kubernetes health check service ports'),
+  jump('filter', KUBE_SERVICES, 'FORWARD', 'kubernetes service portals', NEW),
+  jump('filter', KUBE_SERVICES, 'OUTPUT', 'kubernetes service portals', NEW),
+  jump('filter', KUBE_FORWARD, 'FORWARD', 'kubernetes forwarding rules'),
+  jump('filter', KUBE_PROXY_FIREWALL, 'INPUT', 'kubernetes load balancer firewall', NEW),
+  jump('filter', KUBE_PROXY_FIREWALL, 'OUTPUT', 'kubernetes load balancer firewall', NEW),
+  jump('filter', KUBE_PROXY_FIREWALL, 'FORWARD', 'kubernetes load balancer firewall', NEW),
+  jump('nat', KUBE_SERVICES, 'OUTPUT', 'kubernetes service portals'),
+  jump('nat', KUBE_SERVICES, 'PREROUTING', 'kubernetes service portals'),
+  jump('nat', KUBE_POSTROUTING, 'POSTROUTING', 'kubernetes postrouting rules'),
+  // kubelet's copies (its anti-martian chain), without a comment.
+  jump('filter', KUBE_FIREWALL, 'INPUT', ''),
+  jump('filter', KUBE_FIREWALL, 'OUTPUT', ''),
+];
+
+/** Chains kube-xdp creates besides the per-service ones, per table: what cleanup removes. */
+export const OWN_CHAINS: Readonly<Record<'filter' | 'nat' | 'mangle', readonly string[]>> = {
+  filter: [KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_NODEPORTS, KUBE_PROXY_FIREWALL, KUBE_FIREWALL, KUBE_PROXY_CANARY],
+  nat: [KUBE_SERVICES, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_MARK_MASQ, KUBE_PROXY_CANARY],
+  mangle: [KUBE_PROXY_CANARY],
+};

@@ -1,0 +1,62 @@
+// From the proxy settings and the host's facts to one IptablesConfig per family. The facts are
+// read here (interfaces, a sysctl, the iptables version); the combination is pure.
+import { readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import type { ProxySettings } from '../../config/run-config.js';
+import type { Iptables } from '../../kernel/iptables.js';
+import { cidrFamilyOf, ipFamilyOf } from '../../model/k8s.js';
+import type { IPFamily } from '../../model/types.js';
+import { masqueradeMarkFor, type IptablesConfig } from './config.js';
+
+export interface HostFacts {
+  /** Interface addresses per family, loopback included. */
+  readonly localAddresses: Readonly<Record<IPFamily, readonly string[]>>;
+  readonly randomFully: boolean;
+  readonly conntrackTCPLiberal: boolean;
+}
+
+/** IPv4 always; IPv6 as well when a node IP or cluster CIDR says the node is dual-stack. */
+export function proxyFamilies(proxy: Pick<ProxySettings, 'nodeIPs' | 'clusterCIDRs'>): IPFamily[] {
+  const v6 = proxy.nodeIPs.some((ip) => ipFamilyOf(ip) === 'IPv6') || proxy.clusterCIDRs.some((c) => cidrFamilyOf(c) === 'IPv6');
+  return v6 ? ['IPv4', 'IPv6'] : ['IPv4'];
+}
+
+const LOOPBACK: Record<IPFamily, RegExp> = { IPv4: /^127\./, IPv6: /^::1$/ };
+
+export function iptablesConfigs(proxy: ProxySettings, families: readonly IPFamily[], host: HostFacts): IptablesConfig[] {
+  return families.map((family) => {
+    const local = host.localAddresses[family];
+    // kube-proxy's nodeIP: the given one of this family, else the first non-loopback address.
+    const nodeIP = proxy.nodeIPs.find((ip) => ipFamilyOf(ip) === family) ?? local.find((ip) => !LOOPBACK[family].test(ip)) ?? null;
+    return {
+      family,
+      nodeIP,
+      localAddresses: local,
+      clusterCIDRs: proxy.clusterCIDRs.filter((c) => cidrFamilyOf(c) === family),
+      masqueradeAll: proxy.masqueradeAll,
+      masqueradeMark: masqueradeMarkFor(proxy.masqueradeBit),
+      localhostNodePorts: proxy.localhostNodePorts,
+      nodePortAddresses: proxy.nodePortAddresses,
+      randomFully: host.randomFully,
+      conntrackTCPLiberal: host.conntrackTCPLiberal,
+    };
+  });
+}
+
+/** The facts of the host (of the current network namespace). `ipt` absent: assume a current iptables. */
+export function readHostFacts(ipt: Iptables | null): HostFacts {
+  const localAddresses: Record<IPFamily, string[]> = { IPv4: [], IPv6: [] };
+  for (const addrs of Object.values(networkInterfaces())) {
+    for (const a of addrs ?? []) {
+      if (a.family === 'IPv4') localAddresses.IPv4.push(a.address);
+      else if (!a.address.startsWith('fe80:')) localAddresses.IPv6.push(a.address);
+    }
+  }
+  let conntrackTCPLiberal = false;
+  try {
+    conntrackTCPLiberal = readFileSync('/proc/sys/net/netfilter/nf_conntrack_tcp_be_liberal', 'utf8').trim() !== '0';
+  } catch {
+    // nf_conntrack not loaded: kube-proxy then also installs the INVALID drop rule.
+  }
+  return { localAddresses, randomFully: ipt ? ipt.hasRandomFully() : true, conntrackTCPLiberal };
+}
