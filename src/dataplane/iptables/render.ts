@@ -31,7 +31,8 @@ export interface IptablesRender {
   /** Stale service chains this restore deletes. */
   readonly deletedChains: readonly string[];
   readonly filterRules: number;
-  /** NAT rules written, and those a partial sync left out. */
+  /** NAT rules written (the `-X` of deleted chains not counted, as in kube-proxy's metrics), and
+   *  those a partial sync left out. */
   readonly natRules: number;
   readonly skippedNatRules: number;
   /** More than 1000 endpoints: per-endpoint comments are left out, as kube-proxy does. */
@@ -296,7 +297,7 @@ export function renderIptables(state: ProxyState, cfg: IptablesConfig, opts: Ren
     activeNatChains,
     deletedChains,
     filterRules: filterRules.lines.length,
-    natRules: natRules.lines.length,
+    natRules: natRules.lines.length - deletedChains.length,
     skippedNatRules: skipped.rules.lines.length,
     largeClusterMode,
     noLocalEndpoints: noLocal,
