@@ -8,34 +8,19 @@ import type { IptablesConfig } from '../../src/dataplane/iptables/config.js';
 import { renderIptables } from '../../src/dataplane/iptables/render.js';
 import type { NodeFacts } from '../../src/model/types.js';
 import { runPacketFlowTests, tracePacket, type PacketFlowTest } from './helpers/iptables-tracer.js';
-import { makeEndpointSlice, makeService, objects, type Json } from './helpers/kube-objects.js';
+import { objects, type Json } from './helpers/kube-objects.js';
 import {
   FAKE_IPTABLES_CONFIG, TEST_EXTERNAL_CLIENT, TEST_EXTERNAL_CLIENT_BLOCKED, TEST_EXTERNAL_IP, TEST_HOSTNAME, TEST_NODE_IP,
-  TEST_NODE_IP_ALT, TEST_NODE_IPS, TEST_NODE_IPV6, TEST_NODE_IPV6_ALT,
+  TEST_NODE_IP_ALT, TEST_NODE_IPS, TEST_NODE_IPV6, TEST_NODE_IPV6_ALT, clusterIPGeneralObjects, internalExternalMasqueradeObjects,
+  internalTrafficPolicyService, internalTrafficPolicySlice, loadBalancerObjects, noEndpointsRejectObjects, overallObjects, ready,
+  service, servingTerminating, slice, tcp, terminating, type Ep,
 } from './helpers/kube-proxy-fake.js';
 
 // Later kube-proxy versions (v1.31+) trace with every node address as LOCAL (TEST_NODE_IPS);
 // v1.28's tracer knows one node IP (plus loopback).
 const V128_NODE_IPS = [TEST_NODE_IP];
 
-// ---- kube-proxy test objects as Kubernetes JSON ------------------------------------------
-
-const port = (name: string, p: number, o: Json = {}): Json => ({ name, port: p, protocol: 'TCP', ...o });
-const svc = (ns: string, name: string, spec: Json, ingress: string[] = []): Json =>
-  makeService(ns, name, (s) => {
-    Object.assign(s.spec, spec);
-    if (ingress.length > 0) s.status = { loadBalancer: { ingress: ingress.map((ip) => ({ ip })) } };
-  });
-const ep = (ip: string, nodeName?: string, conditions?: Json): Json => ({
-  addresses: [ip], ...(nodeName ? { nodeName } : {}), ...(conditions ? { conditions } : {}),
-});
-const slice = (ns: string, name: string, endpoints: Json[], ports: Json[], addressType = 'IPv4'): Json =>
-  makeEndpointSlice(ns, name, 1, (s) => {
-    s.addressType = addressType;
-    s.endpoints = endpoints;
-    s.ports = ports;
-  });
-const cond = (ready: boolean, serving: boolean, terminating: boolean): Json => ({ ready, serving, terminating });
+// The Kubernetes objects (builders and shared scenarios) come from helpers/kube-proxy-fake.ts.
 
 /** A fake proxier: objects through the real model, synced with `renderIptables` (full sync). */
 function proxier(objs: Json[], cfg: Partial<IptablesConfig> = {}, node: Partial<NodeFacts> = {}) {
@@ -247,39 +232,22 @@ describe('iptables tracer', () => {
 
 // ---- kube-proxy's flow tables against renderIptables --------------------------------------
 
-const P80 = [port('p80', 80)];
+const P80 = [tcp('p80', 80)];
 
 describe('kube-proxy packet flows through renderIptables', () => {
   it('TestOverallIPTablesRulesWithMultipleServices, later TestOverallIPTablesRules (its services, traced with the TestTracePackets cases)', () => {
     // TestTracePackets' static rules are this test's expected output, so its cases apply here.
-    const fp = proxier([
-      svc('ns1', 'svc1', { clusterIP: '172.30.0.41', ports: P80 }),
-      svc('ns2', 'svc2', {
-        type: 'LoadBalancer', externalTrafficPolicy: 'Local', clusterIP: '172.30.0.42', ports: [port('p80', 80, { nodePort: 3001 })],
-        externalIPs: ['192.168.99.22'], healthCheckNodePort: 30000,
-      }, ['1.2.3.4']),
-      svc('ns3', 'svc3', { type: 'NodePort', clusterIP: '172.30.0.43', ports: [port('p80', 80, { nodePort: 3003 })] }),
-      svc('ns4', 'svc4', { type: 'NodePort', clusterIP: '172.30.0.44', externalIPs: ['192.168.99.33'], ports: [port('p80', 80, { targetPort: 80 })] }),
-      svc('ns5', 'svc5', {
-        type: 'LoadBalancer', externalTrafficPolicy: 'Cluster', clusterIP: '172.30.0.45', ports: [port('p80', 80, { nodePort: 3002 })],
-        healthCheckNodePort: 30000, loadBalancerSourceRanges: [' 203.0.113.0/25'],
-      }, ['5.6.7.8']),
-      svc('ns6', 'svc6', { type: 'ClusterIP', clusterIP: '172.30.0.46', ports: [port('p80', 80, { targetPort: 80 })] }),
-      slice('ns1', 'svc1', [ep('10.180.0.1')], P80),
-      slice('ns2', 'svc2', [ep('10.180.0.2')], P80),
-      slice('ns3', 'svc3', [ep('10.180.0.3')], P80),
-      slice('ns4', 'svc4', [ep('10.180.0.4'), ep('10.180.0.5', TEST_HOSTNAME)], P80),
-      slice('ns5', 'svc5', [ep('10.180.0.3')], P80),
-    ]);
+    // v1.28 gave svc5 no session affinity (TestTracePackets' rules have no "recent" match).
+    const objs = overallObjects();
+    const svc5 = objs[4]!;
+    delete svc5.spec.sessionAffinity;
+    delete svc5.spec.sessionAffinityConfig;
+    const fp = proxier(objs);
     runPacketFlowTests(fp.rules(), V128_NODE_IPS, TRACE_PACKETS_CASES);
   });
 
   it('TestNoEndpointsReject', () => {
-    const fp = proxier([
-      svc('ns1', 'svc1', {
-        type: 'LoadBalancer', clusterIP: '172.30.0.41', externalIPs: ['192.168.99.11'], ports: [port('p80', 80, { nodePort: 3001 })],
-      }, ['1.2.3.4']),
-    ]);
+    const fp = proxier(noEndpointsRejectObjects());
     runPacketFlowTests(fp.rules(), V128_NODE_IPS, [
       { name: 'pod to cluster IP with no endpoints', sourceIP: '10.0.0.2', destIP: '172.30.0.41', destPort: 80, output: 'REJECT' },
       { name: 'external to external IP with no endpoints', sourceIP: TEST_EXTERNAL_CLIENT, destIP: '192.168.99.11', destPort: 80, output: 'REJECT' },
@@ -291,18 +259,7 @@ describe('kube-proxy packet flows through renderIptables', () => {
   });
 
   it('TestClusterIPGeneral (table of v1.31+, which adds the UDP port v1.28 left out for its conntrack fake)', () => {
-    const fp = proxier([
-      svc('ns1', 'svc1', { clusterIP: '172.30.0.41', ports: [port('http', 80)] }),
-      svc('ns2', 'svc2', {
-        clusterIP: '172.30.0.42',
-        ports: [port('http', 80), port('https', 443, { targetPort: 8443 }), port('dns-udp', 53, { protocol: 'UDP' }),
-          port('dns-tcp', 53, { targetPort: 5353 }), port('dns-sctp', 53, { protocol: 'SCTP' })],
-      }),
-      slice('ns1', 'svc1', [ep('10.180.0.1', TEST_HOSTNAME)], [port('http', 80)]),
-      slice('ns2', 'svc2', [ep('10.180.0.1', TEST_HOSTNAME), ep('10.180.2.1', 'host2')], [
-        port('http', 80), port('https', 8443), port('dns-udp', 53, { protocol: 'UDP' }), port('dns-tcp', 5353), port('dns-sctp', 53, { protocol: 'SCTP' }),
-      ]),
-    ]);
+    const fp = proxier(clusterIPGeneralObjects());
     runPacketFlowTests(fp.rules(), TEST_NODE_IPS, [
       { name: 'simple clusterIP', sourceIP: '10.180.0.2', destIP: '172.30.0.41', destPort: 80, output: '10.180.0.1:80', masq: false },
       { name: 'hairpin to cluster IP', sourceIP: '10.180.0.1', destIP: '172.30.0.41', destPort: 80, output: '10.180.0.1:80', masq: true },
@@ -317,13 +274,7 @@ describe('kube-proxy packet flows through renderIptables', () => {
   });
 
   it('TestLoadBalancer (loadBalancerSourceRanges / KUBE-FW / KUBE-PROXY-FIREWALL)', () => {
-    const fp = proxier([
-      svc('ns1', 'svc1', {
-        type: 'LoadBalancer', clusterIP: '172.30.0.41', ports: [port('p80', 80, { nodePort: 3001 })],
-        loadBalancerSourceRanges: ['192.168.0.0/24', ' 203.0.113.0/25'],
-      }, ['1.2.3.4', '5.6.7.8']),
-      slice('ns1', 'svc1', [ep('10.180.0.1')], P80),
-    ]);
+    const fp = proxier(loadBalancerObjects());
     const out = '10.180.0.1:80';
     runPacketFlowTests(fp.rules(), V128_NODE_IPS, [
       { name: 'pod to cluster IP', sourceIP: '10.0.0.2', destIP: '172.30.0.41', destPort: 80, output: out, masq: false },
@@ -344,8 +295,8 @@ describe('kube-proxy packet flows through renderIptables', () => {
 
   it('TestNodePort', () => {
     const fp = proxier([
-      svc('ns1', 'svc1', { type: 'NodePort', clusterIP: '172.30.0.41', ports: [port('p80', 80, { nodePort: 3001 })] }),
-      slice('ns1', 'svc1', [ep('10.180.0.1')], P80),
+      service('ns1', 'svc1', { type: 'NodePort', clusterIP: '172.30.0.41', ports: [tcp('p80', 80, { nodePort: 3001 })] }),
+      slice('ns1', 'svc1', ['10.180.0.1'], P80),
     ]);
     const out = '10.180.0.1:80';
     runPacketFlowTests(fp.rules(), V128_NODE_IPS, [
@@ -377,8 +328,8 @@ describe('kube-proxy packet flows through renderIptables', () => {
           ? { family: 'IPv6', nodeIP: TEST_NODE_IPV6, localAddresses: ['::1', TEST_NODE_IPV6, TEST_NODE_IPV6_ALT], clusterCIDRs: ['fd00:10::/64'] }
           : { localAddresses: ['127.0.0.1', TEST_NODE_IP, TEST_NODE_IP_ALT, TEST_EXTERNAL_IP] };
         const fp = proxier([
-          svc('ns1', 'svc1', { type: 'NodePort', clusterIP: svcIP, ports: [port('p80', 80, { nodePort: 3001 })] }),
-          slice('ns1', 'svc1', [ep(epIP1), ep(epIP2, TEST_HOSTNAME)], P80, tc.v6 ? 'IPv6' : 'IPv4'),
+          service('ns1', 'svc1', { type: 'NodePort', clusterIP: svcIP, ports: [tcp('p80', 80, { nodePort: 3001 })] }),
+          slice('ns1', 'svc1', [epIP1, { ip: epIP2, node: TEST_HOSTNAME }], P80, tc.v6 ? 'IPv6' : 'IPv4'),
         ], { ...cfg, localhostNodePorts: tc.localhostNodePorts, nodePortAddresses: tc.nodePortAddresses }, { ipFamilies: [tc.v6 ? 'IPv6' : 'IPv4'] });
         const hp = (ip: string) => (tc.v6 ? `[${ip}]:80` : `${ip}:80`);
         const output = `${hp(epIP1)}, ${hp(epIP2)}`;
@@ -399,15 +350,15 @@ describe('kube-proxy packet flows through renderIptables', () => {
   });
 
   it('TestHealthCheckNodePort (nodePortAddresses 127.0.0.0/8; rule gone with the Service)', () => {
-    const service = svc('ns1', 'svc1', {
-      type: 'LoadBalancer', clusterIP: '172.30.0.42', ports: [port('p80', 80, { nodePort: 3001 })],
+    const svc1 = service('ns1', 'svc1', {
+      type: 'LoadBalancer', clusterIP: '172.30.0.42', ports: [tcp('p80', 80, { nodePort: 3001 })],
       healthCheckNodePort: 30000, externalTrafficPolicy: 'Local',
     });
-    const fp = proxier([service], { nodePortAddresses: ['127.0.0.0/8'] });
+    const fp = proxier([svc1], { nodePortAddresses: ['127.0.0.0/8'] });
     runPacketFlowTests(fp.rules(), V128_NODE_IPS, [
       { name: 'firewall accepts HealthCheckNodePort', sourceIP: '1.2.3.4', destIP: TEST_NODE_IP, destPort: 30000, output: 'ACCEPT', masq: false },
     ]);
-    fp.o.remove(service);
+    fp.o.remove(svc1);
     runPacketFlowTests(fp.rules(), V128_NODE_IPS, [
       { name: 'HealthCheckNodePort no longer has any rule', sourceIP: '1.2.3.4', destIP: TEST_NODE_IP, destPort: 30000, output: '' },
     ]);
@@ -416,8 +367,8 @@ describe('kube-proxy packet flows through renderIptables', () => {
   it('TestMasqueradeRule (as flows: KUBE-MARK-MASQ → KUBE-POSTROUTING masquerades, with and without --random-fully)', () => {
     for (const randomFully of [false, true]) {
       const fp = proxier([
-        svc('ns1', 'svc1', { clusterIP: '172.30.0.41', ports: P80 }),
-        slice('ns1', 'svc1', [ep('10.180.0.1')], P80),
+        service('ns1', 'svc1', { clusterIP: '172.30.0.41', ports: P80 }),
+        slice('ns1', 'svc1', ['10.180.0.1'], P80),
       ], { randomFully });
       runPacketFlowTests(fp.rules(), V128_NODE_IPS, [
         { name: 'pod to cluster IP', sourceIP: '10.0.0.2', destIP: '172.30.0.41', destPort: 80, output: '10.180.0.1:80', masq: false },
@@ -428,11 +379,11 @@ describe('kube-proxy packet flows through renderIptables', () => {
   });
 
   const etpService = (policy: 'Local' | 'Cluster') => [
-    svc('ns1', 'svc1', {
+    service('ns1', 'svc1', {
       type: 'LoadBalancer', externalTrafficPolicy: policy, clusterIP: '172.30.0.41', externalIPs: [TEST_EXTERNAL_IP],
-      ports: [port('p80', 80, { nodePort: 3001, targetPort: 80 })], ...(policy === 'Local' ? { healthCheckNodePort: 30000 } : {}),
+      ports: [tcp('p80', 80, { nodePort: 3001, targetPort: 80 })], ...(policy === 'Local' ? { healthCheckNodePort: 30000 } : {}),
     }, ['1.2.3.4']),
-    slice('ns1', 'svc1', [ep('10.180.0.1'), ep('10.180.2.1', TEST_HOSTNAME)], P80),
+    slice('ns1', 'svc1', ['10.180.0.1', { ip: '10.180.2.1', node: TEST_HOSTNAME }], P80),
   ];
   const both = '10.180.0.1:80, 10.180.2.1:80';
 
@@ -463,8 +414,8 @@ describe('kube-proxy packet flows through renderIptables', () => {
 
   it('TestNonLocalExternalIPs', () => {
     const fp = proxier([
-      svc('ns1', 'svc1', { clusterIP: '172.30.0.41', externalIPs: ['192.168.99.11'], ports: [port('p80', 80, { targetPort: 80 })] }),
-      slice('ns1', 'svc1', [ep('10.180.0.1'), ep('10.180.2.1', TEST_HOSTNAME)], P80),
+      service('ns1', 'svc1', { clusterIP: '172.30.0.41', externalIPs: ['192.168.99.11'], ports: [tcp('p80', 80, { targetPort: 80 })] }),
+      slice('ns1', 'svc1', ['10.180.0.1', { ip: '10.180.2.1', node: TEST_HOSTNAME }], P80),
     ]);
     runPacketFlowTests(fp.rules(), V128_NODE_IPS, [
       { name: 'pod to cluster IP', sourceIP: '10.0.0.2', destIP: '172.30.0.41', destPort: 80, output: both, masq: false },
@@ -479,8 +430,8 @@ describe('kube-proxy packet flows through renderIptables', () => {
   ]) {
     it(test, () => {
       const fp = proxier([
-        svc('ns1', 'svc1', { type: 'NodePort', externalTrafficPolicy: 'Local', clusterIP: '172.30.0.41', ports: [port('p80', 80, { nodePort: 3001 })] }),
-        slice('ns1', 'svc1', [ep('10.180.0.1'), ep('10.180.2.1', TEST_HOSTNAME)], P80),
+        service('ns1', 'svc1', { type: 'NodePort', externalTrafficPolicy: 'Local', clusterIP: '172.30.0.41', ports: [tcp('p80', 80, { nodePort: 3001 })] }),
+        slice('ns1', 'svc1', ['10.180.0.1', { ip: '10.180.2.1', node: TEST_HOSTNAME }], P80),
       ], { nodePortAddresses: ['192.168.0.0/24', '2001:db8::/64'], localhostNodePorts: false, clusterCIDRs });
       const detector = clusterCIDRs.length > 0;
       runPacketFlowTests(fp.rules(), V128_NODE_IPS, [
@@ -496,24 +447,21 @@ describe('kube-proxy packet flows through renderIptables', () => {
   }
 
   describe('TestInternalTrafficPolicyE2E', () => {
-    const cases: { name: string; itp: 'Cluster' | 'Local'; endpoints: [string, string][]; flow: Omit<PacketFlowTest, 'sourceIP' | 'destIP' | 'destPort'> }[] = [
-      { name: 'internalTrafficPolicy is cluster', itp: 'Cluster', endpoints: [['10.0.1.1', TEST_HOSTNAME], ['10.0.1.2', 'host1'], ['10.0.1.3', 'host2']],
+    const cases: { name: string; itp: 'Cluster' | 'Local'; nodes: string[]; flow: Omit<PacketFlowTest, 'sourceIP' | 'destIP' | 'destPort'> }[] = [
+      { name: 'internalTrafficPolicy is cluster', itp: 'Cluster', nodes: [TEST_HOSTNAME, 'host1', 'host2'],
         flow: { name: 'pod to ClusterIP hits all endpoints', output: '10.0.1.1:80, 10.0.1.2:80, 10.0.1.3:80', masq: false } },
-      { name: 'internalTrafficPolicy is local and there are local endpoints', itp: 'Local', endpoints: [['10.0.1.1', TEST_HOSTNAME], ['10.0.1.2', 'host1'], ['10.0.1.3', 'host2']],
+      { name: 'internalTrafficPolicy is local and there are local endpoints', itp: 'Local', nodes: [TEST_HOSTNAME, 'host1', 'host2'],
         flow: { name: 'pod to ClusterIP hits only local endpoint', output: '10.0.1.1:80', masq: false } },
       // Case added by later versions (TestInternalTrafficPolicy).
-      { name: 'internalTrafficPolicy is local and there are multiple local endpoints', itp: 'Local', endpoints: [['10.0.1.1', TEST_HOSTNAME], ['10.0.1.2', TEST_HOSTNAME], ['10.0.1.3', 'host2']],
+      { name: 'internalTrafficPolicy is local and there are multiple local endpoints', itp: 'Local', nodes: [TEST_HOSTNAME, TEST_HOSTNAME, 'host2'],
         flow: { name: 'pod to ClusterIP hits all local endpoints', output: '10.0.1.1:80, 10.0.1.2:80', masq: false } },
-      { name: 'internalTrafficPolicy is local and there are no local endpoints', itp: 'Local', endpoints: [['10.0.1.1', 'host0'], ['10.0.1.2', 'host1'], ['10.0.1.3', 'host2']],
+      { name: 'internalTrafficPolicy is local and there are no local endpoints', itp: 'Local', nodes: ['host0', 'host1', 'host2'],
         flow: { name: 'no endpoints', output: 'DROP' } },
     ];
     for (const tc of cases) {
       it(tc.name, () => {
-        const eps = slice('ns1', 'svc1', tc.endpoints.map(([ip, node]) => ep(ip, node, { ready: true })), [port('', 80)]);
-        const fp = proxier([
-          svc('ns1', 'svc1', { clusterIP: '172.30.1.1', selector: { foo: 'bar' }, ports: [port('', 80)], internalTrafficPolicy: tc.itp }),
-          eps,
-        ]);
+        const eps = internalTrafficPolicySlice(tc.nodes);
+        const fp = proxier([internalTrafficPolicyService(tc.itp), eps]);
         const pkt = { sourceIP: '10.0.0.2', destIP: '172.30.1.1', destPort: 80 };
         runPacketFlowTests(fp.rules(), V128_NODE_IPS, [{ ...pkt, ...tc.flow }]);
         fp.o.remove(eps);
@@ -523,41 +471,38 @@ describe('kube-proxy packet flows through renderIptables', () => {
   });
 
   // TestTerminatingEndpointsTrafficPolicyLocal / ...Cluster share the Service (v1.28: with ClientIP affinity).
-  const terminatingService = (policy: 'Local' | 'Cluster') => svc('ns1', 'svc1', {
+  const terminatingService = (policy: 'Local' | 'Cluster') => service('ns1', 'svc1', {
     clusterIP: '172.30.1.1', type: 'LoadBalancer', externalTrafficPolicy: policy, selector: { foo: 'bar' },
-    ports: [port('', 80, { targetPort: 80 })], healthCheckNodePort: 30000,
+    ports: [tcp('', 80, { targetPort: 80 })], healthCheckNodePort: 30000,
     sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 10800 } },
   }, ['1.2.3.4']);
-  const READY = cond(true, true, false);
-  const SERVING_TERMINATING = cond(false, true, true);
-  const TERMINATING = cond(false, false, true);
   const toClusterIP = { sourceIP: '10.0.0.2', destIP: '172.30.1.1', destPort: 80 };
   const toLB = { sourceIP: TEST_EXTERNAL_CLIENT, destIP: '1.2.3.4', destPort: 80 };
-  type TerminatingCase = { name: string; endpoints: Json[]; clusterIP: [string, boolean]; lb: [string, boolean] };
+  type TerminatingCase = { name: string; endpoints: Ep[]; clusterIP: [string, boolean]; lb: [string, boolean] };
 
   const terminatingTests: { test: string; policy: 'Local' | 'Cluster'; cases: TerminatingCase[] }[] = [
     { test: 'TestTerminatingEndpointsTrafficPolicyLocal', policy: 'Local', cases: [
-      { name: 'ready endpoints exist', endpoints: [ep('10.0.1.1', TEST_HOSTNAME, READY), ep('10.0.1.2', TEST_HOSTNAME, READY),
-        ep('10.0.1.3', TEST_HOSTNAME, SERVING_TERMINATING), ep('10.0.1.4', TEST_HOSTNAME, TERMINATING), ep('10.0.1.5', 'host-1', READY)],
+      { name: 'ready endpoints exist', endpoints: [ready('10.0.1.1', TEST_HOSTNAME), ready('10.0.1.2', TEST_HOSTNAME),
+        servingTerminating('10.0.1.3', TEST_HOSTNAME), terminating('10.0.1.4', TEST_HOSTNAME), ready('10.0.1.5', 'host-1')],
         clusterIP: ['10.0.1.1:80, 10.0.1.2:80, 10.0.1.5:80', false], lb: ['10.0.1.1:80, 10.0.1.2:80', false] },
-      { name: 'only terminating endpoints exist', endpoints: [ep('10.0.1.2', TEST_HOSTNAME, SERVING_TERMINATING), ep('10.0.1.3', TEST_HOSTNAME, SERVING_TERMINATING),
-        ep('10.0.1.4', TEST_HOSTNAME, TERMINATING), ep('10.0.1.5', 'host-1', READY)],
+      { name: 'only terminating endpoints exist', endpoints: [servingTerminating('10.0.1.2', TEST_HOSTNAME), servingTerminating('10.0.1.3', TEST_HOSTNAME),
+        terminating('10.0.1.4', TEST_HOSTNAME), ready('10.0.1.5', 'host-1')],
         clusterIP: ['10.0.1.5:80', false], lb: ['10.0.1.2:80, 10.0.1.3:80', false] },
-      { name: 'terminating endpoints on remote node', endpoints: [ep('10.0.1.5', 'host-1', SERVING_TERMINATING)],
+      { name: 'terminating endpoints on remote node', endpoints: [servingTerminating('10.0.1.5', 'host-1')],
         clusterIP: ['10.0.1.5:80', false], lb: ['DROP', false] },
-      { name: 'no usable endpoints on any node', endpoints: [ep('10.0.1.5', TEST_HOSTNAME, TERMINATING), ep('10.0.1.5', 'host-1', TERMINATING)],
+      { name: 'no usable endpoints on any node', endpoints: [terminating('10.0.1.5', TEST_HOSTNAME), terminating('10.0.1.5', 'host-1')],
         clusterIP: ['REJECT', false], lb: ['REJECT', false] },
     ] },
     { test: 'TestTerminatingEndpointsTrafficPolicyCluster', policy: 'Cluster', cases: [
-      { name: 'ready endpoints exist', endpoints: [ep('10.0.1.1', TEST_HOSTNAME, READY), ep('10.0.1.2', TEST_HOSTNAME, READY),
-        ep('10.0.1.3', 'another-host', SERVING_TERMINATING), ep('10.0.1.4', 'another-host', TERMINATING), ep('10.0.1.5', 'another-host', READY)],
+      { name: 'ready endpoints exist', endpoints: [ready('10.0.1.1', TEST_HOSTNAME), ready('10.0.1.2', TEST_HOSTNAME),
+        servingTerminating('10.0.1.3', 'another-host'), terminating('10.0.1.4', 'another-host'), ready('10.0.1.5', 'another-host')],
         clusterIP: ['10.0.1.1:80, 10.0.1.2:80, 10.0.1.5:80', false], lb: ['10.0.1.1:80, 10.0.1.2:80, 10.0.1.5:80', true] },
-      { name: 'only terminating endpoints exist', endpoints: [ep('10.0.1.2', TEST_HOSTNAME, SERVING_TERMINATING), ep('10.0.1.3', TEST_HOSTNAME, SERVING_TERMINATING),
-        ep('10.0.1.4', 'another-host', TERMINATING), ep('10.0.1.5', 'another-host', SERVING_TERMINATING)],
+      { name: 'only terminating endpoints exist', endpoints: [servingTerminating('10.0.1.2', TEST_HOSTNAME), servingTerminating('10.0.1.3', TEST_HOSTNAME),
+        terminating('10.0.1.4', 'another-host'), servingTerminating('10.0.1.5', 'another-host')],
         clusterIP: ['10.0.1.2:80, 10.0.1.3:80, 10.0.1.5:80', false], lb: ['10.0.1.2:80, 10.0.1.3:80, 10.0.1.5:80', true] },
-      { name: 'terminating endpoints on remote node', endpoints: [ep('10.0.1.5', 'host-1', SERVING_TERMINATING)],
+      { name: 'terminating endpoints on remote node', endpoints: [servingTerminating('10.0.1.5', 'host-1')],
         clusterIP: ['10.0.1.5:80', false], lb: ['10.0.1.5:80', true] },
-      { name: 'no usable endpoints on any node', endpoints: [ep('10.0.1.5', TEST_HOSTNAME, TERMINATING), ep('10.0.1.5', 'host-1', TERMINATING)],
+      { name: 'no usable endpoints on any node', endpoints: [terminating('10.0.1.5', TEST_HOSTNAME), terminating('10.0.1.5', 'host-1')],
         clusterIP: ['REJECT', false], lb: ['REJECT', false] },
     ] },
   ];
@@ -565,7 +510,7 @@ describe('kube-proxy packet flows through renderIptables', () => {
     describe(test, () => {
       for (const tc of cases) {
         it(tc.name, () => {
-          const eps = slice('ns1', 'svc1', tc.endpoints, [port('', 80)]);
+          const eps = slice('ns1', 'svc1', tc.endpoints, [tcp('', 80)]);
           const fp = proxier([terminatingService(policy), eps]);
           runPacketFlowTests(fp.rules(), V128_NODE_IPS, [
             { ...toClusterIP, name: 'pod to clusterIP', output: tc.clusterIP[0], masq: tc.clusterIP[1] },
@@ -582,18 +527,7 @@ describe('kube-proxy packet flows through renderIptables', () => {
   }
 
   describe('TestInternalExternalMasquerade', () => {
-    const objs = [
-      svc('ns1', 'svc1', { type: 'LoadBalancer', clusterIP: '172.30.0.41', ports: [port('p80', 80, { nodePort: 3001 })], healthCheckNodePort: 30001 }, ['1.2.3.4']),
-      svc('ns2', 'svc2', {
-        type: 'LoadBalancer', clusterIP: '172.30.0.42', ports: [port('p80', 80, { nodePort: 3002 })], healthCheckNodePort: 30002, externalTrafficPolicy: 'Local',
-      }, ['5.6.7.8']),
-      svc('ns3', 'svc3', {
-        type: 'LoadBalancer', clusterIP: '172.30.0.43', ports: [port('p80', 80, { nodePort: 3003 })], healthCheckNodePort: 30003, internalTrafficPolicy: 'Local',
-      }, ['9.10.11.12']),
-      slice('ns1', 'svc1', [ep('10.180.0.1', TEST_HOSTNAME), ep('10.180.1.1', 'remote')], P80),
-      slice('ns2', 'svc2', [ep('10.180.0.2', TEST_HOSTNAME), ep('10.180.1.2', 'remote')], P80),
-      slice('ns3', 'svc3', [ep('10.180.0.3', TEST_HOSTNAME), ep('10.180.1.3', 'remote')], P80),
-    ];
+    const objs = internalExternalMasqueradeObjects();
     const e1 = '10.180.0.1:80, 10.180.1.1:80';
     const e2 = '10.180.0.2:80, 10.180.1.2:80';
     const e3 = '10.180.0.3:80, 10.180.1.3:80';

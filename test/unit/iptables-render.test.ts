@@ -14,9 +14,11 @@ import { masqueradeMarkFor, type IptablesConfig } from '../../src/dataplane/ipta
 import { probability } from '../../src/dataplane/iptables/go-format.js';
 import { renderIptables, type IptablesRender, type RenderOptions } from '../../src/dataplane/iptables/render.js';
 import type { ProxyState } from '../../src/model/types.js';
-import { makeEndpointSlice, makeService, objects, type Json } from './helpers/kube-objects.js';
+import { objects, type Json } from './helpers/kube-objects.js';
 import {
-  FAKE_IPTABLES_CONFIG, TEST_HOSTNAME, formatIptablesDump, iptablesChainRules, parseIptablesDump, sortIptablesRules,
+  FAKE_IPTABLES_CONFIG, TEST_HOSTNAME, clusterIPGeneralObjects, formatIptablesDump, internalExternalMasqueradeObjects,
+  internalTrafficPolicyService, internalTrafficPolicySlice, iptablesChainRules, loadBalancerObjects, noEndpointsRejectObjects,
+  overallObjects, parseIptablesDump, ready, service, servingTerminating, slice, sortIptablesRules, tcp, terminating, type Ep,
 } from './helpers/kube-proxy-fake.js';
 
 // ---- helpers -------------------------------------------------------------------------------
@@ -93,29 +95,7 @@ class FakeNat {
   }
 }
 
-// Kubernetes objects shaped like makeTestService / makeTestEndpointSlice.
-type Ep = string | { ip: string; node?: string; ready?: boolean; serving?: boolean; terminating?: boolean };
-const tcp = (name: string, port: number, nodePort?: number): Json => ({ name, port, protocol: 'TCP', ...(nodePort ? { nodePort } : {}) });
-
-function service(ns: string, name: string, spec: Json, lbIPs: string[] = []): Json {
-  return makeService(ns, name, (s) => {
-    Object.assign(s.spec, spec);
-    if (lbIPs.length > 0) s.status.loadBalancer = { ingress: lbIPs.map((ip) => ({ ip })) };
-  });
-}
-
-function slice(ns: string, name: string, eps: Ep[], ports: Json[]): Json {
-  return makeEndpointSlice(ns, name, 1, (s) => {
-    s.ports = ports;
-    s.endpoints = eps.map((e) => {
-      const ep = typeof e === 'string' ? { ip: e } : e;
-      const conditions: Json = {};
-      for (const k of ['ready', 'serving', 'terminating'] as const) if (ep[k] !== undefined) conditions[k] = ep[k];
-      return { addresses: [ep.ip], ...(ep.node ? { nodeName: ep.node } : {}), ...(Object.keys(conditions).length ? { conditions } : {}) };
-    });
-  });
-}
-
+// Kubernetes objects (builders in helpers/kube-proxy-fake.ts) through the real model.
 const stateOf = (...objs: Json[]) => objects(...objs).state();
 
 // ---- the helper itself -----------------------------------------------------------------------
@@ -400,39 +380,6 @@ describe('sortIptablesRules (kube-proxy TestSortIPTablesRules)', () => {
 });
 
 // ---- TestOverallIPTablesRules --------------------------------------------------------------
-
-/** The Services and EndpointSlices of TestOverallIPTablesRules. */
-function overallObjects(): Json[] {
-  return [
-    // ClusterIP service
-    service('ns1', 'svc1', { clusterIP: '172.30.0.41', ports: [tcp('p80', 80)] }),
-    // LoadBalancer service with Local traffic policy
-    service('ns2', 'svc2', {
-      type: 'LoadBalancer', externalTrafficPolicy: 'Local', clusterIP: '172.30.0.42', ports: [tcp('p80', 80, 3001)],
-      externalIPs: ['192.168.99.22'], healthCheckNodePort: 30000,
-    }, ['1.2.3.4']),
-    // NodePort service
-    service('ns3', 'svc3', { type: 'NodePort', clusterIP: '172.30.0.43', ports: [tcp('p80', 80, 3003)] }),
-    // ExternalIP service
-    service('ns4', 'svc4', { type: 'NodePort', clusterIP: '172.30.0.44', externalIPs: ['192.168.99.33'], ports: [{ ...tcp('p80', 80), targetPort: 80 }] }),
-    // LoadBalancer service with Cluster traffic policy, source ranges, and session affinity
-    service('ns5', 'svc5', {
-      type: 'LoadBalancer', externalTrafficPolicy: 'Cluster', clusterIP: '172.30.0.45', ports: [tcp('p80', 80, 3002)],
-      healthCheckNodePort: 30000,
-      // Extra whitespace to ensure that invalid value will not result in a crash, for backward compatibility.
-      loadBalancerSourceRanges: [' 203.0.113.0/25'],
-      sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 10800 } },
-    }, ['5.6.7.8']),
-    // ClusterIP service with no endpoints
-    service('ns6', 'svc6', { type: 'ClusterIP', clusterIP: '172.30.0.46', ports: [{ ...tcp('p80', 80), targetPort: 80 }] }),
-    slice('ns1', 'svc1', ['10.180.0.1'], [tcp('p80', 80)]),
-    // Local LoadBalancer endpoint without NodeName: non-local, so svc2 has no local endpoints.
-    slice('ns2', 'svc2', ['10.180.0.2'], [tcp('p80', 80)]),
-    slice('ns3', 'svc3', ['10.180.0.3'], [tcp('p80', 80)]),
-    slice('ns4', 'svc4', ['10.180.0.4', { ip: '10.180.0.5', node: TEST_HOSTNAME }], [tcp('p80', 80)]),
-    slice('ns5', 'svc5', ['10.180.0.3'], [tcp('p80', 80)]),
-  ];
-}
 
 // Verbatim from TestOverallIPTablesRules.
 const OVERALL_EXPECTED = `
@@ -1426,28 +1373,12 @@ const MASQUERADE_BASE = `
 
 describe('renderIptables: kube-proxy scenarios checked by packet tracing in Go (rules derived from proxier.go)', () => {
   it('TestClusterIPGeneral: TCP, UDP and SCTP ports, targetPort, local and remote endpoints', () => {
-    const r = render(stateOf(
-      service('ns1', 'svc1', { clusterIP: '172.30.0.41', ports: [tcp('http', 80)] }),
-      service('ns2', 'svc2', {
-        clusterIP: '172.30.0.42',
-        ports: [
-          tcp('http', 80),
-          { ...tcp('https', 443), targetPort: 8443 },
-          { name: 'dns-udp', port: 53, protocol: 'UDP' },
-          { ...tcp('dns-tcp', 53), targetPort: 5353 },
-          { name: 'dns-sctp', port: 53, protocol: 'SCTP' },
-        ],
-      }),
-      slice('ns1', 'svc1', [{ ip: '10.180.0.1', node: TEST_HOSTNAME }], [tcp('http', 80)]),
-      slice('ns2', 'svc2', [{ ip: '10.180.0.1', node: TEST_HOSTNAME }, { ip: '10.180.2.1', node: 'host2' }], [
-        tcp('http', 80), tcp('https', 8443), { name: 'dns-udp', port: 53, protocol: 'UDP' }, tcp('dns-tcp', 5353), { name: 'dns-sctp', port: 53, protocol: 'SCTP' },
-      ]),
-    ));
+    const r = render(stateOf(...clusterIPGeneralObjects()));
     assertRules(r, CLUSTER_IP_GENERAL, { normalize: anyPortOrder });
   });
 
   const nodePortObjects = () => [
-    service('ns1', 'svc1', { type: 'NodePort', clusterIP: '172.30.0.41', ports: [tcp('p80', 80, 3001)] }),
+    service('ns1', 'svc1', { type: 'NodePort', clusterIP: '172.30.0.41', ports: [tcp('p80', 80, { nodePort: 3001 })] }),
     slice('ns1', 'svc1', ['10.180.0.1', { ip: '10.180.2.1', node: TEST_HOSTNAME }], [tcp('p80', 80)]),
   ];
   const lastRule = '-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain"';
@@ -1494,29 +1425,22 @@ describe('renderIptables: kube-proxy scenarios checked by packet tracing in Go (
   });
 
   it('TestNoEndpointsReject: REJECT for the cluster IP, external IP, LB IP and NodePort', () => {
-    const r = render(stateOf(service('ns1', 'svc1', {
-      type: 'LoadBalancer', clusterIP: '172.30.0.41', externalIPs: ['192.168.99.11'], ports: [tcp('p80', 80, 3001)],
-    }, ['1.2.3.4'])));
+    const r = render(stateOf(...noEndpointsRejectObjects()));
     assertRules(r, NO_ENDPOINTS_REJECT);
   });
 
-  const lbService = (sourceRanges: string[]) => service('ns1', 'svc1', {
-    type: 'LoadBalancer', clusterIP: '172.30.0.41', ports: [tcp('p80', 80, 3001)], loadBalancerSourceRanges: sourceRanges,
-  }, ['1.2.3.4', '5.6.7.8']);
-  const lbSlice = slice('ns1', 'svc1', ['10.180.0.1'], [tcp('p80', 80)]);
-
   it('TestLoadBalancer: KUBE-FW chain for loadBalancerSourceRanges, LB IPs allowed as sources (range holds the node IP), KUBE-PROXY-FIREWALL drops', () => {
     // "Regression test that excess whitespace gets ignored": " 203.0.113.0/25".
-    assertRules(render(stateOf(lbService(['192.168.0.0/24', ' 203.0.113.0/25']), lbSlice)), LOAD_BALANCER);
+    assertRules(render(stateOf(...loadBalancerObjects())), LOAD_BALANCER);
   });
 
   it('TestLoadBalancer: source ranges are written as networks (ParseCIDRSloppy masks host bits)', () => {
-    assertRules(render(stateOf(lbService(['192.168.0.7/24', '203.0.113.99/25']), lbSlice)), LOAD_BALANCER);
+    assertRules(render(stateOf(...loadBalancerObjects(['192.168.0.7/24', '203.0.113.99/25']))), LOAD_BALANCER);
   });
 
   const policyService = (policy: 'Local' | 'Cluster') => service('ns1', 'svc1', {
     type: 'LoadBalancer', externalTrafficPolicy: policy, clusterIP: '172.30.0.41', externalIPs: ['192.168.99.11'],
-    ports: [{ ...tcp('p80', 80, 3001), targetPort: 80 }], healthCheckNodePort: 30000,
+    ports: [tcp('p80', 80, { nodePort: 3001, targetPort: 80 })], healthCheckNodePort: 30000,
   }, ['1.2.3.4']);
   const policySlice = slice('ns1', 'svc1', ['10.180.0.1', { ip: '10.180.2.1', node: TEST_HOSTNAME }], [tcp('p80', 80)]);
 
@@ -1528,14 +1452,9 @@ describe('renderIptables: kube-proxy scenarios checked by packet tracing in Go (
     assertRules(render(stateOf(policyService('Cluster'), policySlice)), ETP_CLUSTER);
   });
 
-  const itpService = (itp: 'Cluster' | 'Local') => service('ns1', 'svc1', {
-    clusterIP: '172.30.1.1', selector: { foo: 'bar' }, ports: [{ name: '', port: 80, protocol: 'TCP' }], internalTrafficPolicy: itp,
-  });
-  const itpSlice = (nodes: string[]) => slice('ns1', 'svc1', nodes.map((node, i) => ({ ip: `10.0.1.${i + 1}`, node, ready: true })), [{ name: '', port: 80, protocol: 'TCP' }]);
-
   it('TestInternalTrafficPolicy: cluster (three endpoints: --probability 0.3333333333, 0.5000000000), then endpoints deleted (REJECT)', () => {
-    const svc = itpService('Cluster');
-    const eps = itpSlice([TEST_HOSTNAME, 'host1', 'host2']);
+    const svc = internalTrafficPolicyService('Cluster');
+    const eps = internalTrafficPolicySlice([TEST_HOSTNAME, 'host1', 'host2']);
     const o = objects(svc, eps);
     assertRules(render(o.state()), ITP_CLUSTER);
     o.remove(eps);
@@ -1545,7 +1464,7 @@ describe('renderIptables: kube-proxy scenarios checked by packet tracing in Go (
   });
 
   it('TestInternalTrafficPolicy: local with one local endpoint (clusterIP → KUBE-SVL)', () => {
-    assertRules(render(stateOf(itpService('Local'), itpSlice([TEST_HOSTNAME, 'host1', 'host2']))), ITP_LOCAL);
+    assertRules(render(stateOf(internalTrafficPolicyService('Local'), internalTrafficPolicySlice([TEST_HOSTNAME, 'host1', 'host2']))), ITP_LOCAL);
   });
 
   it('TestInternalTrafficPolicy: local with multiple local endpoints', () => {
@@ -1559,11 +1478,11 @@ describe('renderIptables: kube-proxy scenarios checked by packet tracing in Go (
         '-A KUBE-SVL-AQI2S6QIMU7PVVRP -m comment --comment "ns1/svc1 -> 10.0.1.1:80" -m statistic --mode random --probability 0.5000000000 -j KUBE-SEP-3JOIVZTXZZRGORX4\n' +
         '-A KUBE-SVL-AQI2S6QIMU7PVVRP -m comment --comment "ns1/svc1 -> 10.0.1.2:80" -j KUBE-SEP-IO5XOSKPAXIFQXAJ\n'],
     );
-    assertRules(render(stateOf(itpService('Local'), itpSlice([TEST_HOSTNAME, TEST_HOSTNAME, 'host2']))), expected);
+    assertRules(render(stateOf(internalTrafficPolicyService('Local'), internalTrafficPolicySlice([TEST_HOSTNAME, TEST_HOSTNAME, 'host2']))), expected);
   });
 
   it('TestInternalTrafficPolicy: local with no local endpoints (DROP "has no local endpoints")', () => {
-    const r = render(stateOf(itpService('Local'), itpSlice(['host0', 'host1', 'host2'])));
+    const r = render(stateOf(internalTrafficPolicyService('Local'), internalTrafficPolicySlice(['host0', 'host1', 'host2'])));
     assertRules(r, filterOnly(`
       -A KUBE-SERVICES -m comment --comment "ns1/svc1 has no local endpoints" -m tcp -p tcp -d 172.30.1.1 --dport 80 -j DROP
       `));
@@ -1571,12 +1490,9 @@ describe('renderIptables: kube-proxy scenarios checked by packet tracing in Go (
 
   const terminatingService = (policy: 'Local' | 'Cluster') => service('ns1', 'svc1', {
     clusterIP: '172.30.1.1', type: 'LoadBalancer', externalTrafficPolicy: policy,
-    ports: [{ name: '', targetPort: 80, port: 80, protocol: 'TCP' }], healthCheckNodePort: 30000,
+    ports: [tcp('', 80, { targetPort: 80 })], healthCheckNodePort: 30000,
   }, ['1.2.3.4']);
-  const terminatingSlice = (eps: Ep[]) => slice('ns1', 'svc1', eps, [{ name: '', port: 80, protocol: 'TCP' }]);
-  const ready = (ip: string, node: string): Ep => ({ ip, node, ready: true, serving: true, terminating: false });
-  const servingTerminating = (ip: string, node: string): Ep => ({ ip, node, ready: false, serving: true, terminating: true });
-  const terminating = (ip: string, node: string): Ep => ({ ip, node, ready: false, serving: false, terminating: true });
+  const terminatingSlice = (eps: Ep[]) => slice('ns1', 'svc1', eps, [tcp('', 80)]);
 
   it('TestTerminatingEndpointsTrafficPolicyLocal: ready endpoints exist (terminating ones unused)', () => {
     const r = render(stateOf(terminatingService('Local'), terminatingSlice([
@@ -1613,16 +1529,6 @@ describe('renderIptables: kube-proxy scenarios checked by packet tracing in Go (
 });
 
 describe('renderIptables: masquerading', () => {
-  const masqueradeObjects = () => [
-    service('ns1', 'svc1', { type: 'LoadBalancer', clusterIP: '172.30.0.41', ports: [tcp('p80', 80, 3001)], healthCheckNodePort: 30001 }, ['1.2.3.4']),
-    service('ns2', 'svc2', {
-      type: 'LoadBalancer', clusterIP: '172.30.0.42', ports: [tcp('p80', 80, 3002)], healthCheckNodePort: 30002, externalTrafficPolicy: 'Local',
-    }, ['5.6.7.8']),
-    service('ns3', 'svc3', {
-      type: 'LoadBalancer', clusterIP: '172.30.0.43', ports: [tcp('p80', 80, 3003)], healthCheckNodePort: 30003, internalTrafficPolicy: 'Local',
-    }, ['9.10.11.12']),
-    ...[1, 2, 3].map((n) => slice(`ns${n}`, `svc${n}`, [{ ip: `10.180.0.${n}`, node: TEST_HOSTNAME }, { ip: `10.180.1.${n}`, node: 'remote' }], [tcp('p80', 80)])),
-  ];
   // The cluster-IP masquerade rules: in KUBE-SVC for svc1 and svc2, in KUBE-SVL for svc3 (iTP Local).
   const notLocal = ' ! -s 10.0.0.0/8 -j KUBE-MARK-MASQ';
   const clusterIPMasq = [
@@ -1633,22 +1539,22 @@ describe('renderIptables: masquerading', () => {
   const podTraffic = '-A KUBE-EXT-GNZBNJ2PO5MGZ6GT -m comment --comment "pod traffic for ns2/svc2:p80 external destinations" -s 10.0.0.0/8 -j KUBE-SVC-GNZBNJ2PO5MGZ6GT\n';
 
   it('TestInternalExternalMasquerade: base (local detector, no masqueradeAll)', () => {
-    assertRules(render(stateOf(...masqueradeObjects())), MASQUERADE_BASE);
+    assertRules(render(stateOf(...internalExternalMasqueradeObjects())), MASQUERADE_BASE);
   });
 
   it('TestInternalExternalMasquerade: masqueradeAll (cluster-IP traffic masqueraded whatever its source)', () => {
     const expected = edit(dedent(MASQUERADE_BASE), ...clusterIPMasq.map((l): [string, string] => [`${l}${notLocal}`, `${l} -j KUBE-MARK-MASQ`]));
-    assertRules(render(stateOf(...masqueradeObjects()), { masqueradeAll: true }), expected);
+    assertRules(render(stateOf(...internalExternalMasqueradeObjects()), { masqueradeAll: true }), expected);
   });
 
   it('TestInternalExternalMasquerade: no LocalTrafficDetector (no cluster-IP masquerade, no eTP:Local pod short-circuit)', () => {
     const expected = edit(dedent(MASQUERADE_BASE), [podTraffic, ''], ...clusterIPMasq.map((l): [string, string] => [`${l}${notLocal}\n`, '']));
-    assertRules(render(stateOf(...masqueradeObjects()), { clusterCIDRs: [] }), expected);
+    assertRules(render(stateOf(...internalExternalMasqueradeObjects()), { clusterCIDRs: [] }), expected);
   });
 
   it('TestInternalExternalMasquerade: masqueradeAll, no LocalTrafficDetector', () => {
     const expected = edit(dedent(MASQUERADE_BASE), [podTraffic, ''], ...clusterIPMasq.map((l): [string, string] => [`${l}${notLocal}`, `${l} -j KUBE-MARK-MASQ`]));
-    assertRules(render(stateOf(...masqueradeObjects()), { masqueradeAll: true, clusterCIDRs: [] }), expected);
+    assertRules(render(stateOf(...internalExternalMasqueradeObjects()), { masqueradeAll: true, clusterCIDRs: [] }), expected);
   });
 
   for (const randomFully of [false, true]) {
@@ -1772,11 +1678,11 @@ describe('renderIptables: large clusters, metrics, probabilities', () => {
     ];
     for (const c of cases) {
       const svc = service('ns1', 'svc1', {
-        clusterIP: '172.30.1.1', selector: { foo: 'bar' }, ports: [{ name: '', port: 80, protocol: 'TCP', nodePort: 123 }],
+        clusterIP: '172.30.1.1', selector: { foo: 'bar' }, ports: [tcp('', 80, { nodePort: 123 })],
         ...(c.itp ? { internalTrafficPolicy: c.itp } : {}),
         ...(c.etp ? { type: 'NodePort', externalTrafficPolicy: c.etp } : {}),
       });
-      const eps = slice('ns1', 'svc1', c.nodes.map((node, i) => ({ ip: `10.0.1.${i + 1}`, node, ready: true })), [{ name: '', port: 80, protocol: 'TCP' }]);
+      const eps = internalTrafficPolicySlice(c.nodes);
       assert.deepEqual(render(stateOf(svc, eps)).noLocalEndpoints, { internal: c.internal, external: c.external }, JSON.stringify(c));
     }
   });

@@ -3,6 +3,7 @@
 // version with KUBE-PROXY-FIREWALL, KUBE-EXT-* chains and testHostname = "test-hostname").
 // Public Go code is the reference; this is our own TypeScript.
 import type { IptablesConfig } from '../../../src/dataplane/iptables/config.js';
+import { makeEndpointSlice, makeService, type Json } from './kube-objects.js';
 
 // Conventions of NewFakeProxier: pod IPs 10.0.0.0/8, service ClusterIPs 172.30.0.0/16,
 // node IPs 192.168.0.0/24, external IPs 192.168.99.0/24, LB IPs 1.2.3.4 / 5.6.7.8 / 9.10.11.12,
@@ -321,4 +322,142 @@ export function sortIptablesRules(text: string): string {
     goStableSort(natServices.rules, (a, b) => (isLast(a) ? false : isLast(b) ? true : orderByCommentServiceName(a, b)));
   }
   return formatIptablesDump(tables);
+}
+
+// ---- kube-proxy's test objects (makeTestService / makeTestEndpointSlice) -------------------
+
+/** A TCP ServicePort / EndpointPort; `extra` adds fields such as nodePort or targetPort. */
+export const tcp = (name: string, port: number, extra: Json = {}): Json => ({ name, port, protocol: 'TCP', ...extra });
+
+/** A Service with `spec` merged into its spec and, if any, `lbIPs` as its LoadBalancer ingress. */
+export function service(ns: string, name: string, spec: Json, lbIPs: string[] = []): Json {
+  return makeService(ns, name, (s) => {
+    Object.assign(s.spec, spec);
+    if (lbIPs.length > 0) s.status.loadBalancer = { ingress: lbIPs.map((ip) => ({ ip })) };
+  });
+}
+
+/** An endpoint: a bare IP, or an IP with its node and whichever conditions are given. */
+export type Ep = string | { ip: string; node?: string; ready?: boolean; serving?: boolean; terminating?: boolean };
+
+/** Ready (and serving) on `node`. */
+export const ready = (ip: string, node: string): Ep => ({ ip, node, ready: true, serving: true, terminating: false });
+/** Terminating but still serving on `node`. */
+export const servingTerminating = (ip: string, node: string): Ep => ({ ip, node, ready: false, serving: true, terminating: true });
+/** Terminating and no longer serving on `node`. */
+export const terminating = (ip: string, node: string): Ep => ({ ip, node, ready: false, serving: false, terminating: true });
+
+/** The EndpointSlice `${name}-1` of Service ns/name with these endpoints and ports. */
+export function slice(ns: string, name: string, eps: Ep[], ports: Json[], addressType: 'IPv4' | 'IPv6' = 'IPv4'): Json {
+  return makeEndpointSlice(ns, name, 1, (s) => {
+    s.addressType = addressType;
+    s.ports = ports;
+    s.endpoints = eps.map((e) => {
+      const ep = typeof e === 'string' ? { ip: e } : e;
+      const conditions: Json = {};
+      for (const k of ['ready', 'serving', 'terminating'] as const) if (ep[k] !== undefined) conditions[k] = ep[k];
+      return { addresses: [ep.ip], ...(ep.node ? { nodeName: ep.node } : {}), ...(Object.keys(conditions).length ? { conditions } : {}) };
+    });
+  });
+}
+
+// ---- scenarios of kube-proxy's tests, shared by the render and packet-flow tests ------------
+
+/** The Services and EndpointSlices of TestOverallIPTablesRules. */
+export function overallObjects(): Json[] {
+  return [
+    // ClusterIP service
+    service('ns1', 'svc1', { clusterIP: '172.30.0.41', ports: [tcp('p80', 80)] }),
+    // LoadBalancer service with Local traffic policy
+    service('ns2', 'svc2', {
+      type: 'LoadBalancer', externalTrafficPolicy: 'Local', clusterIP: '172.30.0.42', ports: [tcp('p80', 80, { nodePort: 3001 })],
+      externalIPs: ['192.168.99.22'], healthCheckNodePort: 30000,
+    }, ['1.2.3.4']),
+    // NodePort service
+    service('ns3', 'svc3', { type: 'NodePort', clusterIP: '172.30.0.43', ports: [tcp('p80', 80, { nodePort: 3003 })] }),
+    // ExternalIP service
+    service('ns4', 'svc4', { type: 'NodePort', clusterIP: '172.30.0.44', externalIPs: ['192.168.99.33'], ports: [tcp('p80', 80, { targetPort: 80 })] }),
+    // LoadBalancer service with Cluster traffic policy, source ranges, and session affinity
+    service('ns5', 'svc5', {
+      type: 'LoadBalancer', externalTrafficPolicy: 'Cluster', clusterIP: '172.30.0.45', ports: [tcp('p80', 80, { nodePort: 3002 })],
+      healthCheckNodePort: 30000,
+      // Extra whitespace to ensure that invalid value will not result in a crash, for backward compatibility.
+      loadBalancerSourceRanges: [' 203.0.113.0/25'],
+      sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 10800 } },
+    }, ['5.6.7.8']),
+    // ClusterIP service with no endpoints
+    service('ns6', 'svc6', { type: 'ClusterIP', clusterIP: '172.30.0.46', ports: [tcp('p80', 80, { targetPort: 80 })] }),
+    slice('ns1', 'svc1', ['10.180.0.1'], [tcp('p80', 80)]),
+    // Local LoadBalancer endpoint without NodeName: non-local, so svc2 has no local endpoints.
+    slice('ns2', 'svc2', ['10.180.0.2'], [tcp('p80', 80)]),
+    slice('ns3', 'svc3', ['10.180.0.3'], [tcp('p80', 80)]),
+    slice('ns4', 'svc4', ['10.180.0.4', { ip: '10.180.0.5', node: TEST_HOSTNAME }], [tcp('p80', 80)]),
+    slice('ns5', 'svc5', ['10.180.0.3'], [tcp('p80', 80)]),
+  ];
+}
+
+/** TestClusterIPGeneral: svc1 with one local endpoint; svc2 with TCP, UDP and SCTP ports (three
+ *  on 53), targetPorts, and one local and one remote endpoint. */
+export function clusterIPGeneralObjects(): Json[] {
+  return [
+    service('ns1', 'svc1', { clusterIP: '172.30.0.41', ports: [tcp('http', 80)] }),
+    service('ns2', 'svc2', {
+      clusterIP: '172.30.0.42',
+      ports: [
+        tcp('http', 80),
+        tcp('https', 443, { targetPort: 8443 }),
+        { name: 'dns-udp', port: 53, protocol: 'UDP' },
+        tcp('dns-tcp', 53, { targetPort: 5353 }),
+        { name: 'dns-sctp', port: 53, protocol: 'SCTP' },
+      ],
+    }),
+    slice('ns1', 'svc1', [{ ip: '10.180.0.1', node: TEST_HOSTNAME }], [tcp('http', 80)]),
+    slice('ns2', 'svc2', [{ ip: '10.180.0.1', node: TEST_HOSTNAME }, { ip: '10.180.2.1', node: 'host2' }], [
+      tcp('http', 80), tcp('https', 8443), { name: 'dns-udp', port: 53, protocol: 'UDP' }, tcp('dns-tcp', 5353), { name: 'dns-sctp', port: 53, protocol: 'SCTP' },
+    ]),
+  ];
+}
+
+/** TestNoEndpointsReject: a LoadBalancer Service with an external IP, a NodePort and no endpoints. */
+export function noEndpointsRejectObjects(): Json[] {
+  return [
+    service('ns1', 'svc1', {
+      type: 'LoadBalancer', clusterIP: '172.30.0.41', externalIPs: ['192.168.99.11'], ports: [tcp('p80', 80, { nodePort: 3001 })],
+    }, ['1.2.3.4']),
+  ];
+}
+
+/** TestLoadBalancer: LB IPs 1.2.3.4 and 5.6.7.8 behind `sourceRanges` (kube-proxy's, with its
+ *  stray space, by default), NodePort 3001, one endpoint. */
+export function loadBalancerObjects(sourceRanges: string[] = ['192.168.0.0/24', ' 203.0.113.0/25']): Json[] {
+  return [
+    service('ns1', 'svc1', {
+      type: 'LoadBalancer', clusterIP: '172.30.0.41', ports: [tcp('p80', 80, { nodePort: 3001 })], loadBalancerSourceRanges: sourceRanges,
+    }, ['1.2.3.4', '5.6.7.8']),
+    slice('ns1', 'svc1', ['10.180.0.1'], [tcp('p80', 80)]),
+  ];
+}
+
+/** TestInternalTrafficPolicy: a ClusterIP Service with an unnamed port and the given policy. */
+export const internalTrafficPolicyService = (policy: 'Cluster' | 'Local'): Json => service('ns1', 'svc1', {
+  clusterIP: '172.30.1.1', selector: { foo: 'bar' }, ports: [tcp('', 80)], internalTrafficPolicy: policy,
+});
+
+/** TestInternalTrafficPolicy: ready endpoints 10.0.1.1, 10.0.1.2, ... on these nodes. */
+export const internalTrafficPolicySlice = (nodes: string[]): Json =>
+  slice('ns1', 'svc1', nodes.map((node, i) => ({ ip: `10.0.1.${i + 1}`, node, ready: true })), [tcp('', 80)]);
+
+/** TestInternalExternalMasquerade: LoadBalancers svc1 (eTP Cluster), svc2 (eTP Local) and svc3
+ *  (iTP Local), each with a local endpoint 10.180.0.n and a remote one 10.180.1.n. */
+export function internalExternalMasqueradeObjects(): Json[] {
+  return [
+    service('ns1', 'svc1', { type: 'LoadBalancer', clusterIP: '172.30.0.41', ports: [tcp('p80', 80, { nodePort: 3001 })], healthCheckNodePort: 30001 }, ['1.2.3.4']),
+    service('ns2', 'svc2', {
+      type: 'LoadBalancer', clusterIP: '172.30.0.42', ports: [tcp('p80', 80, { nodePort: 3002 })], healthCheckNodePort: 30002, externalTrafficPolicy: 'Local',
+    }, ['5.6.7.8']),
+    service('ns3', 'svc3', {
+      type: 'LoadBalancer', clusterIP: '172.30.0.43', ports: [tcp('p80', 80, { nodePort: 3003 })], healthCheckNodePort: 30003, internalTrafficPolicy: 'Local',
+    }, ['9.10.11.12']),
+    ...[1, 2, 3].map((n) => slice(`ns${n}`, `svc${n}`, [{ ip: `10.180.0.${n}`, node: TEST_HOSTNAME }, { ip: `10.180.1.${n}`, node: 'remote' }], [tcp('p80', 80)])),
+  ];
 }
