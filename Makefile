@@ -61,8 +61,8 @@ test-lab: build
 	$(BPFFS)
 	node --test --test-concurrency=1 dist/test/lab/*.test.js
 
-# sync.js: iptables (scratch netns) vs eBPF map writes at 1k/10k Services; the 10k iptables-nft
-# full restore alone takes tens of minutes (KXBENCH_SIZES=1000 for a quick run).
+# sync.js: iptables (nft and legacy, scratch netns) vs eBPF map writes at 1k/10k Services; each
+# 10k iptables-nft 1.8.9 full restore takes 20-35 min (KXBENCH_SIZES=1000 for a quick run).
 bench: build
 	$(BPFFS)
 	node dist/bench/datapath.js

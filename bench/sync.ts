@@ -4,7 +4,7 @@
 // scratch pin dir, no program attached), for a full sync and for a single-endpoint change.
 //
 // Per size (1,000 and 10,000 Services; every 5th is a NodePort, the rest ClusterIP; endpoints
-// alternate between this node and another):
+// alternate between this node and another), for each iptables backend (nft, then legacy):
 //  - iptables, full sync into empty tables: tables reset and kube-proxy's jump rules ensured
 //    (untimed), then iptables-save -t nat (the stale-chain scan), render, restore — as
 //    IptablesDataplane's first sync does.
@@ -12,20 +12,22 @@
 //  - iptables, partial: one Service's endpoints go 10 → 9 → 10 …; changedServices(prev, next),
 //    render of that Service's chains only, restore. No stale-chain scan: with more than 1,000
 //    endpoints the dataplane scans only every staleChainScanPeriod, as kube-proxy does.
+// and once per size:
 //  - eBPF, full sync into empty maps: a fresh object load per trial (untimed), then read back
 //    the (empty) maps, compile, plan, apply — as EbpfDataplane.start() + sync() do.
 //  - eBPF, full resync: maps read back, compile, plan against them (nothing to write), apply.
 //  - eBPF, partial: the same endpoint change: compile, plan against the state in memory, apply.
-// Each figure is the median of TRIALS runs, with min and max. A full iptables sync whose restore
-// takes longer than FULL_BUDGET_S is not repeated (at that size: one initial, one resync) —
-// iptables-nft 1.8.9 restores grow faster than quadratically with the number of chains.
-// Correctness checks (restore exit codes, rule and entry counts in the kernel) fail the run;
-// timings are numbers to look at. Results: bench/results/sync-iptables.json (the legacy backend:
-// sync-iptables-legacy.json) and a table on stdout.
 //
-// Environment: KXBENCH_SIZES=1000,10000  KXBENCH_TRIALS=3  KXBENCH_FULL_BUDGET_S=180
-//   KXBENCH_RESTORE_TIMEOUT_S=5400  KXBENCH_IPTABLES_BACKEND=nft|legacy (default nft, what
-//   Debian 12's iptables points to).
+// Each figure is the median of TRIALS runs, with min and max. A full iptables sync whose restore
+// takes longer than FULL_BUDGET_S is not repeated (at that size: one initial, one resync):
+// iptables-nft 1.8.9's restore time grows with (rules × chains). A restore that fails or runs
+// past RESTORE_TIMEOUT_S is recorded (stage, time, stderr) and that backend's remaining stages
+// at that size are skipped; every other check (rule and entry counts in the kernel, the
+// partial sync's result, the planner's view of the maps) fails the run.
+// Results: bench/results/sync-iptables.json and a table on stdout.
+//
+// Environment: KXBENCH_SIZES=1000,10000  KXBENCH_TRIALS=3  KXBENCH_IPTABLES_BACKENDS=nft,legacy
+//   KXBENCH_FULL_BUDGET_S=180  KXBENCH_RESTORE_TIMEOUT_S=3600
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -47,17 +49,26 @@ import { appliedFromMaps } from '../src/dataplane/ebpf/readback.js';
 import { KX_OBJ, REPO, ensureBpffs, uniquePinRoot } from '../test/bpf/fixture.js';
 import { makeEndpointSlice, makeService, objects, type Json } from '../test/unit/helpers/kube-objects.js';
 
-const envList = (name: string, dflt: number[]): number[] =>
-  process.env[name] ? process.env[name]!.split(',').map((s) => Number(s.trim())).filter((x) => Number.isInteger(x) && x > 0) : dflt;
-const SIZES = envList('KXBENCH_SIZES', [1_000, 10_000]);
-const TRIALS = envList('KXBENCH_TRIALS', [3])[0] ?? 3;
-const BACKEND: IptablesBackend = process.env['KXBENCH_IPTABLES_BACKEND'] === 'legacy' ? 'legacy' : 'nft';
+const envNumbers = (name: string, dflt: number[]): number[] => {
+  const v = process.env[name];
+  if (!v) return dflt;
+  const xs = v.split(',').map((s) => Number(s.trim()));
+  if (xs.some((x) => !Number.isInteger(x) || x <= 0)) throw new Error(`${name}=${v}: expected positive integers`);
+  return xs;
+};
+const SIZES = envNumbers('KXBENCH_SIZES', [1_000, 10_000]);
+const TRIALS = envNumbers('KXBENCH_TRIALS', [3])[0]!;
+const FULL_BUDGET_S = envNumbers('KXBENCH_FULL_BUDGET_S', [180])[0]!;
+const RESTORE_TIMEOUT_S = envNumbers('KXBENCH_RESTORE_TIMEOUT_S', [3600])[0]!;
+const BACKENDS: IptablesBackend[] = (process.env['KXBENCH_IPTABLES_BACKENDS'] ?? 'nft,legacy').split(',').map((s) => {
+  const b = s.trim();
+  if (b !== 'nft' && b !== 'legacy') throw new Error(`KXBENCH_IPTABLES_BACKENDS: unknown backend ${b}`);
+  return b;
+});
 const ENDPOINTS = 10;
 const NODEPORT_EVERY = 5; // every 5th Service is a NodePort: 2,000 at 10k fit the default 30000-32767
 const NODEPORT_BASE = 30000;
-const FULL_BUDGET_S = envList('KXBENCH_FULL_BUDGET_S', [180])[0] ?? 180;
-const RESTORE_TIMEOUT_S = envList('KXBENCH_RESTORE_TIMEOUT_S', [5400])[0] ?? 5400;
-const RESULTS = `${REPO}bench/results/sync-iptables${BACKEND === 'legacy' ? '-legacy' : ''}.json`;
+const RESULTS = `${REPO}bench/results/sync-iptables.json`;
 
 const NAMESPACE = 'bench';
 const THIS_NODE = 'node-a';
@@ -83,21 +94,37 @@ const stat = (xs: number[]): Stat => {
   const s = [...xs].sort((a, b) => a - b);
   return { median: round(s[Math.floor(s.length / 2)]!), min: round(s[0]!), max: round(s[s.length - 1]!), trials: xs.map((x) => round(x)) };
 };
-const sum = (...xs: number[]): number => xs.reduce((a, b) => a + b, 0);
 const timed = <T>(f: () => T): [T, number] => {
   const t0 = performance.now();
   const r = f();
   return [r, performance.now() - t0];
 };
 
-function run(bin: string, args: string[], input?: string, timeout?: number): SpawnSyncReturns<string> {
-  const r = spawnSync(bin, args, { input, encoding: 'utf8', maxBuffer: 1 << 30, timeout });
-  if (r.error) throw new Error(`${bin} ${args.join(' ')}: ${r.error.message}`);
+function run(bin: string, args: string[], input?: string, timeoutMs?: number): SpawnSyncReturns<string> {
+  const r = spawnSync(bin, args, { input, encoding: 'utf8', maxBuffer: 1 << 30, timeout: timeoutMs });
+  // EPIPE: the child stopped reading its input (a restore that failed part-way, or was killed):
+  // its exit status and stderr say why, so the caller gets them.
+  const code = (r.error as NodeJS.ErrnoException | undefined)?.code;
+  if (r.error && code !== 'EPIPE' && code !== 'ETIMEDOUT') throw new Error(`${bin} ${args.join(' ')}: ${r.error.message}`);
   return r;
 }
 function check(r: SpawnSyncReturns<string>, what: string): string {
-  if (r.status !== 0) throw new Error(`${what} failed (exit ${r.status ?? r.signal}): ${r.stderr.trim().slice(0, 2000)}`);
+  if (r.status !== 0 || r.error) throw new Error(`${what} failed (${r.error?.message ?? `exit ${r.status ?? r.signal}`}): ${(r.stderr ?? '').trim().slice(0, 2000)}`);
   return r.stdout;
+}
+
+/** A restore the iptables binary did not complete: recorded, not fatal. */
+class RestoreFailed extends Error {
+  constructor(readonly command: string, readonly elapsedMs: number, readonly r: SpawnSyncReturns<string>) {
+    const timedOut = (r.error as NodeJS.ErrnoException | undefined)?.code === 'ETIMEDOUT';
+    super(timedOut
+      ? `${command}: no result after ${round(elapsedMs / 1000)} s (KXBENCH_RESTORE_TIMEOUT_S=${RESTORE_TIMEOUT_S}); killed`
+      : `${command}: ${r.error ? `${r.error.message}, ` : ''}exit ${r.status ?? r.signal} after ${round(elapsedMs / 1000)} s: ${(r.stderr ?? '').trim().slice(0, 500)}`);
+    this.name = 'RestoreFailed';
+  }
+  get timedOut(): boolean {
+    return (this.r.error as NodeJS.ErrnoException | undefined)?.code === 'ETIMEDOUT';
+  }
 }
 
 // ---- the Services ----
@@ -158,29 +185,30 @@ function workload(n: number): Workload {
 
 // ---- iptables in a scratch network namespace ----
 
+/** kxbench-<pid> under /run/netns. Every iptables binary runs inside it through nsenter, which
+ * fails (rather than falling back to the host's namespace) when the namespace is missing. */
 class ScratchNetns {
   readonly name = `kxbench-${process.pid}`;
   readonly path = `/run/netns/${this.name}`;
   private created = false;
-  readonly bin: string;
+  bin = 'iptables-nft';
 
-  constructor(readonly backend: IptablesBackend) {
+  create(backend: IptablesBackend): void {
     this.bin = `iptables-${backend}`;
-  }
-
-  create(): void {
+    if (existsSync(this.path)) throw new Error(`${this.path} exists already`);
     check(run('ip', ['netns', 'add', this.name]), `ip netns add ${this.name}`);
     this.created = true;
   }
 
   /** bin args… inside the namespace (nsenter execs it: the child is the iptables process). */
   exec(bin: string, args: string[], input?: string): SpawnSyncReturns<string> {
+    if (!this.created) throw new Error('scratch namespace not created');
     return run('nsenter', [`--net=${this.path}`, '--', bin, ...args], input, RESTORE_TIMEOUT_S * 1000);
   }
 
   restore(text: string): number {
     const [r, ms] = timed(() => this.exec(`${this.bin}-restore`, ['-w', '5', '--noflush', '--counters'], text));
-    check(r, `${this.bin}-restore --noflush --counters (in ${this.name})`);
+    if (r.status !== 0 || r.error) throw new RestoreFailed(`${this.bin}-restore --noflush --counters`, ms, r);
     return ms;
   }
 
@@ -189,10 +217,10 @@ class ScratchNetns {
     return [check(r, `${this.bin}-save -t ${table}`), ms];
   }
 
-  /** Empty filter, nat and mangle tables (a restore without --noflush), then kube-proxy's jump
-   * rules and canaries, as IptablesDataplane ensures them before a full sync. Untimed. */
+  /** Empty filter, nat and mangle tables (a restore without --noflush, in the namespace), then
+   * kube-proxy's jump rules and canaries, as IptablesDataplane ensures them. Untimed. */
   reset(): void {
-    check(this.exec(`${this.bin}-restore`, ['-w', '5'], '*filter\nCOMMIT\n*nat\nCOMMIT\n*mangle\nCOMMIT\n'), 'reset');
+    check(this.exec(`${this.bin}-restore`, ['-w', '5'], '*filter\nCOMMIT\n*nat\nCOMMIT\n*mangle\nCOMMIT\n'), `${this.bin}-restore (reset, in ${this.name})`);
     const ipt = (args: string[]) => this.exec(this.bin, ['-w', '5', ...args]);
     const chain = (table: string, c: string) => {
       const r = ipt(['-t', table, '-N', c]);
@@ -213,7 +241,7 @@ class ScratchNetns {
   }
 
   destroy(): void {
-    if (!this.created && !existsSync(this.path)) return;
+    if (!this.created) return;
     const r = spawnSync('ip', ['netns', 'delete', this.name], { encoding: 'utf8' });
     if (r.status !== 0) console.error(`warning: ip netns delete ${this.name}: ${r.stderr?.trim()}`);
     this.created = false;
@@ -225,32 +253,38 @@ const kubeRuleLines = (save: string): number => save.split('\n').filter((l) => /
 
 interface IptFull {
   save_ms: Stat; render_ms: Stat; restore_ms: Stat; total_ms: Stat;
-  text_bytes: number; text_lines: number; rules_written: number; deleted_chains: number;
+  text_bytes: number; text_lines: number; rules_written: number;
   /** Fewer than TRIALS when a restore took longer than FULL_BUDGET_S. */
   trials_run: number;
 }
 interface IptPartial { diff_ms: Stat; render_ms: Stat; restore_ms: Stat; total_ms: Stat; text_bytes: Stat; rules_written: Stat; rules_skipped: number }
+interface IptFailure { stage: 'full_initial' | 'full_resync' | 'partial'; elapsed_s: number; timed_out: boolean; exit: number | string | null; error: string; stderr_tail: string }
 interface IptResult {
-  rules: { filter: number; nat: number; total: number; nat_chains: number };
-  kernel: { filter_rules: number; nat_rules: number; kube_rules: number; nat_save_bytes: number };
-  full_initial: IptFull;
-  full_resync: IptFull;
-  partial: IptPartial;
+  backend: IptablesBackend;
+  binary: string;
+  /** What the render writes for a full sync (the same text for both backends). */
+  rules: { filter: number; nat: number; total: number; nat_chains: number; text_bytes: number; text_lines: number };
+  kernel?: { filter_rules: number; nat_rules: number; kube_rules: number; nat_save_bytes: number };
+  full_initial?: IptFull;
+  full_resync?: IptFull;
+  partial?: IptPartial;
+  /** A restore the backend did not complete: later stages at this size were skipped. */
+  failed?: IptFailure;
 }
 
 function iptFull(ns: ScratchNetns, state: ProxyState, fresh: boolean, trials: number): IptFull {
   const save: number[] = [], render: number[] = [], restore: number[] = [], total: number[] = [];
-  let bytes = 0, lines = 0, rules = 0, deleted = 0;
+  let bytes = 0, lines = 0, rules = 0;
   for (let t = 0; t < trials; t++) {
     if (fresh) ns.reset();
     const [natSave, saveMs] = ns.save('nat');
     const [r, renderMs] = timed(() => renderIptables(state, IPT_CFG, { changedServices: null, existingNatChains: chainsOf(natSave) }));
     for (const w of r.warnings) console.error(`render warning: ${w}`);
+    if (r.deletedChains.length !== 0) throw new Error(`full sync deletes ${r.deletedChains.length} chains, expected none`);
     const restoreMs = ns.restore(r.text);
     save.push(saveMs); render.push(renderMs); restore.push(restoreMs); total.push(saveMs + renderMs + restoreMs);
-    bytes = Buffer.byteLength(r.text); lines = r.text.split('\n').length - 1; rules = r.filterRules + r.natRules; deleted = r.deletedChains.length;
-    if (deleted !== 0) throw new Error(`full sync deleted ${deleted} chains, expected none`);
-    console.error(`  iptables full (${fresh ? 'empty tables' : 'resync'}) #${t + 1}: save ${round(saveMs)} ms, render ${round(renderMs)} ms, restore ${round(restoreMs)} ms`);
+    bytes = Buffer.byteLength(r.text); lines = r.text.split('\n').length - 1; rules = r.filterRules + r.natRules;
+    console.error(`  ${ns.bin} full (${fresh ? 'empty tables' : 'resync'}) #${t + 1}: save ${round(saveMs)} ms, render ${round(renderMs)} ms, restore ${round(restoreMs)} ms`);
     if (restoreMs > FULL_BUDGET_S * 1000 && t < trials - 1) {
       console.error(`  (restore took more than ${FULL_BUDGET_S} s: not repeated)`);
       break;
@@ -258,7 +292,7 @@ function iptFull(ns: ScratchNetns, state: ProxyState, fresh: boolean, trials: nu
   }
   return {
     save_ms: stat(save), render_ms: stat(render), restore_ms: stat(restore), total_ms: stat(total),
-    text_bytes: bytes, text_lines: lines, rules_written: rules, deleted_chains: deleted, trials_run: restore.length,
+    text_bytes: bytes, text_lines: lines, rules_written: rules, trials_run: restore.length,
   };
 }
 
@@ -275,7 +309,7 @@ function iptPartial(ns: ScratchNetns, w: Workload): IptPartial {
     diff.push(diffMs); render.push(renderMs); restore.push(restoreMs); total.push(diffMs + renderMs + restoreMs);
     bytes.push(Buffer.byteLength(r.text)); rules.push(r.filterRules + r.natRules);
     skipped = r.skippedNatRules;
-    console.error(`  iptables partial ${prev === w.full ? '10→9' : '9→10'}: diff ${round(diffMs)} ms, render ${round(renderMs)} ms, restore ${round(restoreMs)} ms (${r.filterRules + r.natRules} rules)`);
+    console.error(`  ${ns.bin} partial ${prev === w.full ? '10→9' : '9→10'}: diff ${round(diffMs)} ms, render ${round(renderMs)} ms, restore ${round(restoreMs)} ms (${r.filterRules + r.natRules} rules)`);
     prev = next;
   }
   // The kernel must now hold the last state: the changed Service's KUBE-SVC chain jumps to each endpoint.
@@ -286,30 +320,43 @@ function iptPartial(ns: ScratchNetns, w: Workload): IptPartial {
   return { diff_ms: stat(diff), render_ms: stat(render), restore_ms: stat(restore), total_ms: stat(total), text_bytes: stat(bytes), rules_written: stat(rules), rules_skipped: skipped };
 }
 
-function iptables(ns: ScratchNetns, w: Workload): IptResult {
-  ns.create();
+function iptables(ns: ScratchNetns, backend: IptablesBackend, w: Workload): IptResult {
+  const r = renderIptables(w.full, IPT_CFG, {});
+  const out: IptResult = {
+    backend, binary: `iptables-${backend}-restore`,
+    rules: {
+      filter: r.filterRules, nat: r.natRules, total: r.filterRules + r.natRules, nat_chains: r.activeNatChains.size,
+      text_bytes: Buffer.byteLength(r.text), text_lines: r.text.split('\n').length - 1,
+    },
+  };
+  let stage: IptFailure['stage'] = 'full_initial';
+  const started = performance.now();
+  ns.create(backend);
   try {
-    const initial = iptFull(ns, w.full, true, TRIALS);
-    const slow = initial.restore_ms.max > FULL_BUDGET_S * 1000;
-    const r = renderIptables(w.full, IPT_CFG, {});
+    out.full_initial = iptFull(ns, w.full, true, TRIALS);
     const [filterSave] = ns.save('filter');
     const [natSave] = ns.save('nat');
-    const kernel = {
+    out.kernel = {
       filter_rules: ruleLines(filterSave), nat_rules: ruleLines(natSave),
       kube_rules: kubeRuleLines(filterSave) + kubeRuleLines(natSave), nat_save_bytes: Buffer.byteLength(natSave),
     };
-    if (kernel.kube_rules !== r.filterRules + r.natRules) {
-      throw new Error(`kernel holds ${kernel.kube_rules} KUBE-* rules, the render wrote ${r.filterRules + r.natRules}`);
-    }
-    const resync = iptFull(ns, w.full, false, slow ? 1 : TRIALS);
-    const partial = iptPartial(ns, w);
-    return {
-      rules: { filter: r.filterRules, nat: r.natRules, total: r.filterRules + r.natRules, nat_chains: r.activeNatChains.size },
-      kernel, full_initial: initial, full_resync: resync, partial,
+    if (out.kernel.kube_rules !== out.rules.total) throw new Error(`kernel holds ${out.kernel.kube_rules} KUBE-* rules, the render wrote ${out.rules.total}`);
+    stage = 'full_resync';
+    const slow = out.full_initial.restore_ms.max > FULL_BUDGET_S * 1000;
+    out.full_resync = iptFull(ns, w.full, false, slow ? 1 : TRIALS);
+    stage = 'partial';
+    out.partial = iptPartial(ns, w);
+  } catch (err) {
+    if (!(err instanceof RestoreFailed)) throw err;
+    out.failed = {
+      stage, elapsed_s: round(err.elapsedMs / 1000), timed_out: err.timedOut, exit: err.r.status ?? err.r.signal,
+      error: err.message, stderr_tail: (err.r.stderr ?? '').trim().slice(-2000),
     };
+    console.error(`  ${ns.bin}: ${stage} FAILED after ${round((performance.now() - started) / 1000)} s: ${err.message}`);
   } finally {
     ns.destroy();
   }
+  return out;
 }
 
 // ---- eBPF maps under a scratch pin dir ----
@@ -323,10 +370,10 @@ interface EbpfResult {
 }
 
 class Recorder {
-  private readonly cols: Record<'read' | 'compile' | 'plan' | 'apply' | 'total' | 'writes', number[]> = { read: [], compile: [], plan: [], apply: [], total: [], writes: [] };
+  private readonly cols = { read: [] as number[], compile: [] as number[], plan: [] as number[], apply: [] as number[], total: [] as number[], writes: [] as number[] };
   add(read: number, comp: number, pl: number, apply: number, writes: number): void {
-    this.cols.read.push(read); this.cols.compile.push(comp); this.cols.plan.push(pl); this.cols.apply.push(apply);
-    this.cols.total.push(read + comp + pl + apply); this.cols.writes.push(writes);
+    const c = this.cols;
+    c.read.push(read); c.compile.push(comp); c.plan.push(pl); c.apply.push(apply); c.total.push(read + comp + pl + apply); c.writes.push(writes);
   }
   result(): EbpfRun {
     const c = this.cols;
@@ -334,6 +381,7 @@ class Recorder {
   }
 }
 
+/** Objects loaded with their maps pinned under /sys/fs/bpf/kxbench-sync-<pid>-<random>/<sub>. */
 class ScratchPins {
   readonly root = uniquePinRoot('kxbench-sync');
   private readonly handles = new Set<number>();
@@ -418,8 +466,8 @@ function ebpf(pins: ScratchPins, w: Workload): EbpfResult {
     const pr = partial.result();
     console.error(`  eBPF partial: ${pr.total_ms.median} ms (compile ${pr.compile_ms.median}, plan ${pr.plan_ms.median}, apply ${pr.apply_ms.median}), writes ${pr.writes.trials.join('/')}`);
     // The maps must agree with what the planner believes: a re-read plan writes nothing.
-    const check = plan(appliedFromMaps(readMaps(maps)), compile(cur, EBPF_NODE).desired);
-    if (check.writes !== 0) throw new Error(`after the partial syncs the maps differ from the state: ${check.writes} writes pending`);
+    const pending = plan(appliedFromMaps(readMaps(maps)), compile(cur, EBPF_NODE).desired);
+    if (pending.writes !== 0) throw new Error(`after the partial syncs the maps differ from the state: ${pending.writes} writes pending`);
     return { entries, full_initial: initial.result(), full_resync: rr, partial: pr };
   } finally {
     if (kept) pins.unload(kept.handle, kept.sub);
@@ -428,9 +476,14 @@ function ebpf(pins: ScratchPins, w: Workload): EbpfResult {
 
 // ---- main ----
 
-function versionOf(bin: string): string {
+function versionOf(bin: string): string | null {
   const r = spawnSync(bin, ['--version'], { encoding: 'utf8' });
-  return (r.stdout || r.stderr || '').trim();
+  return r.status === 0 ? (r.stdout || r.stderr).trim() : null;
+}
+
+interface Scenario {
+  services: number; nodeport_services: number; endpoints: number; build_ms: number; changed_service: string;
+  iptables: IptResult[]; ebpf: EbpfResult;
 }
 
 function main(): void {
@@ -441,8 +494,12 @@ function main(): void {
   if (!existsSync(KX_OBJ)) throw new Error(`${KX_OBJ} missing: run make build`);
   ensureBpffs();
   const started = Date.now();
+  const backends = BACKENDS.map((b) => ({ backend: b, version: versionOf(`iptables-${b}`) }));
+  for (const b of backends) if (b.version === null) console.error(`iptables-${b.backend} is not available: skipped`);
+  const usable = backends.filter((b) => b.version !== null).map((b) => b.backend);
+
   const kx = new Libkx();
-  const ns = new ScratchNetns(BACKEND);
+  const ns = new ScratchNetns();
   const pins = new ScratchPins(kx);
   let cleaned = false;
   const cleanup = () => {
@@ -456,16 +513,18 @@ function main(): void {
   };
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { cleanup(); process.exit(130); });
 
-  const scenarios: Array<{ services: number; nodeport_services: number; endpoints: number; build_ms: number; changed_service: string; iptables: IptResult; ebpf: EbpfResult }> = [];
+  const scenarios: Scenario[] = [];
   let spawnMs = 0;
   try {
-    ns.create();
-    spawnMs = ns.spawnOverheadMs();
-    ns.destroy();
+    if (usable.length) {
+      ns.create(usable[0]!);
+      spawnMs = ns.spawnOverheadMs();
+      ns.destroy();
+    }
     for (const n of SIZES) {
       const w = workload(n);
       console.error(`${n} services: state built in ${round(w.buildMs)} ms; changing ${w.changed}`);
-      const ipt = iptables(ns, w);
+      const ipt = usable.map((b) => iptables(ns, b, w));
       const bpf = ebpf(pins, w);
       scenarios.push({
         services: n, nodeport_services: w.full.services.filter((s) => s.nodePort !== null).length,
@@ -483,7 +542,7 @@ function main(): void {
     node: process.version,
     cpu: `${cpus().length} × ${cpus()[0]?.model ?? 'unknown'}`,
     memory_gib: round(totalmem() / 2 ** 30),
-    iptables: { backend: BACKEND, binary: `iptables-${BACKEND}-restore`, version: versionOf(`iptables-${BACKEND}`), restore_args: '-w 5 --noflush --counters' },
+    iptables: backends.map((b) => ({ backend: b.backend, binary: `iptables-${b.backend}-restore`, version: b.version, restore_args: '-w 5 --noflush --counters' })),
     workload: {
       endpoints_per_service: ENDPOINTS,
       nodeport_every: NODEPORT_EVERY,
@@ -495,10 +554,11 @@ function main(): void {
     restore_timeout_s: RESTORE_TIMEOUT_S,
     spawn_overhead_ms: spawnMs,
     method: {
-      iptables_netns: 'a scratch network namespace kxbench-<pid>; every iptables binary runs through nsenter --net=/run/netns/kxbench-<pid>',
+      iptables_netns: 'a scratch network namespace kxbench-<pid>, created per backend and size; every iptables binary runs through nsenter --net=/run/netns/kxbench-<pid>',
       iptables_full_initial: 'tables reset and jump rules ensured (untimed), then iptables-save -t nat (stale-chain scan) + renderIptables + restore; total = save + render + restore',
       iptables_full_resync: 'the same with every rule already in place (restore flushes and rewrites every chain)',
       iptables_partial: 'changedServices(prev, next) + renderIptables with changedServices (no stale-chain scan: large-cluster mode) + restore; TRIALS changes each way',
+      iptables_failed: 'a restore that failed or ran past restore_timeout_s: stage, time, exit and stderr; that backend\'s later stages at that size are skipped',
       ebpf_full_initial: 'fresh object load (untimed) into a scratch pin dir, then readMaps + appliedFromMaps (read), compile, plan, applyPlan (one batch call per map and operation)',
       ebpf_full_resync: 'the maps already hold the state: read back, compile, plan (0 writes), apply',
       ebpf_partial: 'compile + plan against the applied state in memory + apply; TRIALS changes each way',
@@ -510,63 +570,90 @@ function main(): void {
   };
   mkdirSync(dirname(RESULTS), { recursive: true });
   writeFileSync(RESULTS, `${JSON.stringify(result, null, 2)}\n`);
-  console.log(table(result.iptables.version, spawnMs, scenarios, result.scaling, result.wall_s));
+  console.log(table(result.iptables, spawnMs, scenarios, result.scaling, result.wall_s));
 }
 
 interface Scaling { from: number; to: number; rules_ratio: number; ratios: Record<string, number>; exponents: Record<string, number> }
 
 /** Between consecutive sizes: how each median grows against the rule count (exponent k in time ∝ rules^k). */
-function scaling(scenarios: Array<{ services: number; iptables: IptResult; ebpf: EbpfResult }>): Scaling[] {
+function scaling(scenarios: Scenario[]): Scaling[] {
+  const figures = (s: Scenario): Record<string, number | undefined> => {
+    const f: Record<string, number | undefined> = {
+      ebpf_full_total: s.ebpf.full_initial.total_ms.median,
+      ebpf_partial_total: s.ebpf.partial.total_ms.median,
+    };
+    for (const i of s.iptables) {
+      f[`${i.backend}_full_restore`] = i.full_initial?.restore_ms.median;
+      f[`${i.backend}_resync_restore`] = i.full_resync?.restore_ms.median;
+      f[`${i.backend}_partial_restore`] = i.partial?.restore_ms.median;
+      f[`${i.backend}_partial_total`] = i.partial?.total_ms.median;
+    }
+    return f;
+  };
   const out: Scaling[] = [];
   for (let i = 1; i < scenarios.length; i++) {
     const a = scenarios[i - 1]!, b = scenarios[i]!;
-    const rulesRatio = b.iptables.rules.total / a.iptables.rules.total;
-    const pick = (s: typeof a) => ({
-      iptables_full_restore: s.iptables.full_initial.restore_ms.median,
-      iptables_resync_restore: s.iptables.full_resync.restore_ms.median,
-      iptables_partial_restore: s.iptables.partial.restore_ms.median,
-      iptables_partial_total: s.iptables.partial.total_ms.median,
-      ebpf_full_total: s.ebpf.full_initial.total_ms.median,
-      ebpf_partial_total: s.ebpf.partial.total_ms.median,
-    });
-    const pa = pick(a), pb = pick(b);
+    const rulesA = a.iptables[0]?.rules.total ?? a.services, rulesB = b.iptables[0]?.rules.total ?? b.services;
+    const rulesRatio = rulesB / rulesA;
+    const fa = figures(a), fb = figures(b);
     const ratios: Record<string, number> = {}, exponents: Record<string, number> = {};
-    for (const k of Object.keys(pa) as Array<keyof typeof pa>) {
-      if (pa[k] <= 0 || pb[k] <= 0) continue;
-      ratios[k] = round(pb[k] / pa[k], 2);
-      exponents[k] = round(Math.log(pb[k] / pa[k]) / Math.log(rulesRatio), 2);
+    for (const k of Object.keys(fa)) {
+      const x = fa[k], y = fb[k];
+      if (x === undefined || y === undefined || x <= 0 || y <= 0) continue;
+      ratios[k] = round(y / x, 2);
+      exponents[k] = round(Math.log(y / x) / Math.log(rulesRatio), 2);
     }
     out.push({ from: a.services, to: b.services, rules_ratio: round(rulesRatio, 2), ratios, exponents });
   }
   return out;
 }
 
-function table(iptVersion: string, spawnMs: number, scenarios: Array<{ services: number; iptables: IptResult; ebpf: EbpfResult; endpoints: number; nodeport_services: number }>, scale: Scaling[], wallS: number): string {
+function table(versions: Array<{ backend: string; version: string | null }>, spawnMs: number, scenarios: Scenario[], scale: Scaling[], wallS: number): string {
   const f = (s: Stat) => (s.trials.length === 1 ? `${s.median} (1×)` : `${s.median} [${s.min}–${s.max}]`);
   const n = (x: number) => x.toLocaleString('en-US');
-  const rows: string[][] = [['services', 'mode', 'sync', 'writes', 'prepare ms', 'kernel ms', 'total ms', 'size']];
+  const mb = (b: number) => `${round(b / 2 ** 20, 2)} MiB`;
+  const rows: string[][] = [['services', 'mode', 'sync', 'writes', 'prepare ms', 'kernel ms', 'total ms', 'input']];
   for (const s of scenarios) {
-    const i = s.iptables, e = s.ebpf;
-    const svc = `${n(s.services)}`;
-    const mb = (b: number) => `${round(b / 2 ** 20, 2)} MiB`;
-    rows.push([svc, 'iptables', 'full, empty tables', n(i.full_initial.rules_written), `save ${f(i.full_initial.save_ms)} + render ${f(i.full_initial.render_ms)}`, `restore ${f(i.full_initial.restore_ms)}`, f(i.full_initial.total_ms), mb(i.full_initial.text_bytes)]);
-    rows.push([svc, 'iptables', 'full resync', n(i.full_resync.rules_written), `save ${f(i.full_resync.save_ms)} + render ${f(i.full_resync.render_ms)}`, `restore ${f(i.full_resync.restore_ms)}`, f(i.full_resync.total_ms), mb(i.full_resync.text_bytes)]);
-    rows.push([svc, 'iptables', '1 endpoint', n(i.partial.rules_written.median), `diff ${f(i.partial.diff_ms)} + render ${f(i.partial.render_ms)}`, `restore ${f(i.partial.restore_ms)}`, f(i.partial.total_ms), `${n(i.partial.text_bytes.median)} B`]);
+    const svc = n(s.services);
+    for (const i of s.iptables) {
+      const mode = `iptables-${i.backend}`;
+      const full = (label: string, x: IptFull | undefined) => {
+        if (x) rows.push([svc, mode, label, n(x.rules_written), `save ${f(x.save_ms)} + render ${f(x.render_ms)}`, `restore ${f(x.restore_ms)}`, f(x.total_ms), mb(x.text_bytes)]);
+      };
+      full('full, empty tables', i.full_initial);
+      full('full resync', i.full_resync);
+      const p = i.partial;
+      if (p) rows.push([svc, mode, '1 endpoint', n(p.rules_written.median), `diff ${f(p.diff_ms)} + render ${f(p.render_ms)}`, `restore ${f(p.restore_ms)}`, f(p.total_ms), `${n(p.text_bytes.median)} B`]);
+      if (i.failed) {
+        rows.push([svc, mode, i.failed.stage.replace('_', ' '), n(i.rules.total), '', i.failed.timed_out ? `killed after ${n(i.failed.elapsed_s)} s` : `FAILED after ${n(i.failed.elapsed_s)} s`, '-', mb(i.rules.text_bytes)]);
+      }
+    }
+    const e = s.ebpf;
     rows.push([svc, 'eBPF', 'full, empty maps', n(e.full_initial.writes.median), `read ${f(e.full_initial.read_ms)} + compile ${f(e.full_initial.compile_ms)} + plan ${f(e.full_initial.plan_ms)}`, `apply ${f(e.full_initial.apply_ms)}`, f(e.full_initial.total_ms), '']);
     rows.push([svc, 'eBPF', 'full resync', n(e.full_resync.writes.median), `read ${f(e.full_resync.read_ms)} + compile ${f(e.full_resync.compile_ms)} + plan ${f(e.full_resync.plan_ms)}`, `apply ${f(e.full_resync.apply_ms)}`, f(e.full_resync.total_ms), '']);
     rows.push([svc, 'eBPF', '1 endpoint', e.partial.writes.trials.join('/'), `compile ${f(e.partial.compile_ms)} + plan ${f(e.partial.plan_ms)}`, `apply ${f(e.partial.apply_ms)}`, f(e.partial.total_ms), '']);
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   const line = (r: string[]) => r.map((x, c) => (c < 3 ? x.padEnd(widths[c]!) : x.padStart(widths[c]!))).join(' | ');
-  const counts = scenarios.map((s) => `${n(s.services)} Services (${n(s.nodeport_services)} NodePort, ${n(s.endpoints)} endpoints): iptables ${n(s.iptables.rules.filter)} filter + ${n(s.iptables.rules.nat)} nat rules, ${n(s.iptables.rules.nat_chains)} service chains (kernel: ${n(s.iptables.kernel.filter_rules)} filter, ${n(s.iptables.kernel.nat_rules)} nat); eBPF ${n(s.ebpf.entries.frontends)} frontends, ${n(s.ebpf.entries.backends)} backends, ${n(s.ebpf.entries.slots)} slots, ${n(s.ebpf.entries.revnat)} rev-NAT`);
+  const counts = scenarios.map((s) => {
+    const i = s.iptables[0];
+    const ipt = i ? `iptables ${n(i.rules.filter)} filter + ${n(i.rules.nat)} nat rules in ${n(i.rules.nat_chains)} service chains (${n(i.rules.text_lines)} restore lines)${i.kernel ? `, kernel after restore: ${n(i.kernel.filter_rules)} filter + ${n(i.kernel.nat_rules)} nat rules` : ''}; ` : '';
+    return `${n(s.services)} Services (${n(s.nodeport_services)} NodePort, ${n(s.endpoints)} endpoints): ${ipt}eBPF ${n(s.ebpf.entries.frontends)} frontends, ${n(s.ebpf.entries.backends)} backends, ${n(s.ebpf.entries.slots)} slots, ${n(s.ebpf.entries.revnat)} rev-NAT`;
+  });
+  const failures = scenarios.flatMap((s) => s.iptables.filter((i) => i.failed).map((i) => `${n(s.services)} Services, iptables-${i.backend} ${i.failed!.stage}: ${i.failed!.error}`));
+  const exps = scale.map((x) => {
+    const parts = Object.keys(x.ratios).filter((k) => /full_restore|partial_total|ebpf/.test(k)).map((k) => `${k} ×${x.ratios[k]} (^${x.exponents[k]})`);
+    return `${n(x.from)} → ${n(x.to)} Services (×${x.rules_ratio} rules): ${parts.join(', ')}`;
+  });
   return [
-    `kube-xdp sync cost — ${iptVersion} (${BACKEND}) in a scratch netns vs eBPF batch map writes; kernel ${release()}, ${cpus().length} CPUs; median [min–max] of ${TRIALS} trials (1 endpoint: ${TRIALS} each way)`,
+    `kube-xdp sync cost — iptables-restore in a scratch netns (${versions.map((v) => `${v.backend}: ${v.version ?? 'missing'}`).join('; ')}) vs eBPF batch map writes; kernel ${release()}, ${cpus().length} CPUs; median [min–max] of ${TRIALS} trials (1 endpoint: ${TRIALS} each way)`,
     line(rows[0]!),
     widths.map((w) => '-'.repeat(w)).join('-|-'),
     ...rows.slice(1).map(line),
     ...counts,
-    ...scale.map((x) => `${n(x.from)} → ${n(x.to)} Services (×${x.rules_ratio} rules): iptables full restore ×${x.ratios['iptables_full_restore']} (∝ rules^${x.exponents['iptables_full_restore']}), partial restore ×${x.ratios['iptables_partial_restore']}; eBPF full ×${x.ratios['ebpf_full_total']}, partial ×${x.ratios['ebpf_partial_total']}`),
-    `spawning nsenter + an iptables binary: ${spawnMs} ms (included in save/restore); full syncs whose restore exceeds ${FULL_BUDGET_S} s are run once; ${wallS} s in all`,
+    ...exps,
+    ...failures,
+    `spawning nsenter + an iptables binary: ${spawnMs} ms (included in save/restore); a full sync whose restore exceeds ${FULL_BUDGET_S} s is run once; ${wallS} s in all`,
     `-> ${RESULTS}`,
   ].join('\n');
 }
