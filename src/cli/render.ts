@@ -32,7 +32,8 @@ export function render(argv: string[], out: NodeJS.WritableStream = process.stdo
   // The node is described by the flags, not by this machine: its addresses are the --node-ip
   // values plus loopback. The iptables version (for --random-fully) and the conntrack sysctl
   // are read from this machine, as a sync here would.
-  const host = readHostFacts(new Iptables('IPv4', 'nft').available() ? new Iptables('IPv4', 'nft') : null);
+  const ipt = new Iptables('IPv4', 'nft');
+  const host = readHostFacts(ipt.available() ? ipt : null);
   const localAddresses = {
     IPv4: ['127.0.0.1', ...proxy.nodeIPs.filter((ip) => ipFamilyOf(ip) === 'IPv4')],
     IPv6: ['::1', ...proxy.nodeIPs.filter((ip) => ipFamilyOf(ip) === 'IPv6')],

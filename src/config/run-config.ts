@@ -2,6 +2,7 @@
 import { hostname } from 'node:os';
 import { isIP, isIPv4 } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { DEFAULT_MASQUERADE_BIT } from '../dataplane/iptables/config.js';
 import { cidrFamilyOf } from '../model/k8s.js';
 import { ConfigError, oneOf, parseDuration, readFlags, type FlagSpec } from './flags.js';
 import { PROXY_MODES, readKubeProxyConfiguration, validMasqueradeBit, type KubeProxyConfiguration, type ProxyMode } from './kube-proxy-config.js';
@@ -63,7 +64,7 @@ export function proxySettings(v: Record<string, string | string[] | boolean | un
     clusterCIDRs,
     nodePortAddresses,
     masqueradeAll: v['masquerade-all'] === true || (kpc.masqueradeAll ?? false),
-    masqueradeBit: bit !== undefined ? validMasqueradeBit(Number(bit), 'iptables-masquerade-bit') : kpc.masqueradeBit ?? 14,
+    masqueradeBit: bit !== undefined ? validMasqueradeBit(Number(bit), 'iptables-masquerade-bit') : kpc.masqueradeBit ?? DEFAULT_MASQUERADE_BIT,
     localhostNodePorts: lh !== undefined ? boolFlag('iptables-localhost-nodeports', lh) : kpc.localhostNodePorts ?? true,
     minSyncPeriodMs: kpc.minSyncPeriodMs ?? null,
     syncPeriodMs: kpc.syncPeriodMs ?? null,

@@ -1,6 +1,6 @@
 // Removes everything the iptables mode created: the jump rules from the built-in chains, then
 // every KUBE-* chain of ours (flushed by a chain line, deleted with -X) in one restore per table.
-import { Iptables, chainsOf, type Table } from '../../kernel/iptables.js';
+import { Iptables, type Table } from '../../kernel/iptables.js';
 import { isServiceChainName } from '../kube-names.js';
 import { JUMP_RULES, OWN_CHAINS } from './jumps.js';
 
@@ -16,7 +16,7 @@ export function cleanupIptables(ipt: Iptables): Record<Table, number> {
   for (const j of JUMP_RULES) ipt.deleteRule(j.table, j.from, j.args);
   const removed: Record<Table, number> = { filter: 0, nat: 0, mangle: 0 };
   for (const table of ['nat', 'filter', 'mangle'] as const) {
-    const text = cleanupRestoreText(table, chainsOf(ipt.save(table)));
+    const text = cleanupRestoreText(table, ipt.chains(table));
     if (text === null) continue;
     ipt.restore(text);
     removed[table] = text.split('\n').filter((l) => l.startsWith('-X')).length;

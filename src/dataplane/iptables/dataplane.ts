@@ -3,7 +3,7 @@
 // only changed services' chains, stale chains deleted, stale UDP conntrack entries removed.
 import type { Logger } from 'pino';
 import { deleteConntrack } from '../../kernel/conntrack.js';
-import { Iptables, chainsOf, type IptablesBackend } from '../../kernel/iptables.js';
+import { Iptables, type IptablesBackend } from '../../kernel/iptables.js';
 import { ensureSysctl } from '../../kernel/sysctl.js';
 import { changedServices } from '../../model/diff.js';
 import type { ProxyState } from '../../model/types.js';
@@ -39,7 +39,7 @@ class FamilyProxier {
     if (!partial) this.ensureJumps();
     const now = Date.now();
     const scan = !this.largeClusterMode || now - this.lastChainScan > this.opts.staleChainScanPeriodMs;
-    const existing = scan ? chainsOf(this.ipt.save('nat')) : null;
+    const existing = scan ? this.ipt.chains('nat') : null;
     const r = renderIptables(state, this.cfg, {
       changedServices: partial ? changedServices(this.last!, state) : null,
       existingNatChains: existing,
@@ -66,7 +66,7 @@ class FamilyProxier {
 
   /** The canary chain disappears when someone flushes the tables: then resync everything. */
   canaryGone(): boolean {
-    return !chainsOf(this.ipt.save('mangle')).has(KUBE_PROXY_CANARY);
+    return !this.ipt.chains('mangle').has(KUBE_PROXY_CANARY);
   }
 
   forceFullSync(): void {
