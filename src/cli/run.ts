@@ -1,4 +1,5 @@
 // `kube-xdp run`: source -> tracker -> snapshot -> dataplane.sync, with logs, metrics, healthz.
+import { isIPv4 } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { Server } from 'node:http';
 import { runConfig, type RunConfig } from '../config/run-config.js';
@@ -10,16 +11,20 @@ import type { Dataplane } from '../dataplane/types.js';
 import { Iptables, detectBackend } from '../kernel/iptables.js';
 import { Libkx } from '../kernel/libkx.js';
 import { ChangeTracker } from '../model/tracker.js';
-import type { IPFamily, NodeFacts } from '../model/types.js';
-import { serveObservability } from '../observe/http.js';
+import type { IPFamily, NodeFacts, NodeInfo, Source } from '../model/types.js';
+import { ipFamilyOf } from '../model/k8s.js';
+import { loadKubeConfig } from '../source/kube/kubeconfig.js';
+import { KubeSource } from '../source/kube/kube-source.js';
+import { changeTriggerTime } from '../source/kube/trim.js';
+import { serveObservability, type Health } from '../observe/http.js';
 import { createLogger } from '../observe/log.js';
 import { Metrics } from '../observe/metrics.js';
 import { FileSource } from '../source/file-source.js';
 import { SyncRunner } from '../sync/runner.js';
 
-/** eBPF mode: the IPv4 addresses NodePorts answer on: explicit --node-ip, else the external interfaces'. */
+/** eBPF mode: the IPv4 addresses NodePorts answer on: --node-ip or the Node's, else the external interfaces'. */
 export function nodeAddresses(cfg: Pick<RunConfig, 'proxy' | 'externalInterfaces'>): string[] {
-  if (cfg.proxy.nodeIPs.length) return [...cfg.proxy.nodeIPs];
+  if (cfg.proxy.nodeIPs.some((ip) => isIPv4(ip))) return cfg.proxy.nodeIPs.filter((ip) => isIPv4(ip));
   const ifs = networkInterfaces();
   return cfg.externalInterfaces.flatMap((name) => (ifs[name] ?? []).filter((a) => a.family === 'IPv4').map((a) => a.address));
 }
@@ -47,12 +52,52 @@ function iptablesDataplane(cfg: RunConfig, log: Logger, metrics: Metrics): { dat
   return { dataplane, families };
 }
 
+function makeSource(cfg: RunConfig, metrics: Metrics, log: Logger): Source {
+  const src = cfg.source;
+  if (src.kind === 'file') return new FileSource(src.path);
+  const { kc, origin } = loadKubeConfig({ kubeconfig: src.kubeconfig, apiServer: src.apiServer });
+  log.info({ apiServer: kc.getCurrentCluster()?.server, credentials: origin }, 'watching the Kubernetes API');
+  return new KubeSource(kc, {
+    nodeName: cfg.proxy.nodeName, requestTimeoutMs: src.requestTimeoutMs, inactivityMs: src.inactivityMs,
+    relistPeriodMs: src.relistPeriodMs, backoff: { baseMs: 500, maxMs: src.maxBackoffMs },
+  }, metrics);
+}
+
+/** kube-proxy's node IPs: the flags, else the Node object's first address of each family. */
+export function effectiveNodeIPs(flags: readonly string[], node: NodeInfo | null): string[] {
+  if (flags.length || !node) return [...flags];
+  const v4 = node.addresses.find((a) => ipFamilyOf(a) === 'IPv4');
+  const v6 = node.addresses.find((a) => ipFamilyOf(a) === 'IPv6');
+  return [v4, v6].filter((a): a is string => a !== undefined);
+}
+
+async function serve(cfg: RunConfig, metrics: Metrics, health: () => Health, log: Logger): Promise<Server[]> {
+  const binds = new Map<string, { metrics: boolean; health: boolean }>();
+  if (cfg.metricsBindAddress) binds.set(cfg.metricsBindAddress, { metrics: true, health: true });
+  if (cfg.healthzBindAddress) binds.set(cfg.healthzBindAddress, { metrics: binds.has(cfg.healthzBindAddress), health: true });
+  const servers: Server[] = [];
+  for (const [bind, what] of binds) {
+    // As in kube-proxy, an endpoint that cannot bind is logged, not fatal: the dataplane
+    // matters more than its observability.
+    const server = await serveObservability(bind, what.metrics ? metrics : null, what.health ? health : null).catch((err: Error) => {
+      log.error({ bind, err: err.message }, 'metrics/healthz server not started');
+      return null;
+    });
+    if (server) servers.push(server);
+  }
+  return servers;
+}
+
 export async function run(argv: string[]): Promise<void> {
   const cfg = runConfig(argv);
   const log = createLogger(cfg.logLevel);
   const metrics = new Metrics();
-  const { dataplane, families } = cfg.proxy.mode === 'iptables' ? iptablesDataplane(cfg, log, metrics) : ebpfDataplane(cfg, log, metrics);
-  const node: NodeFacts = { nodeName: cfg.proxy.nodeName, zone: null, ipFamilies: families };
+  const stopped = new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  const health = { lastSyncOk: false, lastSyncAt: null as Date | null };
+  const servers = await serve(cfg, metrics, () => health, log);
 
   const tracker = new ChangeTracker({
     onInvalid: (p) => {
@@ -60,22 +105,34 @@ export async function run(argv: string[]): Promise<void> {
       metrics.inc('kubexdp_invalid_objects_total', 'Objects or fields rejected from the source', { kind: p.kind, action: p.action });
     },
   });
+  let dataplane: Dataplane | null = null;
+  let node: NodeFacts = { nodeName: cfg.proxy.nodeName, zone: null, ipFamilies: [] };
+  let nodeInfo: NodeInfo | null = null;
+  // Network programming latency starts at the EndpointSlice controller's trigger time when the
+  // slice carries one (kube-proxy's definition), else when kube-xdp received the change.
   let firstChangeAt: number | null = null;
-  const health = { lastSyncOk: false, lastSyncAt: null as Date | null };
+  let firstTriggerAt: number | null = null;
   const runner = new SyncRunner((full) => {
+    if (!dataplane) return;
     const t0 = performance.now();
-    const changedAt = firstChangeAt;
-    firstChangeAt = null;
+    const [changedAt, triggeredAt] = [firstChangeAt, firstTriggerAt];
+    firstChangeAt = firstTriggerAt = null;
     try {
       const r = dataplane.sync(tracker.snapshot(node), { full });
       const ms = performance.now() - t0;
+      const now = Date.now();
       health.lastSyncOk = true;
-      health.lastSyncAt = new Date();
+      health.lastSyncAt = new Date(now);
       metrics.inc('kubexdp_sync_total', 'Dataplane syncs', { result: 'ok' });
-      metrics.set('kubexdp_sync_duration_seconds', 'Duration of the last sync', ms / 1000);
-      const programming = changedAt === null ? null : Date.now() - changedAt;
-      if (programming !== null) metrics.set('kubexdp_network_programming_duration_seconds', 'Source change to dataplane write, last sync', programming / 1000);
-      log.info({ writes: r.writes, full, durationMs: Number(ms.toFixed(2)), sinceChangeMs: programming, ...r.detail }, 'synced');
+      metrics.observe('kubexdp_sync_proxy_rules_duration_seconds', 'Duration of each dataplane sync', ms / 1000);
+      metrics.set('kubexdp_sync_proxy_rules_last_timestamp_seconds', 'When the last sync succeeded', now / 1000);
+      const sinceChange = changedAt === null ? null : now - changedAt;
+      const sinceTrigger = triggeredAt === null ? null : now - triggeredAt;
+      const programming = sinceTrigger ?? sinceChange;
+      if (programming !== null) {
+        metrics.observe('kubexdp_network_programming_duration_seconds', 'Object change (EndpointSlice trigger time, else receipt) to dataplane write', programming / 1000);
+      }
+      log.info({ writes: r.writes, full, durationMs: Number(ms.toFixed(2)), sinceChangeMs: sinceChange, sinceTriggerMs: sinceTrigger, ...r.detail }, 'synced');
     } catch (err) {
       health.lastSyncOk = false;
       metrics.inc('kubexdp_sync_total', 'Dataplane syncs', { result: 'error' });
@@ -84,18 +141,34 @@ export async function run(argv: string[]): Promise<void> {
     }
   }, { minPeriodMs: cfg.minSyncPeriodMs, syncPeriodMs: cfg.syncPeriodMs });
 
-  const source = new FileSource(cfg.source.path);
+  let markSynced = () => {};
+  const synced = new Promise<void>((resolve) => (markSynced = resolve));
+  const source = makeSource(cfg, metrics, log);
   await source.start({
     event: (e) => {
       if (tracker.update(e)) {
         firstChangeAt ??= Date.now();
+        const trigger = e.kind === 'EndpointSlice' ? changeTriggerTime(e.object) : null;
+        if (trigger !== null) firstTriggerAt = Math.min(firstTriggerAt ?? trigger, trigger);
         runner.request();
       }
     },
+    node: (info) => {
+      const before = nodeInfo;
+      nodeInfo = info;
+      log.info({ node: cfg.proxy.nodeName, zone: info?.zone ?? null, addresses: info?.addresses ?? [] }, info ? 'node facts' : 'own Node object not found');
+      if (!dataplane) return;
+      if (before && info && cfg.proxy.nodeIPs.length === 0 && before.addresses.join() !== info.addresses.join()) {
+        // The dataplane was built for the old addresses; as kube-proxy does, a restart picks up new ones.
+        metrics.inc('kubexdp_node_ip_changes_total', 'Node address changes seen after start (restart to apply)', {});
+        log.warn({ before: before.addresses, after: info.addresses }, 'the Node\'s addresses changed: restart kube-xdp to use them');
+      }
+      node = { ...node, zone: info?.zone ?? null };
+      runner.request();
+    },
     synced: () => {
       tracker.markSynced();
-      log.info('source synced: programming the dataplane');
-      runner.enable();
+      markSynced();
     },
     error: (err, context) => {
       metrics.inc('kubexdp_source_errors_total', 'Problems reading the source', {});
@@ -103,34 +176,29 @@ export async function run(argv: string[]): Promise<void> {
     },
   });
 
-  const scan = setInterval(() => {
-    try {
-      if (dataplane.tick?.()) runner.request(true);
-    } catch (err) {
-      log.warn({ err }, 'periodic dataplane check failed');
-    }
-  }, cfg.interfaceScanPeriodMs);
-  let server: Server | null = null;
-  if (cfg.metricsBindAddress) {
-    // As in kube-proxy, a metrics endpoint that cannot bind is logged, not fatal: the
-    // dataplane matters more than its observability.
-    server = await serveObservability(cfg.metricsBindAddress, metrics, () => health).catch((err: Error) => {
-      log.error({ bind: cfg.metricsBindAddress, err: err.message }, 'metrics/healthz server not started');
-      return null;
-    });
+  const first = await Promise.race([synced.then(() => null), stopped]);
+  const seenNode = nodeInfo as NodeInfo | null; // set by the source's callback meanwhile
+  let scan: NodeJS.Timeout | null = null;
+  if (first === null) {
+    const proxy = { ...cfg.proxy, nodeIPs: effectiveNodeIPs(cfg.proxy.nodeIPs, seenNode) };
+    const built = proxy.mode === 'iptables' ? iptablesDataplane({ ...cfg, proxy }, log, metrics) : ebpfDataplane({ ...cfg, proxy }, log, metrics);
+    dataplane = built.dataplane;
+    node = { nodeName: cfg.proxy.nodeName, zone: seenNode?.zone ?? null, ipFamilies: built.families };
+    log.info('source synced: programming the dataplane');
+    runner.enable();
+    scan = setInterval(() => {
+      try {
+        if (dataplane?.tick?.()) runner.request(true);
+      } catch (err) {
+        log.warn({ err }, 'periodic dataplane check failed');
+      }
+    }, cfg.interfaceScanPeriodMs);
   }
-
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log.info({ signal }, 'stopping: the dataplane stays programmed (kube-xdp cleanup removes it)');
-      resolve();
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
-  clearInterval(scan);
+  const signal = first ?? (await stopped);
+  log.info({ signal }, 'stopping: the dataplane stays programmed (kube-xdp cleanup removes it)');
+  if (scan) clearInterval(scan);
   runner.stop();
   await source.stop();
-  server?.close();
-  dataplane.close();
+  for (const s of servers) s.close();
+  dataplane?.close();
 }

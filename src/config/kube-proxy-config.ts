@@ -19,6 +19,10 @@ export interface KubeProxyConfiguration {
   localhostNodePorts?: boolean;
   minSyncPeriodMs?: number;
   syncPeriodMs?: number;
+  /** clientConnection.kubeconfig */
+  kubeconfig?: string;
+  metricsBindAddress?: string;
+  healthzBindAddress?: string;
 }
 
 const API_VERSION = 'kubeproxy.config.k8s.io/v1alpha1';
@@ -80,6 +84,18 @@ export function parseKubeProxyConfiguration(doc: unknown): KubeProxyConfiguratio
       if (cidrFamilyOf(c) === null) throw new ConfigError('config', `nodePortAddresses[${i}]: ${JSON.stringify(c)} is not a CIDR`);
     });
     out.nodePortAddresses = npa;
+  }
+
+  // Bind addresses are checked with the flags of the same names (run-config.ts).
+  const metrics = field(doc, '', 'metricsBindAddress', isString, 'a string');
+  if (metrics !== undefined) out.metricsBindAddress = metrics;
+  const healthz = field(doc, '', 'healthzBindAddress', isString, 'a string');
+  if (healthz !== undefined) out.healthzBindAddress = healthz;
+  const conn = doc['clientConnection'];
+  if (conn !== undefined && conn !== null) {
+    if (!isObj(conn)) throw new ConfigError('config', 'clientConnection: is not an object');
+    const kubeconfig = field(conn, 'clientConnection.', 'kubeconfig', isString, 'a string');
+    if (kubeconfig) out.kubeconfig = kubeconfig;
   }
 
   const ipt = doc['iptables'];

@@ -4,6 +4,7 @@ import { isIP, isIPv4 } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_MASQUERADE_BIT } from '../dataplane/iptables/config.js';
 import { cidrFamilyOf } from '../model/k8s.js';
+import { validApiServer } from '../source/kube/kubeconfig.js';
 import { ConfigError, oneOf, parseDuration, readFlags, type FlagSpec } from './flags.js';
 import { PROXY_MODES, readKubeProxyConfiguration, validMasqueradeBit, type KubeProxyConfiguration, type ProxyMode } from './kube-proxy-config.js';
 
@@ -37,6 +38,9 @@ export interface ProxySettings {
   /** From the KubeProxyConfiguration, when it sets them. */
   readonly minSyncPeriodMs: number | null;
   readonly syncPeriodMs: number | null;
+  readonly kubeconfig: string | null;
+  readonly metricsBindAddress: string | null;
+  readonly healthzBindAddress: string | null;
 }
 
 function boolFlag(flag: string, v: string): boolean {
@@ -68,12 +72,21 @@ export function proxySettings(v: Record<string, string | string[] | boolean | un
     localhostNodePorts: lh !== undefined ? boolFlag('iptables-localhost-nodeports', lh) : kpc.localhostNodePorts ?? true,
     minSyncPeriodMs: kpc.minSyncPeriodMs ?? null,
     syncPeriodMs: kpc.syncPeriodMs ?? null,
+    kubeconfig: kpc.kubeconfig ?? null,
+    metricsBindAddress: kpc.metricsBindAddress ?? null,
+    healthzBindAddress: kpc.healthzBindAddress ?? null,
   };
 }
 
 export const RUN_FLAGS: FlagSpec = {
   ...PROXY_FLAGS,
-  source: { type: 'string' },
+  source: { type: 'string', default: 'kubernetes' },
+  kubeconfig: { type: 'string' },
+  'api-server': { type: 'string' },
+  'api-request-timeout': { type: 'string', default: '60s' },
+  'api-watch-inactivity': { type: 'string', default: '2m' },
+  'api-relist-period': { type: 'string', default: '30m' },
+  'api-max-backoff': { type: 'string', default: '30s' },
   'iptables-backend': { type: 'string', default: 'auto' },
   'external-interfaces': { type: 'string', multiple: true },
   'pod-interfaces': { type: 'string', multiple: true, default: 'lxc*,cali*' },
@@ -84,12 +97,26 @@ export const RUN_FLAGS: FlagSpec = {
   'min-sync-period': { type: 'string' },
   'sync-period': { type: 'string' },
   'interface-scan-period': { type: 'string', default: '1s' },
-  'metrics-bind-address': { type: 'string', default: '127.0.0.1:10249' },
+  'metrics-bind-address': { type: 'string' },
+  'healthz-bind-address': { type: 'string' },
   'log-level': { type: 'string', default: 'info' },
 };
 
+export type SourceConfig =
+  | { readonly kind: 'file'; readonly path: string }
+  | {
+      readonly kind: 'kubernetes';
+      /** --kubeconfig, else the config file's clientConnection.kubeconfig; $KUBECONFIG and in-cluster are resolved at start. */
+      readonly kubeconfig?: string;
+      readonly apiServer?: string;
+      readonly requestTimeoutMs: number;
+      readonly inactivityMs: number;
+      readonly relistPeriodMs: number;
+      readonly maxBackoffMs: number;
+    };
+
 export interface RunConfig {
-  readonly source: { readonly kind: 'file'; readonly path: string };
+  readonly source: SourceConfig;
   readonly proxy: ProxySettings;
   readonly iptablesBackend: 'auto' | 'nft' | 'legacy';
   /** eBPF mode: where XDP attaches (NodePort/SNAT addresses default to theirs). */
@@ -102,15 +129,47 @@ export interface RunConfig {
   readonly minSyncPeriodMs: number;
   readonly syncPeriodMs: number;
   readonly interfaceScanPeriodMs: number;
+  /** '' = off. */
   readonly metricsBindAddress: string;
+  /** /healthz for the kubelet's probes (kube-proxy's 0.0.0.0:10256); '' = off. */
+  readonly healthzBindAddress: string;
   readonly logLevel: string;
 }
 
-export function parseSource(v: string | undefined): RunConfig['source'] {
-  if (!v) throw new ConfigError('source', 'is required (file:PATH)');
-  const m = /^file:(.+)$/.exec(v);
-  if (!m) throw new ConfigError('source', `${JSON.stringify(v)} is not supported: want file:PATH (the Kubernetes API source comes with issue 5)`);
-  return { kind: 'file', path: m[1]! };
+/** --source: `kubernetes` (the API server) or `file:PATH` (a file or directory of objects). */
+export function parseSource(v: Record<string, string | string[] | boolean | undefined>, proxy: ProxySettings): SourceConfig {
+  const src = v.source as string;
+  const file = /^file:(.+)$/.exec(src);
+  if (file) return { kind: 'file', path: file[1]! };
+  if (src !== 'kubernetes') throw new ConfigError('source', `${JSON.stringify(src)} is not supported: want kubernetes or file:PATH`);
+  const duration = (flag: string) => {
+    const ms = parseDuration(flag, v[flag] as string);
+    if (ms <= 0) throw new ConfigError(flag, 'must be greater than 0');
+    return ms;
+  };
+  const kubeconfig = (v.kubeconfig as string | undefined) ?? proxy.kubeconfig ?? undefined;
+  const apiServer = v['api-server'] as string | undefined;
+  return {
+    kind: 'kubernetes',
+    ...(kubeconfig ? { kubeconfig } : {}),
+    ...(apiServer ? { apiServer: validApiServer(apiServer) } : {}),
+    requestTimeoutMs: duration('api-request-timeout'),
+    inactivityMs: duration('api-watch-inactivity'),
+    relistPeriodMs: duration('api-relist-period'),
+    maxBackoffMs: duration('api-max-backoff'),
+  };
+}
+
+/** host:port or '' (off); flag > config file > default. */
+function bindAddress(flag: string, v: Record<string, unknown>, fromConfig: string | null, dflt: string): string {
+  const value = (v[flag] as string | undefined) ?? fromConfig ?? dflt;
+  if (value === '') return '';
+  const i = value.lastIndexOf(':');
+  const port = Number(value.slice(i + 1));
+  if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535 || !isIP(value.slice(0, i).replace(/^\[|\]$/g, ''))) {
+    throw new ConfigError(flag, `${JSON.stringify(value)} is not IP:PORT`);
+  }
+  return value;
 }
 
 export function runConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): RunConfig {
@@ -126,7 +185,7 @@ export function runConfig(argv: string[], env: NodeJS.ProcessEnv = process.env):
   const duration = (flag: string, fromConfig: number | null, dflt: string) =>
     v[flag] !== undefined ? parseDuration(flag, str(flag)) : fromConfig ?? parseDuration(flag, dflt);
   return {
-    source: parseSource(v.source as string | undefined),
+    source: parseSource(v, proxy),
     proxy,
     iptablesBackend: oneOf('iptables-backend', str('iptables-backend'), ['auto', 'nft', 'legacy'] as const),
     externalInterfaces,
@@ -138,7 +197,8 @@ export function runConfig(argv: string[], env: NodeJS.ProcessEnv = process.env):
     minSyncPeriodMs: duration('min-sync-period', proxy.minSyncPeriodMs, '0s'),
     syncPeriodMs: duration('sync-period', proxy.syncPeriodMs, '30s'),
     interfaceScanPeriodMs: parseDuration('interface-scan-period', str('interface-scan-period')),
-    metricsBindAddress: str('metrics-bind-address'),
+    metricsBindAddress: bindAddress('metrics-bind-address', v, proxy.metricsBindAddress, '127.0.0.1:10249'),
+    healthzBindAddress: bindAddress('healthz-bind-address', v, proxy.healthzBindAddress, '0.0.0.0:10256'),
     logLevel: str('log-level'),
   };
 }

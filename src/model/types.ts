@@ -87,8 +87,19 @@ export interface ObjectEvent {
   object: unknown;
 }
 
+/** This node as the API server describes it (the kubernetes source's Node informer). */
+export interface NodeInfo {
+  readonly name: string;
+  /** The topology.kubernetes.io/zone label (topology hints), or null. */
+  readonly zone: string | null;
+  /** status.addresses of type InternalIP, then ExternalIP (kube-proxy's node IP order). */
+  readonly addresses: readonly string[];
+}
+
 export interface SourceSink {
   event(e: ObjectEvent): void;
+  /** The own Node changed (null: it does not exist). Only sources that watch Nodes call it. */
+  node?(info: NodeInfo | null): void;
   /** After the first complete read / list of every kind. */
   synced(): void;
   /** A problem the source survived (unreadable file, parse error, …); `context` names where. */

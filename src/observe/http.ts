@@ -5,12 +5,13 @@ import type { Metrics } from './metrics.js';
 
 export interface Health { readonly lastSyncOk: boolean; readonly lastSyncAt: Date | null }
 
-export function serveObservability(bind: string, metrics: Metrics, health: () => Health): Promise<Server> {
+/** Serves /metrics when `metrics` is given and /healthz when `health` is (kube-proxy binds them apart). */
+export function serveObservability(bind: string, metrics: Metrics | null, health: (() => Health) | null): Promise<Server> {
   const [host, port] = splitHostPort(bind);
   const server = createServer((req, res) => {
-    if (req.url === '/metrics') {
+    if (req.url === '/metrics' && metrics) {
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(metrics.render());
-    } else if (req.url === '/healthz') {
+    } else if (req.url === '/healthz' && health) {
       const h = health();
       const ok = h.lastSyncOk && h.lastSyncAt !== null;
       res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' })

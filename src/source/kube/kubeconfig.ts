@@ -1,0 +1,68 @@
+// Where the API server is and how to authenticate: --kubeconfig, $KUBECONFIG, or in-cluster
+// (the ServiceAccount token and CA), with --api-server overriding the server address. In a
+// cluster the default address is the `kubernetes` Service's ClusterIP — which kube-xdp itself
+// programs — so a node being bootstrapped needs --api-server pointing at the real endpoint.
+import { existsSync } from 'node:fs';
+import { KubeConfig } from '@kubernetes/client-node';
+import { ConfigError } from '../../config/flags.js';
+
+export const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+export interface KubeConfigOptions {
+  readonly kubeconfig?: string;
+  readonly apiServer?: string;
+}
+
+/** Checks --api-server: an http(s) URL without path, query or credentials. */
+export function validApiServer(v: string): string {
+  let url: URL;
+  try {
+    url = new URL(v);
+  } catch {
+    throw new ConfigError('api-server', `${JSON.stringify(v)} is not a URL (want https://HOST:PORT)`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new ConfigError('api-server', `${JSON.stringify(v)}: scheme must be https or http`);
+  if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.username) {
+    throw new ConfigError('api-server', `${JSON.stringify(v)}: want only scheme, host and port`);
+  }
+  return url.origin;
+}
+
+/** Which credentials `loadKubeConfig` would use, in kube-proxy's order. */
+export function kubeConfigOrigin(opts: KubeConfigOptions, env: NodeJS.ProcessEnv, inCluster: boolean): 'kubeconfig-flag' | 'KUBECONFIG' | 'in-cluster' | 'api-server-only' {
+  if (opts.kubeconfig) return 'kubeconfig-flag';
+  if (env.KUBECONFIG) return 'KUBECONFIG';
+  if (inCluster) return 'in-cluster';
+  if (opts.apiServer) return 'api-server-only';
+  throw new ConfigError('kubeconfig', 'no API server credentials: give --kubeconfig, set KUBECONFIG, run in a pod with a ServiceAccount, or give --api-server');
+}
+
+export function loadKubeConfig(opts: KubeConfigOptions, env: NodeJS.ProcessEnv = process.env): { kc: KubeConfig; origin: string } {
+  const server = opts.apiServer ? validApiServer(opts.apiServer) : undefined;
+  const origin = kubeConfigOrigin(opts, env, existsSync(SERVICE_ACCOUNT_TOKEN));
+  const kc = new KubeConfig();
+  try {
+    if (origin === 'kubeconfig-flag') kc.loadFromFile(opts.kubeconfig!);
+    else if (origin === 'KUBECONFIG') kc.loadFromDefault();
+    else if (origin === 'in-cluster') {
+      // loadFromCluster reads KUBERNETES_SERVICE_HOST/PORT; with --api-server they may be unset.
+      kc.loadFromCluster();
+    } else kc.loadFromClusterAndUser({ name: 'api-server', server: server!, skipTLSVerify: false }, { name: 'anonymous' });
+  } catch (err) {
+    throw new ConfigError('kubeconfig', `${origin === 'kubeconfig-flag' ? opts.kubeconfig : origin}: ${(err as Error).message}`);
+  }
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new ConfigError('kubeconfig', `${opts.kubeconfig ?? env.KUBECONFIG ?? origin}: no current context with a cluster`);
+  if (server && cluster.server !== server) {
+    kc.loadFromOptions({
+      clusters: kc.clusters.map((c) => (c.name === cluster.name ? { ...c, server } : c)),
+      users: kc.users,
+      contexts: kc.contexts,
+      currentContext: kc.currentContext,
+    });
+  }
+  if (!/^https?:\/\/[^/]+/.test(kc.getCurrentCluster()!.server) || /undefined/.test(kc.getCurrentCluster()!.server)) {
+    throw new ConfigError('api-server', `the API server address ${JSON.stringify(kc.getCurrentCluster()!.server)} is not usable (in a pod without KUBERNETES_SERVICE_HOST, give --api-server)`);
+  }
+  return { kc, origin };
+}
