@@ -146,6 +146,10 @@ export async function run(argv: string[]): Promise<void> {
   const source = makeSource(cfg, metrics, log);
   await source.start({
     event: (e) => {
+      if (log.isLevelEnabled('debug')) {
+        const m = (e.object as { metadata?: { namespace?: string; name?: string } } | null)?.metadata;
+        log.debug({ kind: e.kind, type: e.type, namespace: m?.namespace, name: m?.name }, 'object event');
+      }
       if (tracker.update(e)) {
         firstChangeAt ??= Date.now();
         const trigger = e.kind === 'EndpointSlice' ? changeTriggerTime(e.object) : null;

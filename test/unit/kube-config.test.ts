@@ -55,6 +55,9 @@ describe('API server credentials', () => {
     const { kc, origin } = loadKubeConfig({ apiServer: 'http://127.0.0.1:8080' }, {});
     assert.equal(origin, 'api-server-only');
     assert.equal(kc.getCurrentCluster()?.server, 'http://127.0.0.1:8080');
+    assert.equal(kc.getCurrentCluster()?.skipTLSVerify, true, 'client-node refuses http otherwise; there is no TLS to verify');
+    assert.equal(loadKubeConfig({ kubeconfig: kubeconfigFile, apiServer: 'https://192.168.1.10:6443' }, {}).kc.getCurrentCluster()?.skipTLSVerify, true, 'as the kubeconfig says');
+    assert.equal(loadKubeConfig({ apiServer: 'https://192.168.1.10:6443' }, {}).kc.getCurrentCluster()?.skipTLSVerify, false);
   });
 
   it('names what is wrong', () => {

@@ -47,15 +47,18 @@ export function loadKubeConfig(opts: KubeConfigOptions, env: NodeJS.ProcessEnv =
     else if (origin === 'in-cluster') {
       // loadFromCluster reads KUBERNETES_SERVICE_HOST/PORT; with --api-server they may be unset.
       kc.loadFromCluster();
-    } else kc.loadFromClusterAndUser({ name: 'api-server', server: server!, skipTLSVerify: false }, { name: 'anonymous' });
+    } else kc.loadFromClusterAndUser({ name: 'api-server', server: server!, skipTLSVerify: server!.startsWith('http:') }, { name: 'anonymous' });
   } catch (err) {
     throw new ConfigError('kubeconfig', `${origin === 'kubeconfig-flag' ? opts.kubeconfig : origin}: ${(err as Error).message}`);
   }
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new ConfigError('kubeconfig', `${opts.kubeconfig ?? env.KUBECONFIG ?? origin}: no current context with a cluster`);
-  if (server && cluster.server !== server) {
+  if ((server && cluster.server !== server) || ((server ?? cluster.server).startsWith('http:') && !cluster.skipTLSVerify)) {
+    // client-node refuses plain http unless told TLS is not verified; with http there is no TLS
+    // (kubectl proxy, a test server), so say so for that cluster.
+    const url = server ?? cluster.server;
     kc.loadFromOptions({
-      clusters: kc.clusters.map((c) => (c.name === cluster.name ? { ...c, server } : c)),
+      clusters: kc.clusters.map((c) => (c.name === cluster.name ? { ...c, server: url, skipTLSVerify: c.skipTLSVerify || url.startsWith('http:') } : c)),
       users: kc.users,
       contexts: kc.contexts,
       currentContext: kc.currentContext,
