@@ -12,9 +12,15 @@ export class Controller {
   private constructor(readonly lab: Lab, readonly node: NodeName, readonly proc: LabProcess) {}
 
   static async start(lab: Lab, node: NodeName, sourcePath: string, extra: string[] = []): Promise<Controller> {
+    return Controller.startWith(lab, node, ['--source', `file:${sourcePath}`], extra);
+  }
+
+  /** Like start, with the caller's source flags (e.g. `--source kubernetes --api-server URL`)
+   *  in place of `--source file:PATH`; the argv is otherwise the same. */
+  static async startWith(lab: Lab, node: NodeName, sourceArgs: string[], extra: string[] = []): Promise<Controller> {
     const n = lab.nodes[node];
     const proc = lab.spawn(n.ns, [
-      process.execPath, CLI, 'run', '--source', `file:${sourcePath}`, '--node-name', node,
+      process.execPath, CLI, 'run', ...sourceArgs, '--node-name', node,
       '--external-interfaces', n.extIf, '--pod-interfaces', 'kxv*', '--bpf-pin-dir', lab.pinDir(node),
       '--metrics-bind-address', '', ...extra,
     ], { useNsenter: true });

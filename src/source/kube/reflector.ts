@@ -122,6 +122,8 @@ export class Reflector {
   private fail(gen: number, reason: string): void {
     if (this.stopped || gen !== this.generation) return;
     this.generation++; // ignore anything more from the failed attempt
+    if (this.inactivityTimer) clearTimeout(this.inactivityTimer);
+    this.inactivityTimer = null;
     this.abandon();
     this.attempt++;
     const delay = backoffDelay(this.attempt, this.opts.backoff, (this.opts.random ?? Math.random)());
