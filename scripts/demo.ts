@@ -1,8 +1,8 @@
 // `make demo`: the built-in lab, no cluster needed. Builds two nodes, an external client and
 // pods in network namespaces, runs kube-xdp on both nodes, programs a ClusterIP and a
 // NodePort Service with 3 endpoints each, shows where 30 requests land, what bpftool and
-// kube-xdp inspect see; then the same with the iptables mode (kube-proxy's rules), and tears
-// everything down.
+// kube-xdp inspect see; then node1 again on the Kubernetes API source (a fake API server), then
+// the same with the iptables mode (kube-proxy's rules), and tears everything down.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,11 @@ import { createLab, ensureBpffs, labUnavailable, type Lab } from '../test/lab/la
 import { CLI, Controller } from '../test/lab/kube-xdp.js';
 import { writeSource } from '../test/lab/manifests.js';
 import type { Summary } from '../test/lab/client.js';
+import { serviceObjects, type LabService } from '../test/lab/manifests.js';
+import { FakeApiServer } from '../test/helpers/fake-apiserver.js';
+import { fileURLToPath } from 'node:url';
+
+const FORWARDER = fileURLToPath(new URL('../test/lab/netns-forward.js', import.meta.url));
 
 const say = (s = '') => process.stdout.write(`${s}\n`);
 const head = (s: string) => say(`\n\x1b[1m== ${s}\x1b[0m`);
@@ -22,10 +27,11 @@ function spread(s: Summary): string {
 async function demo(lab: Lab, dir: string): Promise<void> {
   const source = join(dir, 'services.json');
   const [a, b, c] = [lab.pod('a'), lab.pod('b'), lab.pod('c')];
-  writeSource(source, [
+  const services: LabService[] = [
     { name: 'web', clusterIP: '10.96.0.10', port: 80, targetPort: 8080, protocols: ['TCP'], endpoints: [a, b, c] },
     { name: 'shop', clusterIP: '10.96.0.20', port: 80, targetPort: 8080, type: 'NodePort', nodePort: 30080, protocols: ['TCP', 'UDP'], endpoints: [a, b, c] },
-  ]);
+  ];
+  writeSource(source, services);
   head('lab');
   say(`external client ${lab.ext.ip} | node1 ${lab.nodes.node1.ip} (pods ${lab.nodes.node1.pods.map((p) => `${p.name}=${p.ip}`).join(' ')}) | node2 ${lab.nodes.node2.ip} (pods ${lab.nodes.node2.pods.map((p) => `${p.name}=${p.ip}`).join(' ')})`);
   say(`services: ClusterIP web 10.96.0.10:80 and NodePort shop :30080, endpoints a (node1), b, c (node2)`);
@@ -60,7 +66,40 @@ async function demo(lab: Lab, dir: string): Promise<void> {
   } finally {
     for (const ctl of controllers) await ctl.kill('SIGTERM');
   }
+  await apiSource(lab, dir, services);
   await iptablesMode(lab, source);
+}
+
+/** The same Services served by a (fake, in-process) Kubernetes API server over list/watch. */
+async function apiSource(lab: Lab, dir: string, services: LabService[]): Promise<void> {
+  head('kube-xdp run --source kubernetes on node1, watching an API server (the tests\' fake: real list/watch JSON)');
+  const socketPath = join(dir, 'api.sock');
+  const api = new FakeApiServer({ socketPath });
+  await api.start();
+  const forwarder = lab.spawn(lab.nodes.node1.ns, [process.execPath, FORWARDER, '127.0.0.1:6443', socketPath], { useNsenter: true });
+  let ctl: Controller | null = null;
+  try {
+    await forwarder.waitFor('listening', 10_000);
+    api.put({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'node1', labels: { 'topology.kubernetes.io/zone': 'zone-a' } }, status: { addresses: [{ type: 'InternalIP', address: lab.nodes.node1.ip }] } });
+    for (const o of services.flatMap(serviceObjects)) api.put(o as Record<string, unknown>);
+    ctl = await Controller.startWith(lab, 'node1', ['--source', 'kubernetes', '--api-server', 'http://127.0.0.1:6443', '--hostname-override', 'node1'], ['--healthz-bind-address', '']);
+    const first = ctl.syncs()[0]!;
+    say(`node1 restarted on the API source: first sync wrote ${first.writes} map entries (the pinned maps already held these Services)`);
+    const [web] = serviceObjects({ ...services[0]!, endpoints: [lab.pod('a')] }).slice(1) as Array<Record<string, unknown>>;
+    (web!['metadata'] as Record<string, unknown>)['annotations'] = { 'endpoints.kubernetes.io/last-change-trigger-time': new Date().toISOString() };
+    const next = ctl.nextWritingSync();
+    api.put(web!);
+    const sync = await next;
+    say(`scaled web to 1 endpoint over the watch: synced ${sync.writes} writes, ${sync.sinceTriggerMs} ms after the EndpointSlice's trigger time`);
+    say(spread(await lab.client(lab.pod('cl').ns, { proto: 'tcp', target: '10.96.0.10:80', count: 30 })));
+    api.cutWatches();
+    const restart = await ctl.waitFor((l) => /informer: restarting/.test(String(l.context)), 10_000);
+    say(`API watches cut: "${restart.context}" — traffic meanwhile: ${spread(await lab.client(lab.pod('cl').ns, { proto: 'tcp', target: '10.96.0.10:80', count: 10 }))}`);
+  } finally {
+    await ctl?.kill('SIGTERM');
+    await forwarder.stop();
+    await api.stop();
+  }
 }
 
 async function cleanupNodes(lab: Lab): Promise<void> {
