@@ -6,14 +6,11 @@ import { request as httpRequest, type ClientRequest, type IncomingMessage, type 
 import { request as httpsRequest } from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
 
+/** An HTTP error status; ListWatch relists when `statusCode` is 410 (a too-old resourceVersion). */
 export class ApiError extends Error {
   constructor(readonly statusCode: number, message: string) {
     super(message);
     this.name = 'ApiError';
-  }
-  /** ListWatch relists on this (a too-old resourceVersion). */
-  get code(): number {
-    return this.statusCode;
   }
 }
 
