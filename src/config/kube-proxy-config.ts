@@ -3,7 +3,7 @@
 // kube-proxy's lenient decoding does for fields of other versions.
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
-import { cidrFamilyOf } from '../model/k8s.js';
+import { cidrFamilyOf, isObj } from '../model/k8s.js';
 import { ConfigError } from './flags.js';
 
 export const PROXY_MODES = ['ebpf', 'iptables'] as const;
@@ -43,7 +43,6 @@ export function parseGoDuration(field: string, v: unknown): number {
 }
 
 type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function field<T>(obj: Obj, path: string, name: string, check: (v: unknown) => v is T, want: string): T | undefined {
   const v = obj[name];

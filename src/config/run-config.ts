@@ -4,6 +4,7 @@ import { isIP, isIPv4 } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_MASQUERADE_BIT } from '../dataplane/iptables/config.js';
 import { cidrFamilyOf } from '../model/k8s.js';
+import { splitHostPort } from '../observe/http.js';
 import { validApiServer } from '../source/kube/kubeconfig.js';
 import { ConfigError, oneOf, parseDuration, readFlags, type FlagSpec } from './flags.js';
 import { PROXY_MODES, readKubeProxyConfiguration, validMasqueradeBit, type KubeProxyConfiguration, type ProxyMode } from './kube-proxy-config.js';
@@ -164,11 +165,11 @@ export function parseSource(v: Record<string, string | string[] | boolean | unde
 function bindAddress(flag: string, v: Record<string, unknown>, fromConfig: string | null, dflt: string): string {
   const value = (v[flag] as string | undefined) ?? fromConfig ?? dflt;
   if (value === '') return '';
-  const i = value.lastIndexOf(':');
-  const port = Number(value.slice(i + 1));
-  if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535 || !isIP(value.slice(0, i).replace(/^\[|\]$/g, ''))) {
-    throw new ConfigError(flag, `${JSON.stringify(value)} is not IP:PORT`);
-  }
+  let host = '';
+  try {
+    [host] = splitHostPort(value);
+  } catch { /* reported below */ }
+  if (!isIP(host)) throw new ConfigError(flag, `${JSON.stringify(value)} is not IP:PORT`);
   return value;
 }
 

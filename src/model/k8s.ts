@@ -94,7 +94,7 @@ const MAX_AFFINITY_TIMEOUT_SECONDS = 86400;
 
 type Obj = Record<string, unknown>;
 
-function isObj(v: unknown): v is Obj {
+export function isObj(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 

@@ -31,13 +31,13 @@ export class Metrics {
   /** A histogram sample: cumulative `le` buckets, _sum and _count, as Prometheus expects. */
   observe(name: string, help: string, value: number, buckets: readonly number[] = DURATION_BUCKETS): void {
     const f = this.family(name, 'histogram', help);
+    // Every bucket is printed, also those no sample reached, for the series to be complete.
+    if (!f.values.has('_count')) for (const le of buckets) f.values.set(`_bucket{le="${le}"}`, 0);
     const add = (k: string) => f.values.set(k, (f.values.get(k) ?? 0) + 1);
     for (const le of buckets) if (value <= le) add(`_bucket{le="${le}"}`);
     add('_bucket{le="+Inf"}');
     f.values.set('_sum', (f.values.get('_sum') ?? 0) + value);
     add('_count');
-    // Buckets a sample never reached still have to be printed (as 0) for the series to be complete.
-    for (const le of buckets) if (!f.values.has(`_bucket{le="${le}"}`)) f.values.set(`_bucket{le="${le}"}`, 0);
   }
 
   get(name: string, labels: Labels = {}): number {

@@ -40,14 +40,16 @@ export function kubeConfigOrigin(opts: KubeConfigOptions, env: NodeJS.ProcessEnv
 export function loadKubeConfig(opts: KubeConfigOptions, env: NodeJS.ProcessEnv = process.env): { kc: KubeConfig; origin: string } {
   const server = opts.apiServer ? validApiServer(opts.apiServer) : undefined;
   const origin = kubeConfigOrigin(opts, env, existsSync(SERVICE_ACCOUNT_TOKEN));
+  // In a pod, loadFromCluster builds the address from KUBERNETES_SERVICE_HOST/PORT.
+  if (origin === 'in-cluster' && !server && !(env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT)) {
+    throw new ConfigError('api-server', 'in a pod without KUBERNETES_SERVICE_HOST/PORT, give --api-server');
+  }
   const kc = new KubeConfig();
   try {
     if (origin === 'kubeconfig-flag') kc.loadFromFile(opts.kubeconfig!);
     else if (origin === 'KUBECONFIG') kc.loadFromDefault();
-    else if (origin === 'in-cluster') {
-      // loadFromCluster reads KUBERNETES_SERVICE_HOST/PORT; with --api-server they may be unset.
-      kc.loadFromCluster();
-    } else kc.loadFromClusterAndUser({ name: 'api-server', server: server!, skipTLSVerify: server!.startsWith('http:') }, { name: 'anonymous' });
+    else if (origin === 'in-cluster') kc.loadFromCluster(); // --api-server replaces its address below
+    else kc.loadFromClusterAndUser({ name: 'api-server', server: server!, skipTLSVerify: server!.startsWith('http:') }, { name: 'anonymous' });
   } catch (err) {
     throw new ConfigError('kubeconfig', `${origin === 'kubeconfig-flag' ? opts.kubeconfig : origin}: ${(err as Error).message}`);
   }
@@ -64,8 +66,8 @@ export function loadKubeConfig(opts: KubeConfigOptions, env: NodeJS.ProcessEnv =
       currentContext: kc.currentContext,
     });
   }
-  if (!/^https?:\/\/[^/]+/.test(kc.getCurrentCluster()!.server) || /undefined/.test(kc.getCurrentCluster()!.server)) {
-    throw new ConfigError('api-server', `the API server address ${JSON.stringify(kc.getCurrentCluster()!.server)} is not usable (in a pod without KUBERNETES_SERVICE_HOST, give --api-server)`);
+  if (!/^https?:\/\/[^/]+/.test(kc.getCurrentCluster()!.server)) {
+    throw new ConfigError('api-server', `the API server address ${JSON.stringify(kc.getCurrentCluster()!.server)} is not an http(s) URL`);
   }
   return { kc, origin };
 }

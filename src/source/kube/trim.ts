@@ -1,10 +1,10 @@
 // What a reflector keeps of each object: only the fields the proxier reads (no managedFields,
 // no selectors, no pod references), so 10k Services cost kilobytes of fields, not whole
 // objects. Pure; the result is plain JSON the tracker parses like the file source's objects.
+import { isObj } from '../../model/k8s.js';
 import type { NodeInfo, ObjectKind } from '../../model/types.js';
 
 type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export type WatchedKind = ObjectKind | 'Node';
 
