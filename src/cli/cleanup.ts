@@ -1,9 +1,11 @@
 // `kube-xdp cleanup` (kube-proxy's --cleanup): remove what every mode left in the kernel —
-// the eBPF programs and pins, and the KUBE-* chains of both iptables backends and families.
+// the eBPF programs and pins, the KUBE-* chains of both iptables backends and families, and
+// IPVS mode's virtual servers, kube-ipvs0 and ipsets.
 import { readFlags } from '../config/flags.js';
 import { DEFAULT_PIN_DIR, RUN_FLAGS } from '../config/run-config.js';
 import { cleanupPins } from '../dataplane/ebpf/loader.js';
 import { cleanupIptables } from '../dataplane/iptables/cleanup.js';
+import { cleanupIpvs } from '../dataplane/ipvs/cleanup.js';
 import { Iptables } from '../kernel/iptables.js';
 import { Libkx } from '../kernel/libkx.js';
 import { createLogger } from '../observe/log.js';
@@ -23,4 +25,6 @@ export function cleanup(argv: string[]): void {
       if (removed.filter + removed.nat + removed.mangle > 0) log.info({ family, backend, removed }, 'removed iptables chains');
     }
   }
+  const ipvs = cleanupIpvs();
+  if (ipvs.ipvsCleared || ipvs.deviceDeleted || ipvs.setsDestroyed.length) log.info(ipvs, 'removed IPVS state');
 }

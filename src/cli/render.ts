@@ -1,10 +1,15 @@
-// `kube-xdp render --mode iptables`: Services and EndpointSlices (a file, or stdin) plus node
-// facts → exactly the restore input a sync would apply. Nothing touches the kernel.
+// `kube-xdp render --mode iptables|ipvs`: Services and EndpointSlices (a file, or stdin) plus
+// node facts → exactly what a sync would program on an empty node. Nothing touches the kernel.
 import { readFileSync } from 'node:fs';
 import { ConfigError, readFlags } from '../config/flags.js';
 import { PROXY_FLAGS, proxySettings } from '../config/run-config.js';
 import { renderIptables } from '../dataplane/iptables/render.js';
 import { iptablesConfigs, proxyFamilies, readHostFacts } from '../dataplane/iptables/setup.js';
+import { ipsetRestoreText } from '../dataplane/ipvs/ipsets.js';
+import { renderIpvs } from '../dataplane/ipvs/render.js';
+import { ipvsConfigs } from '../dataplane/ipvs/setup.js';
+import { ipvsadmRestoreText } from '../dataplane/ipvs/virtual-servers.js';
+import { KUBE_IPVS_DEVICE } from '../dataplane/kube-names.js';
 import { Iptables } from '../kernel/iptables.js';
 import { ipFamilyOf } from '../model/k8s.js';
 import { ChangeTracker } from '../model/tracker.js';
@@ -16,7 +21,7 @@ const KINDS = new Set<string>(['Service', 'EndpointSlice']);
 export function render(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): void {
   const { values: v } = readFlags(argv, { ...PROXY_FLAGS, source: { type: 'string', default: '-' } });
   const proxy = proxySettings(v);
-  if (proxy.mode !== 'iptables') throw new ConfigError('mode', `render supports iptables (got ${JSON.stringify(proxy.mode)})`);
+  if (proxy.mode !== 'iptables' && proxy.mode !== 'ipvs') throw new ConfigError('mode', `render supports iptables and ipvs (got ${JSON.stringify(proxy.mode)})`);
   const source = v.source as string;
   const text = readFileSync(source === '-' ? 0 : source, 'utf8');
 
@@ -38,6 +43,14 @@ export function render(argv: string[], out: NodeJS.WritableStream = process.stdo
     IPv4: ['127.0.0.1', ...proxy.nodeIPs.filter((ip) => ipFamilyOf(ip) === 'IPv4')],
     IPv6: ['::1', ...proxy.nodeIPs.filter((ip) => ipFamilyOf(ip) === 'IPv6')],
   };
+  if (proxy.mode === 'ipvs') {
+    const renders = ipvsConfigs(proxy, families, host, localAddresses).map((cfg) => ({ cfg, r: renderIpvs(state, cfg) }));
+    out.write(`# ipvsadm --restore\n${ipvsadmRestoreText(renders.flatMap(({ r }) => r.virtualServers))}`);
+    for (const { cfg, r } of renders) out.write(`# ${cfg.family}: ipset restore\n${ipsetRestoreText(r.ipsets, cfg.family, null)}`);
+    for (const { cfg, r } of renders) out.write(`# ${cfg.family}: ${cfg.family === 'IPv6' ? 'ip6tables' : 'iptables'}-restore --noflush\n${r.iptables}`);
+    out.write(`# ${KUBE_IPVS_DEVICE} addresses\n${renders.flatMap(({ r }) => r.bindAddresses).map((ip) => `${ip}\n`).join('')}`);
+    return;
+  }
   for (const cfg of iptablesConfigs(proxy, families, { ...host, localAddresses })) {
     const r = renderIptables(state, cfg);
     for (const w of r.warnings) err.write(`warning: ${w}\n`);

@@ -7,20 +7,21 @@ import type { Logger } from 'pino';
 import { EbpfDataplane } from '../dataplane/ebpf/dataplane.js';
 import { IptablesDataplane } from '../dataplane/iptables/dataplane.js';
 import { iptablesConfigs, proxyFamilies, readHostFacts } from '../dataplane/iptables/setup.js';
+import { IpvsDataplane } from '../dataplane/ipvs/dataplane.js';
+import { ipvsConfigs, readNodeAddresses } from '../dataplane/ipvs/setup.js';
 import type { Dataplane } from '../dataplane/types.js';
 import { Iptables, detectBackend } from '../kernel/iptables.js';
 import { Libkx } from '../kernel/libkx.js';
 import { ChangeTracker } from '../model/tracker.js';
 import type { IPFamily, NodeFacts, NodeInfo, Source } from '../model/types.js';
 import { ipFamilyOf } from '../model/k8s.js';
-import { loadKubeConfig } from '../source/kube/kubeconfig.js';
-import { KubeSource } from '../source/kube/kube-source.js';
 import { changeTriggerTime } from '../source/kube/trim.js';
 import { serveObservability, type Health } from '../observe/http.js';
 import { createLogger } from '../observe/log.js';
 import { Metrics } from '../observe/metrics.js';
 import { FileSource } from '../source/file-source.js';
 import { SyncRunner } from '../sync/runner.js';
+import { resolveMode, type ConcreteMode } from './mode.js';
 
 /** eBPF mode: the IPv4 addresses NodePorts answer on: --node-ip or the Node's, else the external interfaces'. */
 export function nodeAddresses(cfg: Pick<RunConfig, 'proxy' | 'externalInterfaces'>): string[] {
@@ -52,9 +53,26 @@ function iptablesDataplane(cfg: RunConfig, log: Logger, metrics: Metrics): { dat
   return { dataplane, families };
 }
 
-function makeSource(cfg: RunConfig, metrics: Metrics, log: Logger): Source {
+function ipvsDataplane(cfg: RunConfig, log: Logger, metrics: Metrics): { dataplane: Dataplane; families: IPFamily[] } {
+  const detected = cfg.iptablesBackend === 'auto' ? detectBackend() : { backend: cfg.iptablesBackend, reason: '--iptables-backend' };
+  const families = proxyFamilies(cfg.proxy);
+  const host = readHostFacts(new Iptables('IPv4', detected.backend));
+  const configs = ipvsConfigs(cfg.proxy, families, host, readNodeAddresses());
+  log.info({ node: cfg.proxy.nodeName, backend: detected.backend, backendReason: detected.reason, families, source: cfg.source,
+    ipvs: cfg.proxy.ipvs, configs: configs.map(({ nodeAddresses: _, ...c }) => c) }, 'starting kube-xdp (IPVS mode)');
+  const dataplane = new IpvsDataplane({
+    families: configs, backend: detected.backend, ipvs: cfg.proxy.ipvs, drainCheckPeriodMs: cfg.ipvsDrainCheckPeriodMs,
+  }, log, metrics);
+  return { dataplane, families };
+}
+
+const DATAPLANES: Record<ConcreteMode, typeof ipvsDataplane> = { ebpf: ebpfDataplane, iptables: iptablesDataplane, ipvs: ipvsDataplane };
+
+async function makeSource(cfg: RunConfig, metrics: Metrics, log: Logger): Promise<Source> {
   const src = cfg.source;
   if (src.kind === 'file') return new FileSource(src.path);
+  // Loaded only when used: @kubernetes/client-node is most of the install and of the start time.
+  const [{ loadKubeConfig }, { KubeSource }] = await Promise.all([import('../source/kube/kubeconfig.js'), import('../source/kube/kube-source.js')]);
   const { kc, origin } = loadKubeConfig({ kubeconfig: src.kubeconfig, apiServer: src.apiServer });
   log.info({ apiServer: kc.getCurrentCluster()?.server, credentials: origin }, 'watching the Kubernetes API');
   return new KubeSource(kc, {
@@ -91,6 +109,11 @@ async function serve(cfg: RunConfig, metrics: Metrics, health: () => Health, log
 export async function run(argv: string[]): Promise<void> {
   const cfg = runConfig(argv);
   const log = createLogger(cfg.logLevel);
+  // Before anything else: a node that cannot run the asked-for mode fails now, with the reason.
+  const { mode, checks } = resolveMode(cfg);
+  if (cfg.proxy.mode === 'auto') {
+    log.info({ mode, checks: Object.fromEntries(checks.map((c) => [c.mode, c.unusable ?? 'usable'])) }, `--mode auto chose ${mode}`);
+  }
   const metrics = new Metrics();
   const stopped = new Promise<string>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
@@ -143,7 +166,7 @@ export async function run(argv: string[]): Promise<void> {
 
   let markSynced = () => {};
   const synced = new Promise<void>((resolve) => (markSynced = resolve));
-  const source = makeSource(cfg, metrics, log);
+  const source = await makeSource(cfg, metrics, log);
   await source.start({
     event: (e) => {
       if (log.isLevelEnabled('debug')) {
@@ -185,7 +208,7 @@ export async function run(argv: string[]): Promise<void> {
   let scan: NodeJS.Timeout | null = null;
   if (first === null) {
     const proxy = { ...cfg.proxy, nodeIPs: effectiveNodeIPs(cfg.proxy.nodeIPs, seenNode) };
-    const built = proxy.mode === 'iptables' ? iptablesDataplane({ ...cfg, proxy }, log, metrics) : ebpfDataplane({ ...cfg, proxy }, log, metrics);
+    const built = DATAPLANES[mode]({ ...cfg, proxy }, log, metrics);
     dataplane = built.dataplane;
     node = { nodeName: cfg.proxy.nodeName, zone: seenNode?.zone ?? null, ipFamilies: built.families };
     log.info('source synced: programming the dataplane');

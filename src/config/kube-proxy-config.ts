@@ -6,7 +6,7 @@ import { parse } from 'yaml';
 import { cidrFamilyOf, isObj } from '../model/k8s.js';
 import { ConfigError } from './flags.js';
 
-export const PROXY_MODES = ['ebpf', 'iptables'] as const;
+export const PROXY_MODES = ['ebpf', 'iptables', 'ipvs', 'auto'] as const;
 export type ProxyMode = (typeof PROXY_MODES)[number];
 
 export interface KubeProxyConfiguration {
@@ -23,6 +23,19 @@ export interface KubeProxyConfiguration {
   kubeconfig?: string;
   metricsBindAddress?: string;
   healthzBindAddress?: string;
+  ipvs?: IpvsConfiguration;
+}
+
+/** The `ipvs` section (kube-proxy's KubeProxyIPVSConfiguration). */
+export interface IpvsConfiguration {
+  scheduler?: string;
+  minSyncPeriodMs?: number;
+  syncPeriodMs?: number;
+  excludeCIDRs?: string[];
+  strictARP?: boolean;
+  tcpTimeoutS?: number;
+  tcpFinTimeoutS?: number;
+  udpTimeoutS?: number;
 }
 
 const API_VERSION = 'kubeproxy.config.k8s.io/v1alpha1';
@@ -107,12 +120,51 @@ export function parseKubeProxyConfiguration(doc: unknown): KubeProxyConfiguratio
     const lh = field(ipt, 'iptables.', 'localhostNodePorts', isBool, 'true or false');
     if (lh !== undefined) out.localhostNodePorts = lh;
     if (ipt['minSyncPeriod'] !== undefined) out.minSyncPeriodMs = parseGoDuration('iptables.minSyncPeriod', ipt['minSyncPeriod']);
-    if (ipt['syncPeriod'] !== undefined) {
-      out.syncPeriodMs = parseGoDuration('iptables.syncPeriod', ipt['syncPeriod']);
-      if (out.syncPeriodMs <= 0) throw new ConfigError('config', `iptables.syncPeriod: ${JSON.stringify(ipt['syncPeriod'])} must be greater than 0`);
-    }
+    if (ipt['syncPeriod'] !== undefined) out.syncPeriodMs = positiveDuration('iptables.syncPeriod', ipt['syncPeriod']);
+  }
+  const ipvs = doc['ipvs'];
+  if (ipvs !== undefined && ipvs !== null) out.ipvs = parseIpvsSection(ipvs);
+  return out;
+}
+
+function positiveDuration(field: string, v: unknown): number {
+  const ms = parseGoDuration(field, v);
+  if (ms <= 0) throw new ConfigError('config', `${field}: ${JSON.stringify(v)} must be greater than 0`);
+  return ms;
+}
+
+function parseIpvsSection(ipvs: unknown): IpvsConfiguration {
+  if (!isObj(ipvs)) throw new ConfigError('config', 'ipvs: is not an object');
+  const out: IpvsConfiguration = {};
+  const scheduler = field(ipvs, 'ipvs.', 'scheduler', isString, 'a string');
+  if (scheduler) out.scheduler = validScheduler(scheduler, 'config', 'ipvs.scheduler: ');
+  if (ipvs['minSyncPeriod'] !== undefined) out.minSyncPeriodMs = parseGoDuration('ipvs.minSyncPeriod', ipvs['minSyncPeriod']);
+  if (ipvs['syncPeriod'] !== undefined) out.syncPeriodMs = positiveDuration('ipvs.syncPeriod', ipvs['syncPeriod']);
+  const exclude = field(ipvs, 'ipvs.', 'excludeCIDRs', isStrings, 'a list of CIDRs');
+  if (exclude) {
+    exclude.forEach((c, i) => {
+      if (cidrFamilyOf(c) === null) throw new ConfigError('config', `ipvs.excludeCIDRs[${i}]: ${JSON.stringify(c)} is not a CIDR`);
+    });
+    out.excludeCIDRs = exclude;
+  }
+  const strictARP = field(ipvs, 'ipvs.', 'strictARP', isBool, 'true or false');
+  if (strictARP !== undefined) out.strictARP = strictARP;
+  // IPVS timeouts are whole seconds; 0 leaves the kernel's value.
+  for (const [name, key] of [['tcpTimeout', 'tcpTimeoutS'], ['tcpFinTimeout', 'tcpFinTimeoutS'], ['udpTimeout', 'udpTimeoutS']] as const) {
+    if (ipvs[name] === undefined) continue;
+    const ms = parseGoDuration(`ipvs.${name}`, ipvs[name]);
+    if (ms % 1000 !== 0) throw new ConfigError('config', `ipvs.${name}: ${JSON.stringify(ipvs[name])} must be whole seconds`);
+    out[key] = ms / 1000;
   }
   return out;
+}
+
+/** IPVS schedulers of Linux (ip_vs_<name>), the ones kube-proxy's ipvs.scheduler accepts. */
+export const IPVS_SCHEDULERS = ['rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'mh', 'fo', 'ovf', 'twos'] as const;
+
+export function validScheduler(s: string, flag: string, prefix = ''): string {
+  if (!(IPVS_SCHEDULERS as readonly string[]).includes(s)) throw new ConfigError(flag, `${prefix}${JSON.stringify(s)} is not an IPVS scheduler (${IPVS_SCHEDULERS.join(', ')})`);
+  return s;
 }
 
 export function validMasqueradeBit(bit: number, flag: string, prefix = ''): number {

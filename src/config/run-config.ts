@@ -7,7 +7,9 @@ import { cidrFamilyOf } from '../model/k8s.js';
 import { splitHostPort } from '../observe/http.js';
 import { validApiServer } from '../source/kube/kubeconfig.js';
 import { ConfigError, oneOf, parseDuration, readFlags, type FlagSpec } from './flags.js';
-import { PROXY_MODES, readKubeProxyConfiguration, validMasqueradeBit, type KubeProxyConfiguration, type ProxyMode } from './kube-proxy-config.js';
+import {
+  PROXY_MODES, readKubeProxyConfiguration, validMasqueradeBit, validScheduler, type KubeProxyConfiguration, type ProxyMode,
+} from './kube-proxy-config.js';
 
 export const DEFAULT_PIN_DIR = '/sys/fs/bpf/kube-xdp';
 export const DEFAULT_OBJECT = fileURLToPath(new URL('../../../build/kube_xdp.bpf.o', import.meta.url));
@@ -24,7 +26,24 @@ export const PROXY_FLAGS: FlagSpec = {
   'masquerade-all': { type: 'boolean' },
   'iptables-masquerade-bit': { type: 'string' },
   'iptables-localhost-nodeports': { type: 'string' },
+  'ipvs-scheduler': { type: 'string' },
+  'ipvs-strict-arp': { type: 'boolean' },
+  'ipvs-exclude-cidrs': { type: 'string', multiple: true },
 };
+
+/** kube-proxy's IPVS settings (flags --ipvs-*, config section `ipvs`). */
+export interface IpvsSettings {
+  /** ipvs.scheduler; "" in kube-proxy's config means rr. */
+  readonly scheduler: string;
+  /** Virtual servers in these CIDRs are not kube-xdp's: a sync never deletes them. */
+  readonly excludeCIDRs: readonly string[];
+  /** arp_ignore=1 / arp_announce=2, so the node does not answer ARP for kube-ipvs0's addresses. */
+  readonly strictARP: boolean;
+  /** `ipvsadm --set tcp tcpfin udp` in seconds; 0 leaves the kernel's value. */
+  readonly tcpTimeoutS: number;
+  readonly tcpFinTimeoutS: number;
+  readonly udpTimeoutS: number;
+}
 
 export interface ProxySettings {
   readonly mode: ProxyMode;
@@ -36,7 +55,8 @@ export interface ProxySettings {
   readonly masqueradeAll: boolean;
   readonly masqueradeBit: number;
   readonly localhostNodePorts: boolean;
-  /** From the KubeProxyConfiguration, when it sets them. */
+  readonly ipvs: IpvsSettings;
+  /** From the KubeProxyConfiguration, when it sets them (its `ipvs` section's in IPVS mode). */
   readonly minSyncPeriodMs: number | null;
   readonly syncPeriodMs: number | null;
   readonly kubeconfig: string | null;
@@ -62,8 +82,13 @@ export function proxySettings(v: Record<string, string | string[] | boolean | un
   for (const c of nodePortAddresses) if (cidrFamilyOf(c) === null) throw new ConfigError('nodeport-addresses', `${JSON.stringify(c)} is not a CIDR`);
   const bit = v['iptables-masquerade-bit'] as string | undefined;
   const lh = v['iptables-localhost-nodeports'] as string | undefined;
+  const mode = v.mode !== undefined ? oneOf('mode', v.mode as string, PROXY_MODES) : kpc.mode ?? 'ebpf';
+  const exclude = list('ipvs-exclude-cidrs').length ? list('ipvs-exclude-cidrs') : kpc.ipvs?.excludeCIDRs ?? [];
+  for (const c of exclude) if (cidrFamilyOf(c) === null) throw new ConfigError('ipvs-exclude-cidrs', `${JSON.stringify(c)} is not a CIDR`);
+  const scheduler = v['ipvs-scheduler'] as string | undefined;
+  const periods = mode === 'ipvs' ? { ...kpc, ...kpc.ipvs } : kpc;
   return {
-    mode: v.mode !== undefined ? oneOf('mode', v.mode as string, PROXY_MODES) : kpc.mode ?? 'ebpf',
+    mode,
     nodeName: (v['hostname-override'] as string | undefined) ?? (v['node-name'] as string | undefined) ?? kpc.hostnameOverride ?? env.NODE_NAME ?? hostname(),
     nodeIPs,
     clusterCIDRs,
@@ -71,8 +96,16 @@ export function proxySettings(v: Record<string, string | string[] | boolean | un
     masqueradeAll: v['masquerade-all'] === true || (kpc.masqueradeAll ?? false),
     masqueradeBit: bit !== undefined ? validMasqueradeBit(Number(bit), 'iptables-masquerade-bit') : kpc.masqueradeBit ?? DEFAULT_MASQUERADE_BIT,
     localhostNodePorts: lh !== undefined ? boolFlag('iptables-localhost-nodeports', lh) : kpc.localhostNodePorts ?? true,
-    minSyncPeriodMs: kpc.minSyncPeriodMs ?? null,
-    syncPeriodMs: kpc.syncPeriodMs ?? null,
+    ipvs: {
+      scheduler: scheduler ? validScheduler(scheduler, 'ipvs-scheduler') : kpc.ipvs?.scheduler ?? 'rr',
+      excludeCIDRs: exclude,
+      strictARP: v['ipvs-strict-arp'] === true || (kpc.ipvs?.strictARP ?? false),
+      tcpTimeoutS: kpc.ipvs?.tcpTimeoutS ?? 0,
+      tcpFinTimeoutS: kpc.ipvs?.tcpFinTimeoutS ?? 0,
+      udpTimeoutS: kpc.ipvs?.udpTimeoutS ?? 0,
+    },
+    minSyncPeriodMs: periods.minSyncPeriodMs ?? null,
+    syncPeriodMs: periods.syncPeriodMs ?? null,
     kubeconfig: kpc.kubeconfig ?? null,
     metricsBindAddress: kpc.metricsBindAddress ?? null,
     healthzBindAddress: kpc.healthzBindAddress ?? null,
@@ -98,6 +131,7 @@ export const RUN_FLAGS: FlagSpec = {
   'min-sync-period': { type: 'string' },
   'sync-period': { type: 'string' },
   'interface-scan-period': { type: 'string', default: '1s' },
+  'ipvs-drain-check-period': { type: 'string', default: '1m' },
   'metrics-bind-address': { type: 'string' },
   'healthz-bind-address': { type: 'string' },
   'log-level': { type: 'string', default: 'info' },
@@ -130,6 +164,8 @@ export interface RunConfig {
   readonly minSyncPeriodMs: number;
   readonly syncPeriodMs: number;
   readonly interfaceScanPeriodMs: number;
+  /** IPVS: how often real servers at weight 0 are checked for remaining connections (kube-proxy: 1m). */
+  readonly ipvsDrainCheckPeriodMs: number;
   /** '' = off. */
   readonly metricsBindAddress: string;
   /** /healthz for the kubelet's probes (kube-proxy's 0.0.0.0:10256); '' = off. */
@@ -198,6 +234,7 @@ export function runConfig(argv: string[], env: NodeJS.ProcessEnv = process.env):
     minSyncPeriodMs: duration('min-sync-period', proxy.minSyncPeriodMs, '0s'),
     syncPeriodMs: duration('sync-period', proxy.syncPeriodMs, '30s'),
     interfaceScanPeriodMs: parseDuration('interface-scan-period', str('interface-scan-period')),
+    ipvsDrainCheckPeriodMs: parseDuration('ipvs-drain-check-period', str('ipvs-drain-check-period')),
     metricsBindAddress: bindAddress('metrics-bind-address', v, proxy.metricsBindAddress, '127.0.0.1:10249'),
     healthzBindAddress: bindAddress('healthz-bind-address', v, proxy.healthzBindAddress, '0.0.0.0:10256'),
     logLevel: str('log-level'),

@@ -15,6 +15,15 @@ export const KUBE_PROXY_CANARY = 'KUBE-PROXY-CANARY';
 /** kubelet's chain with the anti-martian rule for localhost NodePorts; kube-proxy writes a copy. */
 export const KUBE_FIREWALL = 'KUBE-FIREWALL';
 
+// IPVS mode's fixed chains (pkg/proxy/ipvs/proxier.go).
+export const KUBE_NODE_PORT = 'KUBE-NODE-PORT';
+export const KUBE_LOAD_BALANCER = 'KUBE-LOAD-BALANCER';
+export const KUBE_SOURCE_RANGES_FIREWALL = 'KUBE-SOURCE-RANGES-FIREWALL';
+export const KUBE_IPVS_FILTER = 'KUBE-IPVS-FILTER';
+export const KUBE_IPVS_OUT_FILTER = 'KUBE-IPVS-OUT-FILTER';
+/** The dummy interface IPVS-mode kube-proxy binds service addresses to. */
+export const KUBE_IPVS_DEVICE = 'kube-ipvs0';
+
 const SVC = 'KUBE-SVC-';
 const SVL = 'KUBE-SVL-';
 const FW = 'KUBE-FW-';

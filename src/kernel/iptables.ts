@@ -2,24 +2,10 @@
 // idempotent chain/rule helpers kube-proxy's util/iptables offers. Runs in the caller's netns.
 import { spawnSync } from 'node:child_process';
 import type { IPFamily } from '../model/types.js';
+import { CommandError as IptablesError, runCommand as run, type CommandResult as Run } from './command.js';
 
 export type IptablesBackend = 'nft' | 'legacy';
 export type Table = 'filter' | 'nat' | 'mangle';
-
-export class IptablesError extends Error {
-  constructor(readonly command: string, readonly code: number | null, readonly stderr: string) {
-    super(`${command} failed (exit ${code}): ${stderr.trim()}`);
-    this.name = 'IptablesError';
-  }
-}
-
-interface Run { code: number | null; stdout: string; stderr: string }
-
-function run(bin: string, args: string[], input?: string): Run {
-  const r = spawnSync(bin, args, { input, encoding: 'utf8', maxBuffer: 1 << 30 });
-  if (r.error) throw new IptablesError(`${bin} ${args.join(' ')}`, null, r.error.message);
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 export class Iptables {
   private readonly prefix: string;

@@ -22,11 +22,13 @@ describe('KubeProxyConfiguration', () => {
     const c = parseKubeProxyConfiguration({
       ...KPC, mode: 'iptables', clusterCIDR: '10.244.0.0/16,fd00:10::/56', nodePortAddresses: ['192.168.77.0/24'],
       hostnameOverride: 'node1', iptables: { masqueradeAll: true, masqueradeBit: 12, localhostNodePorts: false, minSyncPeriod: '1s', syncPeriod: '1m0s' },
-      ipvs: { scheduler: 'rr' }, // other modes' sections are accepted
+      ipvs: { scheduler: 'wrr', excludeCIDRs: ['10.0.0.0/8'], strictARP: true, tcpTimeout: '15m0s', udpTimeout: '0s' },
+      nftables: { syncPeriod: '1m' }, // other modes' sections are accepted
     });
     assert.deepEqual(c, {
       mode: 'iptables', hostnameOverride: 'node1', clusterCIDRs: ['10.244.0.0/16', 'fd00:10::/56'], nodePortAddresses: ['192.168.77.0/24'],
       masqueradeAll: true, masqueradeBit: 12, localhostNodePorts: false, minSyncPeriodMs: 1000, syncPeriodMs: 60_000,
+      ipvs: { scheduler: 'wrr', excludeCIDRs: ['10.0.0.0/8'], strictARP: true, tcpTimeoutS: 900, udpTimeoutS: 0 },
     });
     assert.deepEqual(parseKubeProxyConfiguration({ ...KPC, mode: '' }), {});
   });
@@ -73,7 +75,7 @@ describe('run configuration', () => {
   it('the eBPF mode still needs its interfaces; iptables mode does not', () => {
     configError(() => runConfig(base, {}), /--external-interfaces: at least one interface/);
     assert.equal(runConfig([...base, '--mode', 'iptables'], {}).proxy.mode, 'iptables');
-    configError(() => runConfig([...base, '--mode', 'ipvs'], {}), /--mode: "ipvs" is not one of ebpf, iptables/);
+    configError(() => runConfig([...base, '--mode', 'userspace'], {}), /--mode: "userspace" is not one of ebpf, iptables, ipvs, auto/);
     configError(() => runConfig([...base, '--mode', 'iptables', '--cluster-cidr', '10.244.0.0'], {}), /--cluster-cidr: "10.244.0.0" is not a CIDR/);
     configError(() => runConfig([...base, '--mode', 'iptables', '--iptables-localhost-nodeports', 'yes'], {}), /--iptables-localhost-nodeports/);
   });

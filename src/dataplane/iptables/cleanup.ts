@@ -1,8 +1,8 @@
-// Removes everything the iptables mode created: the jump rules from the built-in chains, then
+// Removes everything the iptables and IPVS modes created in iptables: the jump rules from the built-in chains, then
 // every KUBE-* chain of ours (flushed by a chain line, deleted with -X) in one restore per table.
 import { Iptables, type Table } from '../../kernel/iptables.js';
 import { isServiceChainName } from '../kube-names.js';
-import { JUMP_RULES, OWN_CHAINS } from './jumps.js';
+import { IPVS_JUMP_RULES, JUMP_RULES, OWN_CHAINS } from './jumps.js';
 
 /** The restore input that flushes and deletes our chains among `existing`; null if none. */
 export function cleanupRestoreText(table: Table, existing: ReadonlySet<string>): string | null {
@@ -13,7 +13,7 @@ export function cleanupRestoreText(table: Table, existing: ReadonlySet<string>):
 
 /** Returns the chains removed per table. */
 export function cleanupIptables(ipt: Iptables): Record<Table, number> {
-  for (const j of JUMP_RULES) ipt.deleteRule(j.table, j.from, j.args);
+  for (const j of [...JUMP_RULES, ...IPVS_JUMP_RULES]) ipt.deleteRule(j.table, j.from, j.args);
   const removed: Record<Table, number> = { filter: 0, nat: 0, mangle: 0 };
   for (const table of ['nat', 'filter', 'mangle'] as const) {
     const text = cleanupRestoreText(table, ipt.chains(table));

@@ -3,8 +3,8 @@
 // restored, because kube-xdp does not own INPUT, FORWARD, OUTPUT, PREROUTING, POSTROUTING.
 import type { Table } from '../../kernel/iptables.js';
 import {
-  KUBE_EXTERNAL_SERVICES, KUBE_FIREWALL, KUBE_FORWARD, KUBE_MARK_MASQ, KUBE_NODEPORTS, KUBE_POSTROUTING,
-  KUBE_PROXY_CANARY, KUBE_PROXY_FIREWALL, KUBE_SERVICES,
+  KUBE_EXTERNAL_SERVICES, KUBE_FIREWALL, KUBE_FORWARD, KUBE_IPVS_FILTER, KUBE_IPVS_OUT_FILTER, KUBE_LOAD_BALANCER, KUBE_MARK_MASQ,
+  KUBE_NODE_PORT, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_PROXY_CANARY, KUBE_PROXY_FIREWALL, KUBE_SERVICES, KUBE_SOURCE_RANGES_FIREWALL,
 } from '../kube-names.js';
 
 export interface JumpRule {
@@ -38,9 +38,24 @@ export const JUMP_RULES: readonly JumpRule[] = [
   jump('filter', KUBE_FIREWALL, 'OUTPUT', ''),
 ];
 
-/** Chains kube-xdp creates besides the per-service ones, per table: what cleanup removes. */
+
+/** IPVS mode's jumps (iptablesJumpChain in pkg/proxy/ipvs/proxier.go). */
+export const IPVS_JUMP_RULES: readonly JumpRule[] = [
+  jump('nat', KUBE_SERVICES, 'OUTPUT', 'kubernetes service portals'),
+  jump('nat', KUBE_SERVICES, 'PREROUTING', 'kubernetes service portals'),
+  jump('nat', KUBE_POSTROUTING, 'POSTROUTING', 'kubernetes postrouting rules'),
+  jump('filter', KUBE_FORWARD, 'FORWARD', 'kubernetes forwarding rules'),
+  jump('filter', KUBE_NODE_PORT, 'INPUT', 'kubernetes health check rules'),
+  jump('filter', KUBE_PROXY_FIREWALL, 'INPUT', 'kube-proxy firewall rules'),
+  jump('filter', KUBE_PROXY_FIREWALL, 'FORWARD', 'kube-proxy firewall rules'),
+  jump('filter', KUBE_IPVS_FILTER, 'INPUT', 'kubernetes ipvs access filter'),
+  jump('filter', KUBE_IPVS_OUT_FILTER, 'OUTPUT', 'kubernetes ipvs access filter'),
+];
+
+/** Chains the iptables and IPVS modes create besides the per-service ones: what cleanup removes. */
 export const OWN_CHAINS: Readonly<Record<'filter' | 'nat' | 'mangle', readonly string[]>> = {
-  filter: [KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_NODEPORTS, KUBE_PROXY_FIREWALL, KUBE_FIREWALL, KUBE_PROXY_CANARY],
-  nat: [KUBE_SERVICES, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_MARK_MASQ, KUBE_PROXY_CANARY],
+  filter: [KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_NODEPORTS, KUBE_PROXY_FIREWALL, KUBE_FIREWALL, KUBE_PROXY_CANARY,
+    KUBE_NODE_PORT, KUBE_SOURCE_RANGES_FIREWALL, KUBE_IPVS_FILTER, KUBE_IPVS_OUT_FILTER],
+  nat: [KUBE_SERVICES, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_MARK_MASQ, KUBE_PROXY_CANARY, KUBE_NODE_PORT, KUBE_LOAD_BALANCER],
   mangle: [KUBE_PROXY_CANARY],
 };

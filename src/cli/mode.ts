@@ -1,0 +1,82 @@
+// Which dataplane runs: the one asked for, or with `--mode auto` the first this kernel can run,
+// in the order eBPF → IPVS → iptables. What each mode needs is checked at start, before the
+// source is read, so a node that cannot run the asked-for mode fails at once with the reason.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import type { ProxyMode } from '../config/kube-proxy-config.js';
+import type { RunConfig } from '../config/run-config.js';
+import { ensureModules } from '../kernel/modules.js';
+
+export type ConcreteMode = Exclude<ProxyMode, 'auto'>;
+export const AUTO_ORDER: readonly ConcreteMode[] = ['ebpf', 'ipvs', 'iptables'];
+
+export interface ModeCheck {
+  readonly mode: ConcreteMode;
+  /** null: usable; else why not. */
+  readonly unusable: string | null;
+}
+
+export class ModeUnavailableError extends Error {
+  constructor(readonly mode: ConcreteMode, readonly why: string) {
+    super(`--mode ${mode} cannot run on this node: ${why}`);
+    this.name = 'ModeUnavailableError';
+  }
+}
+
+/** Pure: the first usable mode of AUTO_ORDER, or an error listing why each was not. */
+export function chooseMode(checks: readonly ModeCheck[]): ConcreteMode {
+  for (const mode of AUTO_ORDER) {
+    if (checks.find((c) => c.mode === mode)?.unusable === null) return mode;
+  }
+  throw new Error(`--mode auto: no mode can run here: ${checks.map((c) => `${c.mode}: ${c.unusable}`).join('; ')}`);
+}
+
+const runs = (bin: string, args: string[]) => {
+  const r = spawnSync(bin, args, { encoding: 'utf8' });
+  return r.error ? `${bin} not found (${r.error.message})` : r.status !== 0 ? `\`${bin} ${args.join(' ')}\` failed: ${(r.stderr || r.stdout).trim()}` : null;
+};
+
+/** IPVS needs ip_vs, the scheduler's module and nf_conntrack (loaded with modprobe if need be),
+ *  and the ipvsadm and ipset tools the applier drives. */
+export function checkIpvs(scheduler: string): string | null {
+  const missing = ensureModules(['ip_vs', `ip_vs_${scheduler}`, 'nf_conntrack']);
+  if (missing.length) return `kernel module ${missing.map((m) => `${m.name} (${m.why})`).join(', ')} missing`;
+  return runs('ipvsadm', ['--version']) ?? runs('ipset', ['--version']);
+}
+
+/** eBPF needs its interfaces named, BTF, and the libbpf shim; the shim's own probe runs later. */
+export function checkEbpf(cfg: Pick<RunConfig, 'externalInterfaces' | 'objectPath'>): string | null {
+  if (cfg.externalInterfaces.length === 0) return 'no --external-interfaces given';
+  if (!existsSync('/sys/kernel/btf/vmlinux')) return 'the kernel has no BTF (/sys/kernel/btf/vmlinux)';
+  if (!existsSync(cfg.objectPath)) return `BPF object ${cfg.objectPath} not found`;
+  return null;
+}
+
+export function checkIptables(): string | null {
+  const nft = runs('iptables-nft', ['--version']);
+  return nft === null ? null : runs('iptables-legacy', ['--version']);
+}
+
+export function checkMode(mode: ConcreteMode, cfg: RunConfig): ModeCheck {
+  const unusable = mode === 'ebpf' ? checkEbpf(cfg) : mode === 'ipvs' ? checkIpvs(cfg.proxy.ipvs.scheduler) : checkIptables();
+  return { mode, unusable };
+}
+
+/** The mode to run and, for auto, every check made (for the log). Throws ModeUnavailableError
+ *  when an explicitly asked-for IPVS mode cannot run. */
+export function resolveMode(cfg: RunConfig): { mode: ConcreteMode; checks: ModeCheck[] } {
+  const asked = cfg.proxy.mode;
+  if (asked !== 'auto') {
+    // eBPF and iptables report their own problems when they start; IPVS needs modules first.
+    const check = asked === 'ipvs' ? checkMode('ipvs', cfg) : { mode: asked, unusable: null };
+    if (check.unusable !== null) throw new ModeUnavailableError(asked, check.unusable);
+    return { mode: asked, checks: [check] };
+  }
+  const checks: ModeCheck[] = [];
+  for (const mode of AUTO_ORDER) {
+    const c = checkMode(mode, cfg);
+    checks.push(c);
+    if (c.unusable === null) break;
+  }
+  return { mode: chooseMode(checks), checks };
+}
