@@ -40,7 +40,7 @@ const runs = (bin: string, args: string[]) => {
  *  and the ipvsadm and ipset tools the applier drives. */
 export function checkIpvs(scheduler: string): string | null {
   const missing = ensureModules(['ip_vs', `ip_vs_${scheduler}`, 'nf_conntrack']);
-  if (missing.length) return `kernel module ${missing.map((m) => `${m.name} (${m.why})`).join(', ')} missing`;
+  if (missing.length) return `missing kernel module${missing.length > 1 ? 's' : ''}: ${missing.map((m) => `${m.name}: ${m.why}`).join('; ')}`;
   return runs('ipvsadm', ['--version']) ?? runs('ipset', ['--version']);
 }
 
