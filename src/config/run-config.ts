@@ -5,7 +5,6 @@ import { fileURLToPath } from 'node:url';
 import { DEFAULT_MASQUERADE_BIT } from '../dataplane/iptables/config.js';
 import { cidrFamilyOf } from '../model/k8s.js';
 import { splitHostPort } from '../observe/http.js';
-import { validApiServer } from '../source/kube/kubeconfig.js';
 import { ConfigError, oneOf, parseDuration, readFlags, type FlagSpec } from './flags.js';
 import {
   PROXY_MODES, readKubeProxyConfiguration, validMasqueradeBit, validScheduler, type KubeProxyConfiguration, type ProxyMode,
@@ -195,6 +194,21 @@ export function parseSource(v: Record<string, string | string[] | boolean | unde
     relistPeriodMs: duration('api-relist-period'),
     maxBackoffMs: duration('api-max-backoff'),
   };
+}
+
+/** Checks --api-server: an http(s) URL without path, query or credentials. */
+export function validApiServer(v: string): string {
+  let url: URL;
+  try {
+    url = new URL(v);
+  } catch {
+    throw new ConfigError('api-server', `${JSON.stringify(v)} is not a URL (want https://HOST:PORT)`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new ConfigError('api-server', `${JSON.stringify(v)}: scheme must be https or http`);
+  if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.username) {
+    throw new ConfigError('api-server', `${JSON.stringify(v)}: want only scheme, host and port`);
+  }
+  return url.origin;
 }
 
 /** host:port or '' (off); flag > config file > default. */

@@ -11,7 +11,8 @@ import { runConfig } from '../../src/config/run-config.js';
 import { effectiveNodeIPs } from '../../src/cli/run.js';
 import { Metrics } from '../../src/observe/metrics.js';
 import { backoffDelay } from '../../src/source/kube/backoff.js';
-import { kubeConfigOrigin, loadKubeConfig, validApiServer } from '../../src/source/kube/kubeconfig.js';
+import { validApiServer } from '../../src/config/run-config.js';
+import { kubeConfigOrigin, loadKubeConfig } from '../../src/source/kube/kubeconfig.js';
 import { changeTriggerTime, nodeInfo, trimObject } from '../../src/source/kube/trim.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kx-kubeconfig-'));

@@ -5,27 +5,13 @@
 import { existsSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
 import { ConfigError } from '../../config/flags.js';
+import { validApiServer } from '../../config/run-config.js';
 
 export const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
 export interface KubeConfigOptions {
   readonly kubeconfig?: string;
   readonly apiServer?: string;
-}
-
-/** Checks --api-server: an http(s) URL without path, query or credentials. */
-export function validApiServer(v: string): string {
-  let url: URL;
-  try {
-    url = new URL(v);
-  } catch {
-    throw new ConfigError('api-server', `${JSON.stringify(v)} is not a URL (want https://HOST:PORT)`);
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new ConfigError('api-server', `${JSON.stringify(v)}: scheme must be https or http`);
-  if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.username) {
-    throw new ConfigError('api-server', `${JSON.stringify(v)}: want only scheme, host and port`);
-  }
-  return url.origin;
 }
 
 /** Which credentials `loadKubeConfig` would use, in kube-proxy's order. */
