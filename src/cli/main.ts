@@ -8,19 +8,24 @@ import { render } from './render.js';
 import { run } from './run.js';
 
 const USAGE = `usage: kube-xdp <command> [flags]
-  run      --source file:PATH --node-name N [--mode ebpf|iptables] [--config KUBE_PROXY_CONFIG]
+  run      --source file:PATH --node-name N [--mode ebpf|iptables|ipvs|auto] [--config KUBE_PROXY_CONFIG]
            eBPF:     --external-interfaces IF[,IF] [--bpf-pin-dir DIR]
            [--pod-interfaces GLOB,...] [--node-ip IP] [--xdp-mode auto|native|generic]
            [--tc-mode auto|tcx|clsact] [--min-sync-period D] [--sync-period D]
            [--metrics-bind-address HOST:PORT] [--log-level L]
            iptables: [--cluster-cidr CIDR] [--masquerade-all] [--nodeport-addresses CIDR,...]
                      [--iptables-masquerade-bit N] [--iptables-localhost-nodeports true|false]
-                     [--iptables-backend auto|nft|legacy]      (every flag also as KUBE_XDP_<FLAG>)
-  render   --mode iptables [--source FILE|-] [--node-name N] [--node-ip IP]... [--cluster-cidr CIDR]
-           [--config FILE] ...   prints the iptables-restore input a sync would apply; touches nothing
+                     [--iptables-backend auto|nft|legacy]
+           ipvs:     the iptables flags, [--ipvs-scheduler rr|wrr|lc|…] [--ipvs-strict-arp]
+                     [--ipvs-exclude-cidrs CIDR,...] [--ipvs-drain-check-period D]
+           auto:     the first of ebpf, ipvs, iptables this kernel can run (every flag also as KUBE_XDP_<FLAG>)
+  render   --mode iptables|ipvs [--source FILE|-] [--node-name N] [--node-ip IP]... [--cluster-cidr CIDR]
+           [--config FILE] ...   prints what a sync would apply (ipvs: ipvsadm, ipset, iptables input
+           and kube-ipvs0's addresses); touches nothing
   inspect  [--bpf-pin-dir DIR] [-o table|json]   programmed services and backends, from the pinned maps
   cleanup  [--bpf-pin-dir DIR] [--pod-interfaces GLOB,...]   detach programs, remove pins, remove
-           every KUBE-* chain and jump rule (iptables and ip6tables, nft and legacy)
+           every KUBE-* chain and jump rule (iptables and ip6tables, nft and legacy), every IPVS
+           virtual server, kube-ipvs0 and kube-proxy's ipsets
   probe    kernel features the startup probe sees (TCX, XDP links, BTF)
 `;
 

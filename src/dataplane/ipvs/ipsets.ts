@@ -51,8 +51,8 @@ export const ipPortEntry = (ip: string, protocol: string, port: number) => `${ip
 export const ipPortIPEntry = (ip: string, protocol: string, port: number, ip2: string) => `${ip},${protocol}:${port},${ip2}`;
 export const ipPortNetEntry = (ip: string, protocol: string, port: number, cidr: string) => `${ip},${protocol}:${port},${cidr}`;
 
-/** ipset prints a host-sized net without its prefix length: compare entries in that form. */
-export const normalizeEntry = (e: string) => e.replace(/\/(32|128)$/, '');
+/** ipset prints a host-sized net (/32 IPv4, /128 IPv6) without its prefix length: compare entries in that form. */
+export const normalizeEntry = (e: string) => e.replace(/,([0-9.]+)\/32$/, ',$1').replace(/,([0-9a-fA-F:]*:[0-9a-fA-F:]*)\/128$/, ',$1');
 
 /**
  * `ipset restore` input: every set created (-exist keeps existing ones), then the entries.

@@ -9,7 +9,7 @@ import {
   KUBE_PROXY_FIREWALL, KUBE_SERVICES, KUBE_SOURCE_RANGES_FIREWALL,
 } from '../kube-names.js';
 import { IPSETS, SET_IDS, ipPortEntry, ipPortIPEntry, ipPortNetEntry, setName, type IpsetContents, type SetId } from './ipsets.js';
-import type { VirtualServer } from './virtual-servers.js';
+import { vsKey, type VirtualServer } from './virtual-servers.js';
 
 export interface IpvsConfig {
   readonly family: IPFamily;
@@ -63,35 +63,41 @@ function realServersOf(sp: ServicePort, onlyLocal: boolean) {
 export function renderIpvs(state: ProxyState, cfg: IpvsConfig): IpvsRender {
   const sets = new Map<SetId, Set<string>>(SET_IDS.map((id) => [id, new Set<string>()]));
   const add = (id: SetId, entry: string) => sets.get(id)!.add(entry);
-  const servers: VirtualServer[] = [];
+  // One virtual server per address/port/protocol: the first Service address that claims it wins
+  // (an externalIP equal to a LoadBalancer IP, say), as kube-proxy's second syncService finds it applied.
+  const servers = new Map<string, VirtualServer>();
   const bind = new Set<string>();
   const npIPs = nodePortIPs(cfg);
-  const nodeAddressSet = new Set(cfg.nodeAddresses);
+  // kube-proxy's node address set (GetAllLocalAddressesExcept) leaves out loopback and link-local.
+  const nodeAddressSet = new Set(cfg.nodeAddresses.filter((ip) => !isLoopback(ip) && !isLinkLocal6(ip)));
   const outFilterDrops: string[][] = [];
 
   const services = state.services.map((sp) => familyView(sp, cfg.family)).filter((sp): sp is ServicePort => sp !== null);
   for (const sp of services) {
     const protocol = sp.protocol.toLowerCase();
     const port = sp.port;
-    const virtual = (address: string, vsPort: number, onlyLocal: boolean): VirtualServer => ({
-      protocol: sp.protocol, address, port: vsPort, scheduler: cfg.scheduler,
-      persistenceTimeout: sp.sessionAffinityTimeoutSeconds,
-      schedFlags: cfg.scheduler === 'mh' ? ['mh-port'] : [],
-      realServers: realServersOf(sp, onlyLocal),
-    });
+    const virtual = (address: string, vsPort: number, onlyLocal: boolean): void => {
+      const vs: VirtualServer = {
+        protocol: sp.protocol, address, port: vsPort, scheduler: cfg.scheduler,
+        persistenceTimeout: sp.sessionAffinityTimeoutSeconds,
+        schedFlags: cfg.scheduler === 'mh' ? ['mh-port'] : [],
+        realServers: realServersOf(sp, onlyLocal),
+      };
+      if (!servers.has(vsKey(vs))) servers.set(vsKey(vs), vs);
+    };
 
     // Hairpin: a local endpoint reaching its own service is masqueraded (KUBE-POSTROUTING).
     for (const ep of sp.endpoints) if (ep.isLocal) add('loopBack', ipPortIPEntry(ep.ip, protocol, ep.port, ep.ip));
 
     const clusterIP = sp.clusterIPs[0]!;
     add('clusterIP', ipPortEntry(clusterIP, protocol, port));
-    servers.push(virtual(clusterIP, port, sp.internalTrafficPolicy === 'Local'));
+    virtual(clusterIP, port, sp.internalTrafficPolicy === 'Local');
     bind.add(clusterIP);
 
     const externalLocal = sp.externalTrafficPolicy === 'Local';
     for (const ip of sp.externalIPs) {
       add(externalLocal ? 'externalIPLocal' : 'externalIP', ipPortEntry(ip, protocol, port));
-      servers.push(virtual(ip, port, externalLocal));
+      virtual(ip, port, externalLocal);
       if (!nodeAddressSet.has(ip)) bind.add(ip);
     }
 
@@ -112,7 +118,7 @@ export function renderIpvs(state: ProxyState, cfg: IpvsConfig): IpvsRender {
         if (allowFromNode) add('loadBalancerSourceIP', ipPortIPEntry(ip, protocol, port, ip));
         else outFilterDrops.push(['-s', ip, '-m', 'ipvs', '--vaddr', ip, '--vproto', protocol, '--vport', String(port)]);
       }
-      servers.push(virtual(ip, port, externalLocal));
+      virtual(ip, port, externalLocal);
       if (!nodeAddressSet.has(ip)) bind.add(ip);
     }
 
@@ -126,7 +132,7 @@ export function renderIpvs(state: ProxyState, cfg: IpvsConfig): IpvsRender {
         add(all, e);
         if (externalLocal) add(local, e);
       }
-      for (const ip of npIPs) servers.push(virtual(ip, np, externalLocal));
+      for (const ip of npIPs) virtual(ip, np, externalLocal);
     }
 
     if (sp.healthCheckNodePort !== null) add('healthCheckNodePort', String(sp.healthCheckNodePort));
@@ -134,7 +140,7 @@ export function renderIpvs(state: ProxyState, cfg: IpvsConfig): IpvsRender {
   for (const ip of bind) add('ipvsIPs', ip);
 
   return {
-    virtualServers: servers,
+    virtualServers: [...servers.values()],
     ipsets: sets,
     iptables: iptablesText(cfg, sets, outFilterDrops),
     bindAddresses: [...bind].sort(),
