@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureKernelInfo, type Kernel } from './kernel.js';
 import { buildInitramfs, type Initramfs, type InitramfsOptions } from './initramfs.js';
+import { kubeXdpFiles, kubeXdpLibraries, type KubeXdpFilesOptions } from './guest-kube-xdp.js';
 
 export interface BootOptions {
   /** Guest path -> content (mode 0755), e.g. a script to run. */
@@ -31,7 +32,21 @@ export interface BootOptions {
   binaries?: string[];
   /** Extra kernel command line. */
   append?: string;
+  /**
+   * kube-xdp under /opt/kube-xdp (guest-kube-xdp.ts: dist/src, the lab echo server and client,
+   * the runtime node_modules, build/libkx.so and its libraries), plus Node (withNode) and
+   * /usr/sbin/conntrack when the host has it. Files in extraFiles win over the bundle's.
+   * Raises the default memory to KUBE_XDP_MEMORY_MB.
+   */
+  withKubeXdp?: boolean | KubeXdpFilesOptions;
 }
+
+/** Host tools kube-xdp runs that the base initramfs lacks (added with withKubeXdp when present). */
+export const KUBE_XDP_BINARIES = ['/usr/sbin/conntrack'];
+/** Default guest memory: the unpacked initramfs (Node ≈ 100 MB) lives in RAM. */
+export const DEFAULT_MEMORY_MB = 512;
+/** Default with withKubeXdp: room for the controller, echo servers and clients (each Node ≈ 40-60 MB RSS). */
+export const KUBE_XDP_MEMORY_MB = 1024;
 
 export interface RunResult { code: number; stdout: string; stderr: string }
 
@@ -117,6 +132,14 @@ export class KernelVM {
     if (opts.modules) ifsOpts.modules = opts.modules;
     if (opts.binaries) ifsOpts.binaries = opts.binaries;
     if (opts.extraFiles) ifsOpts.extraFiles = opts.extraFiles;
+    if (opts.withKubeXdp) {
+      const kxOpts = opts.withKubeXdp === true ? {} : opts.withKubeXdp;
+      ifsOpts.withNode = true;
+      ifsOpts.extraFiles = { ...await kubeXdpFiles(undefined, kxOpts), ...opts.extraFiles };
+      const extraBins = KUBE_XDP_BINARIES.filter((b) => existsSync(b) && !(opts.binaries ?? []).includes(b));
+      ifsOpts.binaries = [...(opts.binaries ?? []), ...extraBins];
+      ifsOpts.libraries = await kubeXdpLibraries();
+    }
     const initrd = await buildInitramfs(kernel, ifsOpts);
     const qemu = ['/usr/bin/qemu-system-x86_64', '/usr/local/bin/qemu-system-x86_64'].find((p) => existsSync(p));
     if (!qemu) throw new Error('qemu-system-x86_64 not found: apt-get install qemu-system-x86');
@@ -131,7 +154,7 @@ export class KernelVM {
 
     const args = [
       '-nographic', '-nodefaults', '-no-user-config', '-monitor', 'none', '-no-reboot',
-      '-accel', 'tcg', '-cpu', 'max', '-smp', '1', '-m', String(opts.memoryMb ?? 512),
+      '-accel', 'tcg', '-cpu', 'max', '-smp', '1', '-m', String(opts.memoryMb ?? (opts.withKubeXdp ? KUBE_XDP_MEMORY_MB : DEFAULT_MEMORY_MB)),
       '-kernel', kernel.vmlinuz, '-initrd', initrd.path,
       '-append', `console=ttyS0 quiet panic=-1 mitigations=off ${opts.append ?? ''}`.trim(),
       '-serial', 'stdio',
