@@ -1,0 +1,308 @@
+// The IPVS mode end to end on a kernel that has IPVS (Debian's 6.1 under qemu; the host has no
+// IP_VS): the real controller runs inside the guest (`kube-xdp run --mode ipvs` on the file
+// source), the guest's root namespace is the node, pods and an external client are network
+// namespaces, and every check is real traffic or the kernel's own listing.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { SET_IDS, setName } from '../../src/dataplane/ipvs/ipsets.js';
+import { canonical, parseIpvsadmList, parseIpvsadmSave, type VirtualServer } from '../../src/dataplane/ipvs/virtual-servers.js';
+import type { Summary } from '../lab/client.js';
+import type { LabPod } from '../lab/lab.js';
+import { serviceObjects } from '../lab/manifests.js';
+import { KUBE_XDP_GUEST_DIR } from './guest-kube-xdp.js';
+import { KernelVM, harnessUnavailable } from './vm.js';
+
+const why = await harnessUnavailable();
+const skip = why !== null && process.env.CI !== 'true' ? why : false;
+
+const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const GUEST_CLI = `${KUBE_XDP_GUEST_DIR}/dist/src/cli/main.js`;
+const NODE_IP = '192.168.77.1';
+const EXT_IP = '192.168.77.100';
+const CLUSTER_IP = '10.96.0.10';
+const NODE_PORT = 30080;
+const PODS = { a: '10.244.1.2', b: '10.244.1.3', c: '10.244.1.4' } as const;
+const CLIENT_POD = '10.244.1.9';
+type PodName = keyof typeof PODS;
+/** The render flags; the guest's controller gets the same ones. */
+const NODE_FLAGS = ['--node-name', 'node1', '--node-ip', NODE_IP, '--cluster-cidr', '10.244.0.0/16'];
+
+function objects(backends: readonly PodName[]): string {
+  const pod = (name: PodName): LabPod => ({ name, ns: name, node: 'node1', ip: PODS[name], hostIf: `v${name}`, ports: [8080], pid: 0 });
+  const items = serviceObjects({
+    name: 'web', clusterIP: CLUSTER_IP, port: 80, targetPort: 8080, type: 'NodePort', nodePort: NODE_PORT,
+    protocols: ['TCP', 'UDP'], endpoints: backends.map(pod),
+  });
+  return JSON.stringify({ apiVersion: 'v1', kind: 'List', items });
+}
+
+/** Pods are routed per veth (no bridge), the host side answering ARP for the pods' gateway by
+ *  proxy ARP, as Calico does (it answers for addresses the node routes elsewhere: the default). */
+const SETUP = `set -e
+ip link set lo up
+ip netns add ext
+ip link add eth0 type veth peer name ext0 netns ext
+ip addr add ${NODE_IP}/24 dev eth0
+ip link set eth0 up
+ip -n ext addr add ${EXT_IP}/24 dev ext0
+ip -n ext link set ext0 up
+ip -n ext link set lo up
+ip -n ext route add 10.96.0.0/16 via ${NODE_IP}
+ip route add default via ${EXT_IP} dev eth0
+for p in ${Object.entries({ ...PODS, client: CLIENT_POD }).map(([n, ip]) => `${n}:${ip}`).join(' ')}; do
+  n=\${p%%:*}; ip=\${p#*:}
+  ip netns add $n
+  ip link add v$n type veth peer name eth0 netns $n
+  ip link set v$n up
+  echo 1 > /proc/sys/net/ipv4/conf/v$n/proxy_arp
+  ip route add $ip/32 dev v$n
+  ip -n $n link set lo up
+  ip -n $n addr add $ip/32 dev eth0
+  ip -n $n link set eth0 up
+  ip -n $n route add 169.254.1.1 dev eth0
+  ip -n $n route add default via 169.254.1.1 dev eth0
+done
+for n in ${Object.keys(PODS).join(' ')}; do
+  ip netns exec $n node ${KUBE_XDP_GUEST_DIR}/dist/test/lab/echo-server.js --name $n --port 8080 > /tmp/echo-$n.log 2>&1 &
+done
+cp /opt/kx/objects-abc.json /tmp/objects.json
+`;
+
+describe('IPVS mode in a qemu guest', { skip: skip || why !== null }, () => {
+  let vm: KernelVM;
+  const dir = mkdtempSync(join(tmpdir(), 'kx-ipvs-mode-'));
+  const timings: [string, number][] = [];
+  const timed = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
+    const t0 = Date.now();
+    try {
+      return await fn();
+    } finally {
+      timings.push([what, Date.now() - t0]);
+    }
+  };
+  const ok = async (cmd: string, timeoutMs = 60_000): Promise<string> => {
+    const r = await vm.run(cmd, timeoutMs);
+    assert.equal(r.code, 0, `${cmd}\nexit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+    return r.stdout;
+  };
+  const syncs = async () => Number((await ok("grep -c '\"msg\":\"synced\"' /tmp/kx.log || true")).trim());
+  const waitForSync = async (after: number) => {
+    for (let i = 0; i < 300; i++) {
+      if ((await syncs()) > after) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.fail(`no sync after #${after}:\n${await ok('tail -20 /tmp/kx.log')}`);
+  };
+  const client = async (ns: string, proto: 'tcp' | 'udp', target: string, count: number): Promise<Summary> => {
+    const out = await ok(`ip netns exec ${ns} node ${KUBE_XDP_GUEST_DIR}/dist/test/lab/client.js --${proto} --target ${target} --count ${count} --timeout-ms 3000`);
+    return JSON.parse(out.trim().split('\n').pop()!) as Summary;
+  };
+  const peersByIP = (s: Summary) => {
+    const out: Record<string, number> = {};
+    for (const [peer, n] of Object.entries(s.seenPeers)) out[peer.replace(/:\d+$/, '')] = (out[peer.replace(/:\d+$/, '')] ?? 0) + n;
+    return out;
+  };
+  const kernelIpvs = async () => canonical(parseIpvsadmList(await ok('ipvsadm -Ln')));
+  /** `kube-xdp render --mode ipvs` on the host for these backends: its four parts. */
+  const render = (backends: readonly PodName[]) => {
+    const path = join(dir, `objects-${backends.join('')}.json`);
+    writeFileSync(path, objects(backends));
+    const r = spawnSync(process.execPath, [CLI, 'render', '--mode', 'ipvs', '--source', path, ...NODE_FLAGS], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const parts = new Map<string, string>();
+    let head = '';
+    for (const line of r.stdout.split('\n')) {
+      if (line.startsWith('# ')) head = line.slice(2);
+      else if (line !== '') parts.set(head, `${parts.get(head) ?? ''}${line}\n`);
+    }
+    return parts;
+  };
+  const rendered = (backends: readonly PodName[]): VirtualServer[] => canonical(parseIpvsadmSave(render(backends).get('ipvsadm --restore')!));
+  /** Polls `probe` until it returns true (syncs also come from the drain check, so counting them
+   *  says nothing about which change was applied). */
+  const eventually = async (what: string, probe: () => Promise<boolean>) => {
+    for (let i = 0; i < 150; i++) {
+      if (await probe()) return;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.fail(`${what}: not within 30 s\n${await ok('tail -5 /tmp/kx.log; ipvsadm -Ln')}`);
+  };
+  const tcpClusterIP = async () => (await kernelIpvs()).find((vs) => vs.protocol === 'TCP' && vs.address === CLUSTER_IP)!;
+  const switchTo = (backends: readonly PodName[]) =>
+    ok(`cp /opt/kx/objects-${backends.join('')}.json /tmp/objects.new && mv /tmp/objects.new /tmp/objects.json`);
+
+  before(async () => {
+    vm = await timed('boot (qemu + kube-xdp bundle)', () => KernelVM.boot({
+      withKubeXdp: true,
+      extraFiles: { '/opt/kx/objects-abc.json': objects(['a', 'b', 'c']), '/opt/kx/objects-a.json': objects(['a']) },
+      timeoutMs: 180_000,
+    }));
+    await timed('namespaces, veths, echo servers', () => ok(SETUP));
+    await timed('controller start → first sync', async () => {
+      await ok(`node ${GUEST_CLI} run --mode ipvs --source file:/tmp/objects.json ${NODE_FLAGS.join(' ')} --metrics-bind-address '' --healthz-bind-address '' --ipvs-drain-check-period 1s > /dev/null 2> /tmp/kx.log &`);
+      await waitForSync(0);
+    });
+  });
+
+  after(async () => {
+    if (vm) {
+      const r = await vm.run('cat /tmp/kx.log | tail -5; ps | grep -c node', 10_000).catch(() => null);
+      if (process.env.KUBE_XDP_VM_DEBUG) console.error(r?.stdout);
+      await vm.close();
+      const s = vm.stats;
+      console.error([
+        `kernel ${vm.kernel.version}, initramfs ${s.initramfsBytes} B, qemu spawn → guest ready ${s.bootMs} ms`,
+        ...timings.map(([w, ms]) => `${ms} ms  ${w}`),
+      ].join('\n'));
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('the controller started in IPVS mode: sysctls set, kube-ipvs0 down with the ClusterIP on it', async () => {
+    const log = await ok('cat /tmp/kx.log');
+    assert.match(log, /"msg":"starting kube-xdp \(IPVS mode\)"/);
+    assert.equal((await ok('cat /proc/sys/net/ipv4/vs/conntrack /proc/sys/net/ipv4/vs/expire_nodest_conn /proc/sys/net/ipv4/vs/expire_quiescent_template')).split('\n').slice(0, 3).join(), '1,1,1');
+    const link = await ok('ip -o link show kube-ipvs0');
+    assert.match(link, /: kube-ipvs0: <BROADCAST,NOARP>/, 'a dummy that stays down');
+    assert.deepEqual((await ok("ip -o -4 addr show dev kube-ipvs0 | awk '{print $4}'")).trim().split('\n'), [`${CLUSTER_IP}/32`]);
+  });
+
+  test('ipvsadm -Ln in the guest is what `kube-xdp render --mode ipvs` printed', async () => {
+    const kernel = await kernelIpvs();
+    assert.deepEqual(kernel, rendered(['a', 'b', 'c']));
+    // ClusterIP and NodePort, TCP and UDP, 3 masqueraded real servers each.
+    assert.deepEqual(kernel.map((vs) => `${vs.protocol} ${vs.address}:${vs.port} ${vs.scheduler} ${vs.realServers.length}`), [
+      `TCP ${CLUSTER_IP}:80 rr 3`, `UDP ${CLUSTER_IP}:80 rr 3`, `TCP ${NODE_IP}:${NODE_PORT} rr 3`, `UDP ${NODE_IP}:${NODE_PORT} rr 3`,
+    ]);
+    assert.match(await ok('ipvsadm -Ln'), /-> 10\.244\.1\.2:8080\s+Masq\s+1/);
+  });
+
+  test('the ipsets and kube-ipvs0 addresses in the guest are what render printed', async () => {
+    const parts = render(['a', 'b', 'c']);
+    const want = new Map<string, string[]>();
+    for (const line of parts.get('IPv4: ipset restore')!.split('\n')) {
+      const [verb, set, entry] = line.split(' ');
+      if (verb === 'create') want.set(set!, []);
+      if (verb === 'add') want.get(set!)!.push(entry!);
+    }
+    const saved = await ok('ipset save');
+    const have = new Map<string, string[]>();
+    for (const line of saved.split('\n')) {
+      const [verb, set, entry] = line.split(' ');
+      if (verb === 'create') have.set(set!, []);
+      if (verb === 'add') have.get(set!)!.push(entry!);
+    }
+    for (const id of SET_IDS) {
+      const name = setName(id, 'IPv4');
+      assert.deepEqual([...(have.get(name) ?? ['<missing set>'])].sort(), [...want.get(name)!].sort(), name);
+    }
+    assert.deepEqual(have.get('KUBE-LOOP-BACK')!.sort(), ['10.244.1.2,tcp:8080,10.244.1.2', '10.244.1.2,udp:8080,10.244.1.2',
+      '10.244.1.3,tcp:8080,10.244.1.3', '10.244.1.3,udp:8080,10.244.1.3', '10.244.1.4,tcp:8080,10.244.1.4', '10.244.1.4,udp:8080,10.244.1.4']);
+    assert.equal(parts.get('kube-ipvs0 addresses'), `${CLUSTER_IP}\n`);
+    const nat = await ok('iptables-save -t nat');
+    for (const rule of parts.get('IPv4: iptables-restore --noflush')!.split('\n').filter((l) => l.startsWith('-A KUBE-'))) {
+      // iptables-save prints the mark and comments in its own form; compare on the set matches.
+      const set = /--match-set (\S+ \S+)/.exec(rule)?.[1];
+      if (set && /^-A KUBE-(SERVICES|POSTROUTING|NODE-PORT|LOAD-BALANCER) /.test(rule) && !rule.includes('HEALTH-CHECK')) {
+        assert.ok(nat.includes(`--match-set ${set}`), `${rule}\nnot in\n${nat}`);
+      }
+    }
+  });
+
+  test('ClusterIP from a pod: 30 TCP connections, exactly 10 per backend (rr)', async () => {
+    const s = await client('client', 'tcp', `${CLUSTER_IP}:80`, 30);
+    assert.equal(s.ok, 30, JSON.stringify(s));
+    assert.deepEqual(s.byPod, { a: 10, b: 10, c: 10 });
+    assert.deepEqual(peersByIP(s), { [CLIENT_POD]: 30 }, 'pod traffic keeps its source');
+  });
+
+  test('ClusterIP over UDP: 30 requests, exactly 10 per backend', async () => {
+    const s = await client('client', 'udp', `${CLUSTER_IP}:80`, 30);
+    assert.equal(s.ok, 30, JSON.stringify(s));
+    assert.deepEqual(s.byPod, { a: 10, b: 10, c: 10 });
+  });
+
+  test('NodePort from the external namespace: exactly 10 per backend, the client masqueraded', async () => {
+    const s = await client('ext', 'tcp', `${NODE_IP}:${NODE_PORT}`, 30);
+    assert.equal(s.ok, 30, JSON.stringify(s));
+    assert.deepEqual(s.byPod, { a: 10, b: 10, c: 10 });
+    assert.equal(peersByIP(s)[EXT_IP], undefined, 'KUBE-NODE-PORT-TCP → KUBE-MARK-MASQ hides the client');
+  });
+
+  test('ClusterIP from outside the cluster CIDR (a route to the service range): masqueraded, balanced', async () => {
+    const s = await client('ext', 'tcp', `${CLUSTER_IP}:80`, 30);
+    assert.deepEqual(s.byPod, { a: 10, b: 10, c: 10 });
+    assert.equal(peersByIP(s)[EXT_IP], undefined);
+  });
+
+  test('hairpin: a backend reaching its own service is masqueraded through KUBE-LOOP-BACK and gets its reply', async () => {
+    const counter = async () => {
+      const out = await ok('iptables -t nat -L KUBE-POSTROUTING -v -n -x');
+      const line = out.split('\n').find((l) => l.includes('KUBE-LOOP-BACK'));
+      assert.ok(line, out);
+      return Number(line.trim().split(/\s+/)[0]);
+    };
+    const before = await counter();
+    const s = await client('a', 'tcp', `${CLUSTER_IP}:80`, 9);
+    assert.equal(s.ok, 9, JSON.stringify(s));
+    assert.deepEqual(s.byPod, { a: 3, b: 3, c: 3 });
+    const peers = peersByIP(s);
+    // b and c see the pod itself (pod-to-pod traffic is not masqueraded); a sees its own
+    // connections come from the node, not from itself — else it would have dropped them.
+    assert.equal(peers[PODS.a], 6, JSON.stringify(peers));
+    const others = Object.entries(peers).filter(([ip]) => ip !== PODS.a);
+    assert.equal(others.length, 1, JSON.stringify(peers));
+    assert.equal(others[0]![1], 3);
+    assert.match(others[0]![0], /^(192\.168\.77\.1|169\.254\.)/, 'masqueraded to a node address');
+    assert.equal(await counter() - before, 3, 'the 3 self-connections went through the KUBE-LOOP-BACK MASQUERADE rule');
+  });
+
+  test('scale 3 → 1: TCP real servers drain at weight 0, UDP ones go at once; all traffic to the one left', async () => {
+    await switchTo(['a']);
+    await eventually('b and c at weight 0', async () => (await tcpClusterIP()).realServers.filter((r) => r.weight === 1).length === 1);
+    const kernel = await kernelIpvs();
+    const tcp = kernel.find((vs) => vs.protocol === 'TCP' && vs.address === CLUSTER_IP)!;
+    // b and c still have connections in TIME_WAIT (InActConn): kube-proxy keeps them at weight 0.
+    assert.deepEqual(tcp.realServers.map((r) => [r.address, r.weight]), [[PODS.a, 1], [PODS.b, 0], [PODS.c, 0]]);
+    const udp = kernel.find((vs) => vs.protocol === 'UDP' && vs.address === CLUSTER_IP)!;
+    assert.deepEqual(udp.realServers.map((r) => [r.address, r.weight]), [[PODS.a, 1]]);
+    const s = await client('client', 'tcp', `${CLUSTER_IP}:80`, 30);
+    assert.deepEqual(s.byPod, { a: 30 });
+    const np = await client('ext', 'tcp', `${NODE_IP}:${NODE_PORT}`, 10);
+    assert.deepEqual(np.byPod, { a: 10 });
+    assert.deepEqual((await ok('ipset list KUBE-LOOP-BACK')).split('\n').filter((l) => l.startsWith('10.')).sort(),
+      ['10.244.1.2,tcp:8080,10.244.1.2', '10.244.1.2,udp:8080,10.244.1.2']);
+  });
+
+  test('scale 1 → 3: the draining real servers come back at weight 1, rr exact again, kernel == render', async () => {
+    await switchTo(['a', 'b', 'c']);
+    await eventually('b and c back at weight 1', async () => (await tcpClusterIP()).realServers.every((r) => r.weight === 1));
+    assert.deepEqual(await kernelIpvs(), rendered(['a', 'b', 'c']));
+    const s = await client('client', 'tcp', `${CLUSTER_IP}:80`, 30);
+    assert.deepEqual(s.byPod, { a: 10, b: 10, c: 10 });
+    const u = await client('client', 'udp', `${CLUSTER_IP}:80`, 30);
+    assert.deepEqual(u.byPod, { a: 10, b: 10, c: 10 });
+  });
+
+  test('a flushed nat table is found (canary) and everything is written again', async () => {
+    await ok('iptables -t nat -F KUBE-POSTROUTING && iptables -t mangle -F && iptables -t mangle -X KUBE-PROXY-CANARY');
+    await eventually('the hairpin rule restored', async () => /--match-set KUBE-LOOP-BACK dst,dst,src -j MASQUERADE/.test(await ok('iptables-save -t nat')));
+    assert.match(await ok('iptables-save -t mangle'), /:KUBE-PROXY-CANARY/);
+    const s = await client('a', 'tcp', `${CLUSTER_IP}:80`, 3);
+    assert.equal(s.ok, 3);
+  });
+
+  test('kube-xdp cleanup removes virtual servers, kube-ipvs0, the sets and the chains', async () => {
+    await ok("kill $(ps | grep 'main.js run' | grep -v grep | awk '{print $1}')");
+    await ok(`node ${GUEST_CLI} cleanup --pod-interfaces 'none*' 2>&1`);
+    assert.equal((await ok('ipvsadm -Sn')).trim(), '');
+    assert.notEqual((await vm.run('ip link show kube-ipvs0')).code, 0);
+    assert.equal((await ok('ipset list -n')).trim(), '');
+    assert.doesNotMatch(await ok('iptables-save'), /KUBE-/);
+  });
+});
