@@ -5,6 +5,9 @@ CLANG ?= clang
 BPF_CFLAGS := -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_x86 -I$(BUILD) -Ibpf/include
 DEB_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev gcc make iproute2 ethtool \
 	iptables nftables ipset ipvsadm conntrack util-linux
+# The kernel tests: qemu (TCG) boots Debian's 6.1 cloud kernel, which has IPVS; the kernel package
+# is fetched once with apt-get download into $(or $(KUBE_XDP_KERNEL_CACHE),/var/cache/kube-xdp/kernels).
+KERNEL_TEST_PACKAGES := qemu-system-x86 busybox-static cpio xz-utils
 # Test files are listed by shell glob at run time: Node 20's `node --test` does not glob.
 BPFFS := mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 
@@ -18,6 +21,11 @@ deps: .deps-stamp
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@missing=""; for p in $(KERNEL_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages for the kernel tests:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 	npm ci --no-audit --no-fund
 	@touch $@
@@ -45,10 +53,11 @@ demo: build
 	$(BPFFS)
 	node dist/scripts/demo.js
 
-# Everything (unit, BPF fixtures, lab) in one node:test run: its closing summary counts all.
+# Everything (unit, BPF fixtures, lab, kernels under qemu) in one node:test run: its closing
+# summary counts all.
 test: build
 	$(BPFFS)
-	node --test --test-concurrency=1 dist/test/unit/*.test.js dist/test/bpf/*.test.js dist/test/lab/*.test.js
+	node --test --test-concurrency=1 dist/test/unit/*.test.js dist/test/bpf/*.test.js dist/test/lab/*.test.js dist/test/kernels/*.test.js
 
 test-unit: build
 	node --test dist/test/unit/*.test.js
@@ -71,13 +80,5 @@ bench: build
 clean:
 	rm -rf $(BUILD) dist
 
-# Debian's 6.1 cloud kernel under qemu (TCG) for what the host kernel lacks (IPVS): the kernel is
-# fetched once with apt-get download into $(or $(KUBE_XDP_KERNEL_CACHE),/var/cache/kube-xdp/kernels).
-KERNEL_TEST_PACKAGES := qemu-system-x86 busybox-static cpio xz-utils
 test-kernels: build
-	@missing=""; for p in $(KERNEL_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
-	fi
 	node --test dist/test/kernels/*.test.js
