@@ -1,10 +1,10 @@
 // Which dataplane runs: the one asked for, or with `--mode auto` the first this kernel can run,
 // in the order eBPF → IPVS → iptables. What each mode needs is checked at start, before the
 // source is read, so a node that cannot run the asked-for mode fails at once with the reason.
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import type { ProxyMode } from '../config/kube-proxy-config.js';
 import type { RunConfig } from '../config/run-config.js';
+import { CommandError, runCommand } from '../kernel/command.js';
 import { ensureModules } from '../kernel/modules.js';
 
 export type ConcreteMode = Exclude<ProxyMode, 'auto'>;
@@ -31,10 +31,15 @@ export function chooseMode(checks: readonly ModeCheck[]): ConcreteMode {
   throw new Error(`--mode auto: no mode can run here: ${checks.map((c) => `${c.mode}: ${c.unusable}`).join('; ')}`);
 }
 
-const runs = (bin: string, args: string[]) => {
-  const r = spawnSync(bin, args, { encoding: 'utf8' });
-  return r.error ? `${bin} not found (${r.error.message})` : r.status !== 0 ? `\`${bin} ${args.join(' ')}\` failed: ${(r.stderr || r.stdout).trim()}` : null;
-};
+/** null when `bin args` runs and exits 0, else why not. */
+function runs(bin: string, args: string[]): string | null {
+  try {
+    const r = runCommand(bin, args);
+    return r.code === 0 ? null : `\`${bin} ${args.join(' ')}\` failed: ${(r.stderr || r.stdout).trim()}`;
+  } catch (err) {
+    return `${bin} not found (${(err as CommandError).stderr})`;
+  }
+}
 
 /** IPVS needs ip_vs, the scheduler's module and nf_conntrack (loaded with modprobe if need be),
  *  and the ipvsadm and ipset tools the applier drives. */

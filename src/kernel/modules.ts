@@ -1,8 +1,8 @@
 // Kernel modules a mode needs: loaded, built in, or loadable with modprobe. The decision is pure
 // (missingModules); reading /proc, /sys and /lib/modules and calling modprobe are the edges.
-import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { release } from 'node:os';
+import { CommandError, runCommand } from './command.js';
 
 export interface ModuleFacts {
   /** /proc/modules and /sys/module (a built-in module with parameters shows there too). */
@@ -54,11 +54,15 @@ export function ensureModules(required: readonly string[]): MissingModule[] {
   const missing = missingModules(required, readModuleFacts());
   const still: MissingModule[] = [];
   for (const name of missing) {
-    const r = spawnSync('modprobe', ['--', name], { encoding: 'utf8' });
-    if (r.error) {
-      still.push({ name, why: `not loaded, not built in, and modprobe could not run (${r.error.message})` });
-    } else if (r.status !== 0) {
-      still.push({ name, why: `not loaded, not built in, and \`modprobe ${name}\` failed: ${(r.stderr || r.stdout).trim() || `exit ${r.status}`}` });
+    let r;
+    try {
+      r = runCommand('modprobe', ['--', name]);
+    } catch (err) {
+      still.push({ name, why: `not loaded, not built in, and modprobe could not run (${(err as CommandError).stderr})` });
+      continue;
+    }
+    if (r.code !== 0) {
+      still.push({ name, why: `not loaded, not built in, and \`modprobe ${name}\` failed: ${(r.stderr || r.stdout).trim() || `exit ${r.code}`}` });
     } else if (missingModules([name], readModuleFacts()).length > 0) {
       still.push({ name, why: `\`modprobe ${name}\` succeeded but the module does not show in /proc/modules` });
     }
