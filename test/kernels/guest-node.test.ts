@@ -31,18 +31,8 @@ describe('Node and kube-xdp in a qemu guest', { skip: skip || why !== null }, ()
   let bundleBytes = 0;
   let bundleFiles = 0;
   const notes: string[] = [];
-  const latencies: [string, number][] = [];
-  const run = async (cmd: string, timeoutMs?: number): Promise<RunResult> => {
-    const t0 = Date.now();
-    const r = await vm.run(cmd, timeoutMs);
-    latencies.push([cmd.split('\n')[0]!.slice(0, 70), Date.now() - t0]);
-    return r;
-  };
-  const ok = async (cmd: string, timeoutMs?: number): Promise<string> => {
-    const r = await run(cmd, timeoutMs);
-    assert.equal(r.code, 0, `${cmd}\nexit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-    return r.stdout;
-  };
+  const run = (cmd: string, timeoutMs?: number): Promise<RunResult> => vm.run(cmd, timeoutMs);
+  const ok = (cmd: string, timeoutMs?: number): Promise<string> => vm.check(cmd, timeoutMs);
 
   before(async () => {
     const t0 = Date.now();
@@ -63,7 +53,7 @@ describe('Node and kube-xdp in a qemu guest', { skip: skip || why !== null }, ()
     if (!vm) return;
     await vm.close();
     const s = vm.stats;
-    const lat = latencies.map(([c, ms]) => `${ms} ms  ${c}`).join('\n  ');
+    const lat = vm.latencies.map(([c, ms]) => `${ms} ms  ${c}`).join('\n  ');
     console.error([
       `kernel ${vm.kernel.version} (${s.kernelCached ? 'cached' : `downloaded ${s.kernelDownloadBytes} B in ${s.kernelDownloadMs} ms`})`,
       `kube-xdp bundle ${bundleFiles} files, ${bundleBytes} B unpacked`,

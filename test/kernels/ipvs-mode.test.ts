@@ -85,11 +85,7 @@ describe('IPVS mode in a qemu guest', { skip: skip || why !== null }, () => {
       timings.push([what, Date.now() - t0]);
     }
   };
-  const ok = async (cmd: string, timeoutMs = 60_000): Promise<string> => {
-    const r = await vm.run(cmd, timeoutMs);
-    assert.equal(r.code, 0, `${cmd}\nexit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-    return r.stdout;
-  };
+  const ok = (cmd: string, timeoutMs = 60_000): Promise<string> => vm.check(cmd, timeoutMs);
   const syncs = async () => Number((await ok("grep -c '\"msg\":\"synced\"' /tmp/kx.log || true")).trim());
   const waitForSync = async (after: number) => {
     for (let i = 0; i < 300; i++) {

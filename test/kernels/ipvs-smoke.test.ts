@@ -15,18 +15,8 @@ test('the kernel harness can run here (root, qemu, busybox-static, ipvsadm/ipset
 describe('IPVS smoke in a qemu guest', { skip: skip || why !== null }, () => {
   let vm: KernelVM;
   let bootTotalMs = 0;
-  const latencies: [string, number][] = [];
-  const run = async (cmd: string, timeoutMs?: number): Promise<RunResult> => {
-    const t0 = Date.now();
-    const r = await vm.run(cmd, timeoutMs);
-    latencies.push([cmd.split('\n')[0]!.slice(0, 60), Date.now() - t0]);
-    return r;
-  };
-  const ok = async (cmd: string, timeoutMs?: number): Promise<string> => {
-    const r = await run(cmd, timeoutMs);
-    assert.equal(r.code, 0, `${cmd}\nexit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-    return r.stdout;
-  };
+  const run = (cmd: string, timeoutMs?: number): Promise<RunResult> => vm.run(cmd, timeoutMs);
+  const ok = (cmd: string, timeoutMs?: number): Promise<string> => vm.check(cmd, timeoutMs);
 
   before(async () => {
     const t0 = Date.now();
@@ -42,7 +32,7 @@ describe('IPVS smoke in a qemu guest', { skip: skip || why !== null }, () => {
     if (!vm) return;
     await vm.close();
     const s = vm.stats;
-    const lat = latencies.map(([c, ms]) => `${ms} ms  ${c}`).join('\n  ');
+    const lat = vm.latencies.map(([c, ms]) => `${ms} ms  ${c}`).join('\n  ');
     const report = [
       `kernel ${vm.kernel.version} (${s.kernelCached ? 'cached' : `downloaded ${s.kernelDownloadBytes} B in ${s.kernelDownloadMs} ms`})`,
       `initramfs ${s.initramfsBytes} B (${s.initramfsCached ? 'cached' : 'built'}, ${s.initramfsBuildMs} ms), ${s.modules.length} modules`,

@@ -227,11 +227,26 @@ export class KernelVM {
     }
   }
 
+  /** Every command's first line (70 characters) and how long it took, for the suites' reports. */
+  readonly latencies: [cmd: string, ms: number][] = [];
+
   /** Run a shell script (/bin/sh = dash; busybox applets in PATH) in the guest; commands run one at a time, in call order. */
   run(cmd: string, timeoutMs = 30_000): Promise<RunResult> {
-    const p = this.tail.then(() => this.exec(cmd, timeoutMs));
+    const p = this.tail.then(async () => {
+      const t0 = Date.now();
+      const r = await this.exec(cmd, timeoutMs);
+      this.latencies.push([cmd.split('\n')[0]!.slice(0, 70), Date.now() - t0]);
+      return r;
+    });
     this.tail = p.catch(() => undefined);
     return p;
+  }
+
+  /** Like run, and a non-zero exit throws with the command's output; returns stdout. */
+  async check(cmd: string, timeoutMs?: number): Promise<string> {
+    const r = await this.run(cmd, timeoutMs);
+    if (r.code !== 0) throw new Error(`${cmd}\nexit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+    return r.stdout;
   }
 
   private exec(cmd: string, timeoutMs: number): Promise<RunResult> {
