@@ -30,7 +30,7 @@ import { nodePortIPs, renderIpvs, type IpvsConfig, type IpvsRender } from '../..
 import { hostPort, vsKey } from '../../src/dataplane/ipvs/virtual-servers.js';
 import type { IPFamily, ProxyState } from '../../src/model/types.js';
 import { objects, type Json } from './helpers/kube-objects.js';
-import { TEST_HOSTNAME, parseIptablesDump, service, slice, tcp, type Ep } from './helpers/kube-proxy-fake.js';
+import { TEST_HOSTNAME, parseIptablesDump, service, slice, type Ep } from './helpers/kube-proxy-fake.js';
 
 // ---- the fake proxier ------------------------------------------------------------------------
 
