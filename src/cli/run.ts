@@ -42,10 +42,15 @@ function ebpfDataplane(cfg: RunConfig, log: Logger, metrics: Metrics): { datapla
   return { dataplane, families: ['IPv4'] };
 }
 
-function iptablesDataplane(cfg: RunConfig, log: Logger, metrics: Metrics): { dataplane: Dataplane; families: IPFamily[] } {
+/** What both iptables-using modes start from: the backend (--iptables-backend or detected), the
+ *  families, and the host's facts read through that backend. */
+function iptablesFacts(cfg: RunConfig) {
   const detected = cfg.iptablesBackend === 'auto' ? detectBackend() : { backend: cfg.iptablesBackend, reason: '--iptables-backend' };
-  const families = proxyFamilies(cfg.proxy);
-  const host = readHostFacts(new Iptables('IPv4', detected.backend));
+  return { detected, families: proxyFamilies(cfg.proxy), host: readHostFacts(new Iptables('IPv4', detected.backend)) };
+}
+
+function iptablesDataplane(cfg: RunConfig, log: Logger, metrics: Metrics): { dataplane: Dataplane; families: IPFamily[] } {
+  const { detected, families, host } = iptablesFacts(cfg);
   const configs = iptablesConfigs(cfg.proxy, families, host);
   log.info({ node: cfg.proxy.nodeName, backend: detected.backend, backendReason: detected.reason, families, source: cfg.source,
     configs: configs.map(({ localAddresses: _, ...c }) => c) }, 'starting kube-xdp (iptables mode)');
@@ -54,9 +59,7 @@ function iptablesDataplane(cfg: RunConfig, log: Logger, metrics: Metrics): { dat
 }
 
 function ipvsDataplane(cfg: RunConfig, log: Logger, metrics: Metrics): { dataplane: Dataplane; families: IPFamily[] } {
-  const detected = cfg.iptablesBackend === 'auto' ? detectBackend() : { backend: cfg.iptablesBackend, reason: '--iptables-backend' };
-  const families = proxyFamilies(cfg.proxy);
-  const host = readHostFacts(new Iptables('IPv4', detected.backend));
+  const { detected, families, host } = iptablesFacts(cfg);
   const configs = ipvsConfigs(cfg.proxy, families, host, readNodeAddresses());
   log.info({ node: cfg.proxy.nodeName, backend: detected.backend, backendReason: detected.reason, families, source: cfg.source,
     ipvs: cfg.proxy.ipvs, configs: configs.map(({ nodeAddresses: _, ...c }) => c) }, 'starting kube-xdp (IPVS mode)');

@@ -19,6 +19,9 @@ function toBigInt(ip: string): { value: bigint; bits: 32 | 128 } | null {
   return { value: groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n), bits: 128 };
 }
 
+/** 127.0.0.0/8 or ::1. */
+export const isLoopback = (ip: string) => ip === '::1' || ip.startsWith('127.');
+
 export interface Cidr {
   readonly text: string;
   readonly network: bigint;

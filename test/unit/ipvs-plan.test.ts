@@ -250,6 +250,17 @@ describe('ipvsadm text formats', () => {
     assert.deepEqual(parseIpvsadmList(LIST.split('\n').slice(0, 3).join('\n')), []);
   });
 
+  it('parseIpvsadmList: scheduler flags and persistence as the 6.1 kernel lists them', () => {
+    // Captured after `ipvsadm -A -t 10.96.0.1:443 -s sh -b sh-port,sh-fallback -p 300` and `-A -t 10.96.0.2:80 -s sh -b sh-port`.
+    const got = parseIpvsadmList([
+      'TCP  10.96.0.1:443 sh (sh-fallback,sh-port) persistent 300',
+      'TCP  10.96.0.2:80 sh (sh-port)',
+      '  -> 10.0.0.1:80                  Masq    1      0          0         ',
+    ].join('\n'));
+    assert.deepEqual(got.map((v) => [v.scheduler, v.schedFlags, v.persistenceTimeout, v.realServers.length]),
+      [['sh', ['sh-fallback', 'sh-port'], 300, 0], ['sh', ['sh-port'], null, 1]]);
+  });
+
   it('ipvsadmRestoreText prints exactly what `ipvsadm -Sn` prints back', () => {
     assert.equal(ipvsadmRestoreText(CAPTURED), SAVE);
   });

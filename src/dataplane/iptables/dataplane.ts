@@ -12,7 +12,7 @@ import { staleUdpConntrack } from '../conntrack.js';
 import { KUBE_PROXY_CANARY } from '../kube-names.js';
 import type { Dataplane, SyncResult } from '../types.js';
 import type { IptablesConfig } from './config.js';
-import { JUMP_RULES } from './jumps.js';
+import { JUMP_RULES, canaryGone, ensureJumpRules } from './jumps.js';
 import { nodePortDestinations } from './node-ports.js';
 import { renderIptables } from './render.js';
 
@@ -36,7 +36,7 @@ class FamilyProxier {
     const partial = !full && !this.needFullSync && this.last !== null;
     // Until a restore succeeds, the next sync must be full: the diff to the kernel is unknown.
     this.needFullSync = true;
-    if (!partial) this.ensureJumps();
+    if (!partial) ensureJumpRules(this.ipt, JUMP_RULES);
     const now = Date.now();
     const scan = !this.largeClusterMode || now - this.lastChainScan > this.opts.staleChainScanPeriodMs;
     const existing = scan ? this.ipt.chains('nat') : null;
@@ -56,17 +56,8 @@ class FamilyProxier {
     return { writes: r.filterRules + r.natRules, partial, deleted: r.deletedChains.length, conntrack: stale.length };
   }
 
-  private ensureJumps(): void {
-    for (const table of ['filter', 'nat', 'mangle'] as const) this.ipt.ensureChain(table, KUBE_PROXY_CANARY);
-    for (const j of JUMP_RULES) {
-      this.ipt.ensureChain(j.table, j.to);
-      this.ipt.ensureRulePrepended(j.table, j.from, j.args);
-    }
-  }
-
-  /** The canary chain disappears when someone flushes the tables: then resync everything. */
   canaryGone(): boolean {
-    return !this.ipt.chains('mangle').has(KUBE_PROXY_CANARY);
+    return canaryGone(this.ipt);
   }
 
   forceFullSync(): void {

@@ -1,7 +1,7 @@
 // The rules in the built-in chains that lead to kube-proxy's chains (iptablesJumpChains and
 // iptablesKubeletJumpChains in pkg/proxy/iptables/proxier.go). They are ensured one by one, not
 // restored, because kube-xdp does not own INPUT, FORWARD, OUTPUT, PREROUTING, POSTROUTING.
-import type { Table } from '../../kernel/iptables.js';
+import type { Iptables, Table } from '../../kernel/iptables.js';
 import {
   KUBE_EXTERNAL_SERVICES, KUBE_FIREWALL, KUBE_FORWARD, KUBE_IPVS_FILTER, KUBE_IPVS_OUT_FILTER, KUBE_LOAD_BALANCER, KUBE_MARK_MASQ,
   KUBE_NODE_PORT, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_PROXY_CANARY, KUBE_PROXY_FIREWALL, KUBE_SERVICES, KUBE_SOURCE_RANGES_FIREWALL,
@@ -59,3 +59,17 @@ export const OWN_CHAINS: Readonly<Record<'filter' | 'nat' | 'mangle', readonly s
   nat: [KUBE_SERVICES, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_MARK_MASQ, KUBE_PROXY_CANARY, KUBE_NODE_PORT, KUBE_LOAD_BALANCER],
   mangle: [KUBE_PROXY_CANARY],
 };
+
+/** The canary chain in every table, then each jump (chain created, rule prepended unless present). */
+export function ensureJumpRules(ipt: Iptables, rules: readonly JumpRule[]): void {
+  for (const table of ['filter', 'nat', 'mangle'] as const) ipt.ensureChain(table, KUBE_PROXY_CANARY);
+  for (const j of rules) {
+    ipt.ensureChain(j.table, j.to);
+    ipt.ensureRulePrepended(j.table, j.from, j.args);
+  }
+}
+
+/** The canary chain disappears when someone flushes the tables: then everything is synced again. */
+export function canaryGone(ipt: Iptables): boolean {
+  return !ipt.chains('mangle').has(KUBE_PROXY_CANARY);
+}

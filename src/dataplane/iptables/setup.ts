@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import type { ProxySettings } from '../../config/run-config.js';
 import type { Iptables } from '../../kernel/iptables.js';
+import { isLoopback } from '../../model/cidr.js';
 import { cidrFamilyOf, ipFamilyOf } from '../../model/k8s.js';
 import type { IPFamily } from '../../model/types.js';
 import { masqueradeMarkFor, type IptablesConfig } from './config.js';
@@ -21,13 +22,15 @@ export function proxyFamilies(proxy: Pick<ProxySettings, 'nodeIPs' | 'clusterCID
   return v6 ? ['IPv4', 'IPv6'] : ['IPv4'];
 }
 
-const LOOPBACK: Record<IPFamily, RegExp> = { IPv4: /^127\./, IPv6: /^::1$/ };
+/** kube-proxy's nodeIP of a family: the given one, else the first non-loopback local address. */
+export function proxyNodeIP(proxy: Pick<ProxySettings, 'nodeIPs'>, family: IPFamily, localAddresses: readonly string[]): string | null {
+  return proxy.nodeIPs.find((ip) => ipFamilyOf(ip) === family) ?? localAddresses.find((ip) => !isLoopback(ip)) ?? null;
+}
 
 export function iptablesConfigs(proxy: ProxySettings, families: readonly IPFamily[], host: HostFacts): IptablesConfig[] {
   return families.map((family) => {
     const local = host.localAddresses[family];
-    // kube-proxy's nodeIP: the given one of this family, else the first non-loopback address.
-    const nodeIP = proxy.nodeIPs.find((ip) => ipFamilyOf(ip) === family) ?? local.find((ip) => !LOOPBACK[family].test(ip)) ?? null;
+    const nodeIP = proxyNodeIP(proxy, family, local);
     return {
       family,
       nodeIP,
@@ -45,13 +48,7 @@ export function iptablesConfigs(proxy: ProxySettings, families: readonly IPFamil
 
 /** The facts of the host (of the current network namespace). `ipt` absent: assume a current iptables. */
 export function readHostFacts(ipt: Iptables | null): HostFacts {
-  const localAddresses: Record<IPFamily, string[]> = { IPv4: [], IPv6: [] };
-  for (const addrs of Object.values(networkInterfaces())) {
-    for (const a of addrs ?? []) {
-      if (a.family === 'IPv4') localAddresses.IPv4.push(a.address);
-      else if (!a.address.startsWith('fe80:')) localAddresses.IPv6.push(a.address);
-    }
-  }
+  const localAddresses = readInterfaceAddresses();
   let conntrackTCPLiberal = false;
   try {
     conntrackTCPLiberal = readFileSync('/proc/sys/net/netfilter/nf_conntrack_tcp_be_liberal', 'utf8').trim() !== '0';
@@ -59,4 +56,18 @@ export function readHostFacts(ipt: Iptables | null): HostFacts {
     // nf_conntrack not loaded: kube-proxy then also installs the INVALID drop rule.
   }
   return { localAddresses, randomFully: ipt ? ipt.hasRandomFully() : true, conntrackTCPLiberal };
+}
+
+/** The addresses on this netns's interfaces per family (loopback included, IPv6 link-local not),
+ *  leaving out the interface named `except` (IPVS mode: kube-ipvs0 holds service addresses). */
+export function readInterfaceAddresses(except?: string): Record<IPFamily, string[]> {
+  const out: Record<IPFamily, string[]> = { IPv4: [], IPv6: [] };
+  for (const [name, addrs] of Object.entries(networkInterfaces())) {
+    if (name === except) continue;
+    for (const a of addrs ?? []) {
+      if (a.family === 'IPv4') out.IPv4.push(a.address);
+      else if (!a.address.startsWith('fe80:')) out.IPv6.push(a.address);
+    }
+  }
+  return out;
 }

@@ -16,7 +16,7 @@ import type { ProxyState } from '../../model/types.js';
 import type { Metrics } from '../../observe/metrics.js';
 import { staleUdpConntrack } from '../conntrack.js';
 import { kubeLines } from '../iptables/dataplane.js';
-import { IPVS_JUMP_RULES } from '../iptables/jumps.js';
+import { IPVS_JUMP_RULES, canaryGone, ensureJumpRules } from '../iptables/jumps.js';
 import { KUBE_IPVS_DEVICE, KUBE_PROXY_CANARY } from '../kube-names.js';
 import type { Dataplane, SyncResult } from '../types.js';
 import { SET_IDS, ipsetRestoreText, parseIpsetSave, setName } from './ipsets.js';
@@ -85,7 +85,7 @@ export class IpvsDataplane implements Dataplane {
     let rules = 0;
     for (const { cfg, r } of renders) {
       const ipt = this.ipt.get(cfg.family)!;
-      if (full || this.needJumps) this.ensureJumps(ipt);
+      if (full || this.needJumps) ensureJumpRules(ipt, IPVS_JUMP_RULES);
       ipt.restore(r.iptables);
       rules += r.iptables.split('\n').filter((l) => l.startsWith('-A ')).length;
     }
@@ -125,18 +125,10 @@ export class IpvsDataplane implements Dataplane {
     };
   }
 
-  private ensureJumps(ipt: Iptables): void {
-    for (const table of ['filter', 'nat', 'mangle'] as const) ipt.ensureChain(table, KUBE_PROXY_CANARY);
-    for (const j of IPVS_JUMP_RULES) {
-      ipt.ensureChain(j.table, j.to);
-      ipt.ensureRulePrepended(j.table, j.from, j.args);
-    }
-  }
-
   /** A full sync when the tables were flushed (the canary is gone), or to retire drained real servers. */
   tick(): boolean {
     for (const [family, ipt] of this.ipt) {
-      if (!ipt.chains('mangle').has(KUBE_PROXY_CANARY)) {
+      if (canaryGone(ipt)) {
         this.log.warn({ family }, `${KUBE_PROXY_CANARY} is gone (tables flushed?): syncing everything again`);
         return true;
       }

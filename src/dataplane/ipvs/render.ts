@@ -1,7 +1,7 @@
 // ProxyState → what kube-proxy's IPVS proxier (pkg/proxy/ipvs/proxier.go syncProxyRules and
 // writeIptablesRules, v1.31) programs for one address family: virtual servers, ipset entries, the
 // iptables-restore input, and the addresses bound to kube-ipvs0. Pure.
-import { cidrContains, cidrString, parseCidr } from '../../model/cidr.js';
+import { cidrContains, cidrString, isLoopback, parseCidr } from '../../model/cidr.js';
 import { familyView } from '../../model/family.js';
 import type { Endpoint, IPFamily, ProxyState, ServicePort } from '../../model/types.js';
 import {
@@ -41,7 +41,6 @@ export interface IpvsRender {
 }
 
 const q = (s: string) => `"${s}"`;
-const isLoopback = (ip: string) => ip === '::1' || ip.startsWith('127.');
 const isLinkLocal6 = (ip: string) => /^fe[89ab][0-9a-f]:/i.test(ip);
 
 /** kube-proxy's node IPs for NodePorts: every node address (or those in nodePortAddresses), no loopback. */

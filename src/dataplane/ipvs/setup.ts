@@ -1,38 +1,24 @@
-// From the proxy settings and the host's facts to one IpvsConfig per family (pure), and the
-// node's addresses as IPVS mode sees them: every interface but kube-ipvs0 (read here).
-import { networkInterfaces } from 'node:os';
+// From the proxy settings and the host's facts to one IpvsConfig per family (pure), the node's
+// addresses as IPVS mode sees them (every interface but kube-ipvs0), and kube-proxy's sysctls.
 import type { ProxySettings } from '../../config/run-config.js';
-import { cidrFamilyOf, ipFamilyOf } from '../../model/k8s.js';
+import { cidrFamilyOf } from '../../model/k8s.js';
 import type { IPFamily } from '../../model/types.js';
 import { masqueradeMarkFor } from '../iptables/config.js';
-import type { HostFacts } from '../iptables/setup.js';
+import { proxyNodeIP, readInterfaceAddresses, type HostFacts } from '../iptables/setup.js';
 import { KUBE_IPVS_DEVICE } from '../kube-names.js';
 import type { IpvsConfig } from './render.js';
 
 export type NodeAddresses = Readonly<Record<IPFamily, readonly string[]>>;
 
 /** Addresses on the host's interfaces except kube-ipvs0 (kube-proxy's GetAllLocalAddressesExcept). */
-export function readNodeAddresses(): NodeAddresses {
-  const out: Record<IPFamily, string[]> = { IPv4: [], IPv6: [] };
-  for (const [name, addrs] of Object.entries(networkInterfaces())) {
-    if (name === KUBE_IPVS_DEVICE) continue;
-    for (const a of addrs ?? []) {
-      if (a.family === 'IPv4') out.IPv4.push(a.address);
-      else if (!a.address.startsWith('fe80:')) out.IPv6.push(a.address);
-    }
-  }
-  return out;
-}
-
-const LOOPBACK: Record<IPFamily, RegExp> = { IPv4: /^127\./, IPv6: /^::1$/ };
+export const readNodeAddresses = (): NodeAddresses => readInterfaceAddresses(KUBE_IPVS_DEVICE);
 
 export function ipvsConfigs(
   proxy: ProxySettings, families: readonly IPFamily[], host: Pick<HostFacts, 'randomFully'>, nodeAddresses: NodeAddresses,
 ): IpvsConfig[] {
   return families.map((family) => ({
     family,
-    // kube-proxy's nodeIP: the given one of this family, else the first non-loopback address.
-    nodeIP: proxy.nodeIPs.find((ip) => ipFamilyOf(ip) === family) ?? nodeAddresses[family].find((ip) => !LOOPBACK[family].test(ip)) ?? null,
+    nodeIP: proxyNodeIP(proxy, family, nodeAddresses[family]),
     nodeAddresses: nodeAddresses[family],
     nodePortAddresses: proxy.nodePortAddresses,
     clusterCIDRs: proxy.clusterCIDRs.filter((c) => cidrFamilyOf(c) === family),

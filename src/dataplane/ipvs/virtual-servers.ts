@@ -110,13 +110,13 @@ export function parseIpvsadmList(text: string): VirtualServer<ListedRealServer>[
   for (const line of text.split('\n')) {
     const svc = /^(TCP|UDP|SCTP)\s+(\S+)\s+(\S+)(.*)$/.exec(line);
     if (svc) {
-      const rest = svc[4]!.trim().split(/\s+/).filter((w) => w !== '');
-      const p = rest.indexOf('persistent');
-      const flags = rest.filter((w, i) => w !== 'persistent' && (p < 0 || i !== p + 1) && w !== 'ops' && !/^mask$|^pe$/.test(w));
+      // After the scheduler: "(flag,flag)" and "persistent SECONDS", e.g. "sh (sh-fallback,sh-port) persistent 300".
+      const flags = /\(([^)]*)\)/.exec(svc[4]!)?.[1];
+      const persistent = /\bpersistent (\d+)/.exec(svc[4]!)?.[1];
       out.push({
         vs: {
           protocol: svc[1] as Protocol, ...splitHostPort(svc[2]!), scheduler: svc[3]!,
-          persistenceTimeout: p < 0 ? null : Number(rest[p + 1]), schedFlags: flags.flatMap((f) => f.replace(/^\(|\)$/g, '').split(',')).filter((f) => f !== ''),
+          persistenceTimeout: persistent === undefined ? null : Number(persistent), schedFlags: flags ? flags.split(',') : [],
         },
         rs: [],
       });
