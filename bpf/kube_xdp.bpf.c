@@ -92,6 +92,14 @@ static __always_inline int kx_tc_apply(struct __sk_buff *skb, const struct kx_pk
 	return err ? -1 : 0;
 }
 
+static __always_inline void kx_count_parse(int r)
+{
+	if (r == KX_PARSE_FRAGMENT)
+		kx_count(KX_STAT_UNTRACKABLE);
+	else if (r == KX_PARSE_MALFORMED)
+		kx_count(KX_STAT_MALFORMED);
+}
+
 SEC("xdp")
 int kx_xdp_ext(struct xdp_md *ctx)
 {
@@ -102,11 +110,10 @@ int kx_xdp_ext(struct xdp_md *ctx)
 	int r = kx_parse(data, data_end, data_end - data, &p);
 
 	if (r != KX_PARSE_OK) {
-		if (r == KX_PARSE_BAD)
-			kx_count(KX_STAT_UNTRACKABLE);
+		kx_count_parse(r);
 		return XDP_PASS;
 	}
-	switch (kx_lb(&p.t, KX_SCOPE_EXT, &nat)) {
+	switch (kx_lb(&p, KX_SCOPE_EXT, &nat)) {
 	case KX_V_NAT:
 		return kx_xdp_apply(ctx, &p, &nat) ? XDP_DROP : XDP_PASS;
 	case KX_V_DROP:
@@ -130,11 +137,10 @@ int kx_tc_pod(struct __sk_buff *skb)
 	asm volatile("" : "+r"(skb));
 	r = kx_parse((void *)(long)skb->data, (void *)(long)skb->data_end, skb->len, &p);
 	if (r != KX_PARSE_OK) {
-		if (r == KX_PARSE_BAD)
-			kx_count(KX_STAT_UNTRACKABLE);
+		kx_count_parse(r);
 		return TC_ACT_OK;
 	}
-	switch (kx_lb(&p.t, KX_SCOPE_INT, &nat)) {
+	switch (kx_lb(&p, KX_SCOPE_INT, &nat)) {
 	case KX_V_NAT:
 		return kx_tc_apply(skb, &p, &nat) ? TC_ACT_SHOT : TC_ACT_OK;
 	case KX_V_DROP:

@@ -43,16 +43,136 @@ static __always_inline void kx_ct_key(struct ct_key *k, __be32 saddr, __be32 dad
 	k->pad = 0;
 }
 
-/* A reply of a tracked flow gets the frontend back as its source (and the original client
- * as its destination when the flow was source-NATed). */
-static __always_inline int kx_reverse(const struct kx_tuple *t, struct kx_nat *nat)
+static __always_inline __u64 kx_ct_lifetime_ns(__u8 proto, __u16 flags)
 {
-	struct ct_key k;
-	struct ct_value *ct;
+	__u64 s;
+
+	if (proto != IPPROTO_TCP)
+		s = flags & KX_CT_REPLIED ? KX_CT_UDP_STREAM_S : KX_CT_UDP_S;
+	else if (!(flags & KX_CT_REPLIED))
+		s = KX_CT_TCP_SYN_S;
+	else if ((flags & KX_CT_RST) || (flags & (KX_CT_FIN_FWD | KX_CT_FIN_REPLY)) == (KX_CT_FIN_FWD | KX_CT_FIN_REPLY))
+		s = KX_CT_TCP_CLOSE_S;
+	else if (flags & (KX_CT_FIN_FWD | KX_CT_FIN_REPLY))
+		s = KX_CT_TCP_CLOSE_WAIT_S;
+	else
+		s = KX_CT_TCP_ESTABLISHED_S;
+	return s * 1000000000ULL;
+}
+
+static __always_inline int kx_ct_live(const struct ct_value *ct, __u8 proto, __u64 now)
+{
+	return now - ct->last_seen_ns < kx_ct_lifetime_ns(proto, ct->flags);
+}
+
+/* The live entry for a key: the established table first, then the new-flow table. An expired
+ * entry counts as absent (LRU eviction or an overwrite removes it later). */
+static __always_inline struct ct_value *kx_ct_find(const struct ct_key *k, __u64 now, int *in_new)
+{
+	struct ct_value *ct = bpf_map_lookup_elem(&kx_ct, k);
+
+	*in_new = 0;
+	if (ct && kx_ct_live(ct, k->proto, now))
+		return ct;
+	ct = bpf_map_lookup_elem(&kx_ct_new, k);
+	*in_new = 1;
+	if (ct && kx_ct_live(ct, k->proto, now))
+		return ct;
+	return 0;
+}
+
+/* The flags a packet leaves on its flow: a reply marks it replied, TCP FIN/RST close it. */
+static __always_inline __u16 kx_ct_next_flags(__u16 flags, __u8 proto, __u8 dir, __u8 tcp_flags)
+{
+	if (dir == KX_CT_REPLY)
+		flags |= KX_CT_REPLIED;
+	if (proto == IPPROTO_TCP) {
+		if (tcp_flags & KX_TCP_RST)
+			flags |= KX_CT_RST;
+		if (tcp_flags & KX_TCP_FIN)
+			flags |= dir == KX_CT_REPLY ? KX_CT_FIN_REPLY : KX_CT_FIN_FWD;
+	}
+	return flags;
+}
+
+/* REPLY entry of a flow from its FWD entry. */
+static __always_inline void kx_ct_reply_of(const struct ct_key *fk, const struct ct_value *fv,
+					   struct ct_key *rk, struct ct_value *rv)
+{
+	int snat = fv->flags & KX_CT_SNAT;
+
+	kx_ct_key(rk, fv->backend_addr, snat ? fv->nat_addr : fk->saddr, fv->backend_port,
+		  snat ? fv->nat_port : fk->sport, fk->proto, KX_CT_REPLY);
+	__builtin_memset(rv, 0, sizeof(*rv));
+	rv->backend_id = fv->backend_id;
+	rv->rev_nat_id = fv->rev_nat_id;
+	rv->flags = fv->flags;
+	rv->last_seen_ns = fv->last_seen_ns;
+	if (snat) {
+		rv->nat_addr = fk->saddr;
+		rv->nat_port = fk->sport;
+	}
+}
+
+/* FWD entry of a flow from its REPLY entry and the frontend the client addressed. */
+static __always_inline void kx_ct_fwd_of(const struct ct_key *rk, const struct ct_value *rv,
+					 const struct revnat_value *rn, struct ct_key *fk, struct ct_value *fv)
+{
+	int snat = rv->flags & KX_CT_SNAT;
+
+	kx_ct_key(fk, snat ? rv->nat_addr : rk->daddr, rn->addr, snat ? rv->nat_port : rk->dport,
+		  rn->port, rk->proto, KX_CT_FWD);
+	__builtin_memset(fv, 0, sizeof(*fv));
+	fv->backend_id = rv->backend_id;
+	fv->rev_nat_id = rv->rev_nat_id;
+	fv->flags = rv->flags;
+	fv->last_seen_ns = rv->last_seen_ns;
+	fv->backend_addr = rk->saddr;
+	fv->backend_port = rk->sport;
+	if (snat) {
+		fv->nat_addr = rk->daddr;
+		fv->nat_port = rk->dport;
+	}
+}
+
+/* Refreshes both entries of a flow in `map` (the hit one in place, its twin looked up, or
+ * rewritten when it was evicted), at most once per KX_CT_REFRESH_NS unless the state changed. */
+static __always_inline void kx_ct_refresh(void *map, struct ct_value *hit, const struct ct_key *tk,
+					  const struct ct_value *tv, __u16 flags, __u64 now)
+{
+	struct ct_value *twin;
+
+	if (flags == hit->flags && now - hit->last_seen_ns < KX_CT_REFRESH_NS)
+		return;
+	hit->flags = flags;
+	hit->last_seen_ns = now;
+	twin = bpf_map_lookup_elem(map, tk);
+	if (twin) {
+		twin->flags = flags;
+		twin->last_seen_ns = now;
+	} else {
+		struct ct_value v = *tv;
+
+		v.flags = flags;
+		v.last_seen_ns = now;
+		bpf_map_update_elem(map, tk, &v, BPF_ANY);
+	}
+}
+
+/* A reply of a tracked flow gets the frontend back as its source (and the original client
+ * as its destination when the flow was source-NATed). Its first reply moves the flow from
+ * kx_ct_new to kx_ct. */
+static __always_inline int kx_reverse(const struct kx_pkt *p, __u64 now, struct kx_nat *nat)
+{
+	const struct kx_tuple *t = &p->t;
+	struct ct_key k, fk;
+	struct ct_value *ct, fv;
 	struct revnat_value *rn;
+	__u16 flags;
+	int in_new;
 
 	kx_ct_key(&k, t->saddr, t->daddr, t->sport, t->dport, t->proto, KX_CT_REPLY);
-	ct = bpf_map_lookup_elem(&kx_ct, &k);
+	ct = kx_ct_find(&k, now, &in_new);
 	if (!ct)
 		return 0;
 	rn = bpf_map_lookup_elem(&kx_revnat, &ct->rev_nat_id);
@@ -67,22 +187,39 @@ static __always_inline int kx_reverse(const struct kx_tuple *t, struct kx_nat *n
 		nat->daddr = t->daddr;
 		nat->dport = t->dport;
 	}
+	flags = kx_ct_next_flags(ct->flags, t->proto, KX_CT_REPLY, p->tcp_flags);
+	kx_ct_fwd_of(&k, ct, rn, &fk, &fv);
+	if (in_new) {
+		struct ct_value rv = *ct;
+
+		rv.flags = fv.flags = flags;
+		rv.last_seen_ns = fv.last_seen_ns = now;
+		bpf_map_update_elem(&kx_ct, &fk, &fv, BPF_ANY);
+		bpf_map_update_elem(&kx_ct, &k, &rv, BPF_ANY);
+		bpf_map_delete_elem(&kx_ct_new, &fk);
+		bpf_map_delete_elem(&kx_ct_new, &k);
+		kx_count(KX_STAT_PROMOTED);
+	} else {
+		kx_ct_refresh(&kx_ct, ct, &fk, &fv, flags, now);
+	}
 	return 1;
 }
 
-/* Picks a source port for a NATed flow whose reply key is still free. The probe sequence
- * is derived from the flow, so a retransmitted first packet probes the same ports. */
+/* Picks a source port for a NATed flow whose reply key is free (no live entry in either
+ * table). The probe sequence is derived from the flow, so a retransmitted first packet probes
+ * the same ports. */
 static __always_inline int kx_snat_port(const struct kx_tuple *t, __be32 snat_addr,
-					const struct backend_value *be, __be16 *port)
+					const struct backend_value *be, __u64 now, __be16 *port)
 {
 	struct ct_key k;
 	__u32 h = (t->saddr ^ (t->sport << 16) ^ t->dport) * 2654435761u;
+	int in_new;
 
 	for (int i = 0; i < KX_SNAT_PROBES; i++) {
 		__u16 p = KX_SNAT_PORT_MIN + (h + i * 7919u) % KX_SNAT_PORT_SPAN;
 
 		kx_ct_key(&k, be->addr, snat_addr, be->port, bpf_htons(p), t->proto, KX_CT_REPLY);
-		if (!bpf_map_lookup_elem(&kx_ct, &k)) {
+		if (!kx_ct_find(&k, now, &in_new)) {
 			*port = bpf_htons(p);
 			return 1;
 		}
@@ -105,40 +242,65 @@ static __always_inline int kx_pick_backend(const struct frontend_value *fe, __u3
 	return 1;
 }
 
-static __always_inline int kx_lb(const struct kx_tuple *t, __u8 scope, struct kx_nat *nat)
+/* An established flow keeps its backend. When the backend entry is gone (endpoint removed,
+ * or terminating and out of the slots), TCP stays on the address the flow chose, as
+ * netfilter's conntrack keeps it under kube-proxy; UDP is re-balanced, as kube-proxy deletes
+ * the UDP conntrack entries of an endpoint that changed. */
+static __always_inline int kx_established(const struct kx_pkt *p, const struct ct_key *k, __u64 now,
+					  struct kx_nat *nat)
 {
+	const struct kx_tuple *t = &p->t;
+	struct ct_value *ct, rv;
+	struct backend_value *be;
+	struct ct_key rk;
+	int in_new;
+
+	ct = kx_ct_find(k, now, &in_new);
+	if (!ct)
+		return 0;
+	be = bpf_map_lookup_elem(&kx_backends, &ct->backend_id);
+	if (t->proto != IPPROTO_TCP &&
+	    !(be && be->addr == ct->backend_addr && be->port == ct->backend_port))
+		return 0;
+	nat->daddr = ct->backend_addr;
+	nat->dport = ct->backend_port;
+	if (ct->flags & KX_CT_SNAT) {
+		nat->saddr = ct->nat_addr;
+		nat->sport = ct->nat_port;
+	} else {
+		nat->saddr = t->saddr;
+		nat->sport = t->sport;
+	}
+	kx_ct_reply_of(k, ct, &rk, &rv);
+	if (in_new)
+		kx_ct_refresh(&kx_ct_new, ct, &rk, &rv, kx_ct_next_flags(ct->flags, t->proto, KX_CT_FWD, p->tcp_flags), now);
+	else
+		kx_ct_refresh(&kx_ct, ct, &rk, &rv, kx_ct_next_flags(ct->flags, t->proto, KX_CT_FWD, p->tcp_flags), now);
+	return 1;
+}
+
+static __always_inline int kx_lb(const struct kx_pkt *p, __u8 scope, struct kx_nat *nat)
+{
+	const struct kx_tuple *t = &p->t;
 	struct frontend_key fk = { .addr = t->daddr, .port = t->dport, .proto = t->proto, .scope = scope };
 	struct frontend_value *fe;
 	struct backend_value *be = 0;
-	struct ct_key k;
-	struct ct_value *ct, fwd = {}, rev = {};
+	struct ct_key k, rk;
+	struct ct_value fwd = {}, rev;
 	__be32 snat_addr = 0;
 	__be16 snat_port = 0;
 	__u32 zero = 0, backend_id = 0;
+	__u64 now = bpf_ktime_get_ns();
 
-	if (kx_reverse(t, nat)) {
+	if (kx_reverse(p, now, nat)) {
 		kx_count(KX_STAT_REPLY);
 		return KX_V_NAT;
 	}
 
-	/* An established flow keeps its backend as long as that backend exists. */
 	kx_ct_key(&k, t->saddr, t->daddr, t->sport, t->dport, t->proto, KX_CT_FWD);
-	ct = bpf_map_lookup_elem(&kx_ct, &k);
-	if (ct) {
-		be = bpf_map_lookup_elem(&kx_backends, &ct->backend_id);
-		if (be) {
-			nat->daddr = be->addr;
-			nat->dport = be->port;
-			if (ct->flags & KX_CT_SNAT) {
-				nat->saddr = ct->nat_addr;
-				nat->sport = ct->nat_port;
-			} else {
-				nat->saddr = t->saddr;
-				nat->sport = t->sport;
-			}
-			kx_count(KX_STAT_ESTABLISHED);
-			return KX_V_NAT;
-		}
+	if (kx_established(p, &k, now, nat)) {
+		kx_count(KX_STAT_ESTABLISHED);
+		return KX_V_NAT;
 	}
 
 	fe = bpf_map_lookup_elem(&kx_frontends, &fk);
@@ -158,28 +320,32 @@ static __always_inline int kx_lb(const struct kx_tuple *t, __u8 scope, struct kx
 		struct config_value *cfg = bpf_map_lookup_elem(&kx_config, &zero);
 
 		snat_addr = cfg && cfg->node_addr ? cfg->node_addr : t->daddr;
-		if (!kx_snat_port(t, snat_addr, be, &snat_port)) {
+		if (!kx_snat_port(t, snat_addr, be, now, &snat_port)) {
 			kx_count(KX_STAT_SNAT_EXHAUSTED);
 			return KX_V_DROP;
 		}
 	}
 
+	/* A TCP flow should start with a SYN: anything else means its entries were lost. */
+	if (t->proto == IPPROTO_TCP && (p->tcp_flags & (KX_TCP_SYN | KX_TCP_ACK)) != KX_TCP_SYN)
+		kx_count(KX_STAT_CT_LOST);
+
 	fwd.backend_id = backend_id;
 	fwd.rev_nat_id = fe->rev_nat_id;
-	fwd.last_seen_ns = bpf_ktime_get_ns();
-	rev.rev_nat_id = fe->rev_nat_id;
-	rev.last_seen_ns = fwd.last_seen_ns;
+	fwd.backend_addr = be->addr;
+	fwd.backend_port = be->port;
+	fwd.last_seen_ns = now;
 	if (snat_port) {
-		fwd.flags = rev.flags = KX_CT_SNAT;
+		fwd.flags = KX_CT_SNAT;
 		fwd.nat_addr = snat_addr;
 		fwd.nat_port = snat_port;
-		rev.nat_addr = t->saddr;
-		rev.nat_port = t->sport;
 	}
-	bpf_map_update_elem(&kx_ct, &k, &fwd, BPF_ANY);
-	kx_ct_key(&k, be->addr, snat_port ? snat_addr : t->saddr, be->port,
-		  snat_port ? snat_port : t->sport, t->proto, KX_CT_REPLY);
-	bpf_map_update_elem(&kx_ct, &k, &rev, BPF_ANY);
+	fwd.flags = kx_ct_next_flags(fwd.flags, t->proto, KX_CT_FWD, p->tcp_flags);
+	kx_ct_reply_of(&k, &fwd, &rk, &rev);
+	/* New flows wait in kx_ct_new for their first reply: a flood of them cannot evict the
+	 * established flows of kx_ct. */
+	bpf_map_update_elem(&kx_ct_new, &k, &fwd, BPF_ANY);
+	bpf_map_update_elem(&kx_ct_new, &rk, &rev, BPF_ANY);
 
 	nat->daddr = be->addr;
 	nat->dport = be->port;

@@ -52,6 +52,14 @@ struct {
 } kx_ct SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct ct_key);
+	__type(value, struct ct_value);
+	__uint(max_entries, KX_MAX_CT_NEW);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kx_ct_new SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
 	__type(value, struct config_value);

@@ -27,14 +27,33 @@
 #define KX_CT_FWD   0 /* client -> service frontend, as the client sent it */
 #define KX_CT_REPLY 1 /* backend -> client (or -> SNAT address), as the backend sends it */
 
-/* ct_value.flags */
-#define KX_CT_SNAT  0x0001 /* the flow was source-NATed to the node address */
+/* ct_value.flags: the same on both entries of a flow */
+#define KX_CT_SNAT       0x0001 /* the flow was source-NATed to the node address */
+#define KX_CT_REPLIED    0x0002 /* a reply was seen: the flow lives in kx_ct, not kx_ct_new */
+#define KX_CT_FIN_FWD    0x0004 /* TCP FIN seen from the client */
+#define KX_CT_FIN_REPLY  0x0008 /* TCP FIN seen from the backend */
+#define KX_CT_RST        0x0010 /* TCP RST seen */
+
+/* Conntrack lifetimes since the last packet, in seconds. Established TCP and close-wait are
+ * the values kube-proxy sets for netfilter (conntrack.tcpEstablishedTimeout 24h,
+ * tcpCloseWaitTimeout 1h); the others are netfilter's UDP defaults and Cilium's SYN and close
+ * timeouts. An expired entry counts as absent everywhere, so its SNAT port is free again. */
+#define KX_CT_TCP_SYN_S         60
+#define KX_CT_TCP_ESTABLISHED_S 86400
+#define KX_CT_TCP_CLOSE_WAIT_S  3600  /* FIN from one side only: the other may still send */
+#define KX_CT_TCP_CLOSE_S       10    /* RST, or FIN from both sides */
+#define KX_CT_UDP_S             30    /* no reply yet */
+#define KX_CT_UDP_STREAM_S      120   /* replied */
+/* The time of an entry is rewritten at most this often unless its state changes. */
+#define KX_CT_REFRESH_NS        1000000000ULL
 
 #define KX_MAX_FRONTENDS  262144
 #define KX_MAX_SLOTS      2097152
 #define KX_MAX_BACKENDS   262144
 #define KX_MAX_REVNAT     262144
-#define KX_MAX_CT         524288
+#define KX_MAX_CT         524288 /* flows that have seen a reply (two entries each) */
+#define KX_MAX_CT_NEW     131072 /* flows waiting for their first reply: a SYN flood churns
+				  * this table only, never the established flows */
 
 /* SNAT source ports for NodePort -> remote backend and hairpin: 61000..65535, above Linux's
  * default ip_local_port_range (32768..60999), so a node socket never shares a 5-tuple with a
@@ -42,7 +61,7 @@
  * src/dataplane/ebpf/maps.ts. */
 #define KX_SNAT_PORT_MIN  61000
 #define KX_SNAT_PORT_SPAN 4536
-#define KX_SNAT_PROBES    8
+#define KX_SNAT_PROBES    16
 
 struct frontend_key {
 	__be32 addr;
@@ -91,13 +110,18 @@ struct ct_key {
 	__u16 pad;
 };
 
+/* A flow has two entries, FWD and REPLY, in the same table: kx_ct_new until its first reply,
+ * then kx_ct. Either entry holds what it takes to rebuild the other. */
 struct ct_value {
-	__u32 backend_id;  /* FWD: chosen backend */
+	__u32 backend_id;  /* both: chosen backend */
 	__u32 rev_nat_id;  /* both: the frontend the client addressed */
 	__be32 nat_addr;   /* FWD+SNAT: node source address; REPLY+SNAT: original client address */
 	__be16 nat_port;   /* likewise for the port */
 	__u16 flags;       /* KX_CT_* */
-	__u64 last_seen_ns;
+	__be32 backend_addr; /* FWD: the chosen backend's address, kept for TCP after the */
+	__be16 backend_port; /* backend entry is gone (as netfilter's conntrack keeps it) */
+	__u16 pad;
+	__u64 last_seen_ns; /* bpf_ktime_get_ns() of the last packet, in steps of KX_CT_REFRESH_NS */
 };
 
 /* Node-wide settings, one entry at index 0, written by the controller. */

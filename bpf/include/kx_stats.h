@@ -9,8 +9,12 @@ enum kx_stat {
 	KX_STAT_REPLY = 2,       /* reply translated back */
 	KX_STAT_NO_BACKEND = 3,  /* frontend with no usable endpoint: dropped */
 	KX_STAT_SNAT_EXHAUSTED = 4, /* no free SNAT port after KX_SNAT_PROBES tries: dropped */
-	KX_STAT_UNTRACKABLE = 5, /* IPv4 but fragment / truncated / bad header: passed untouched */
-	KX_STAT_MAX = 6,
+	KX_STAT_UNTRACKABLE = 5, /* IPv4 TCP/UDP fragment: passed untouched */
+	KX_STAT_MALFORMED = 6,   /* IPv4 TCP/UDP with bad lengths or header checksum: passed untouched */
+	KX_STAT_CT_LOST = 7,     /* TCP packet other than a SYN that starts a flow: its conntrack
+				  * entry expired or was evicted (or a stray packet) */
+	KX_STAT_PROMOTED = 8,    /* flow moved from kx_ct_new to kx_ct at its first reply */
+	KX_STAT_MAX = 9,
 };
 
 #endif

@@ -27,6 +27,11 @@ export const TC_ACT_SHOT = 2;
 export type Program = 'xdp' | 'tc';
 export const PROGRAM_NAME: Record<Program, string> = { xdp: 'kx_xdp_ext', tc: 'kx_tc_pod' };
 export type StatName = (typeof STAT_NAMES)[number];
+/** The conntrack tables: flows that have seen a reply, and flows waiting for their first one. */
+export const CT_TABLES = ['ct', 'ctNew'] as const;
+export type CtTable = (typeof CT_TABLES)[number];
+/** bpf_ktime_get_ns()'s clock (CLOCK_MONOTONIC, as libuv's hrtime): for conntrack times. */
+export const ktimeNs = (): bigint => process.hrtime.bigint();
 export type Stats = Record<StatName, bigint>;
 
 /** Mounts bpffs when missing (it is not mounted at boot on these machines). */
@@ -185,29 +190,36 @@ export class Dataplane {
     return d.count;
   }
 
+  /** Empties both conntrack tables (established and new flows). */
   clearCt(max?: number): number {
-    return this.clearMap(MAPS.ct.name, max);
+    return this.clearMap(MAPS.ct.name, max) + this.clearMap(MAPS.ctNew.name, max);
   }
 
   /** Every hash map emptied and the config zeroed: the state before any fixture. */
   clearAll(max?: number): void {
-    for (const m of [MAPS.frontends, MAPS.slots, MAPS.backends, MAPS.revnat, MAPS.ct]) this.clearMap(m.name, max);
+    for (const m of [MAPS.frontends, MAPS.slots, MAPS.backends, MAPS.revnat, MAPS.ct, MAPS.ctNew]) this.clearMap(m.name, max);
     this.setConfig('0.0.0.0');
   }
 
   // ---- reading state ----
 
-  ctLookup(key: CtKey): CtValue | null {
+  /** A conntrack entry from either table; `table` says which (kx_ct or kx_ct_new). */
+  ctLookup(key: CtKey): (CtValue & { table: CtTable }) | null {
     const v = Buffer.alloc(MAPS.ct.value.size);
-    return this.kx.mapLookup(this.map(MAPS.ct.name), encodeOne(MAPS.ct.key, key), v) ? MAPS.ct.value.decode(v, 0) : null;
+    for (const table of CT_TABLES) {
+      if (this.kx.mapLookup(this.map(MAPS[table].name), encodeOne(MAPS.ct.key, key), v)) return { ...MAPS.ct.value.decode(v, 0), table };
+    }
+    return null;
   }
 
-  /** Every conntrack entry (max bounds the dump buffer, as in clearMap). */
-  ctEntries(max?: number): { key: CtKey; value: CtValue }[] {
-    const d = this.kx.mapDump(this.map(MAPS.ct.name), max);
-    const out: { key: CtKey; value: CtValue }[] = [];
-    for (let i = 0; i < d.count; i++) {
-      out.push({ key: MAPS.ct.key.decode(d.keys, i * MAPS.ct.key.size), value: MAPS.ct.value.decode(d.values, i * MAPS.ct.value.size) });
+  /** Every conntrack entry of both tables (max bounds each dump buffer, as in clearMap). */
+  ctEntries(max?: number): { key: CtKey; value: CtValue; table: CtTable }[] {
+    const out: { key: CtKey; value: CtValue; table: CtTable }[] = [];
+    for (const table of CT_TABLES) {
+      const d = this.kx.mapDump(this.map(MAPS[table].name), max);
+      for (let i = 0; i < d.count; i++) {
+        out.push({ key: MAPS.ct.key.decode(d.keys, i * MAPS.ct.key.size), value: MAPS.ct.value.decode(d.values, i * MAPS.ct.value.size), table });
+      }
     }
     return out;
   }

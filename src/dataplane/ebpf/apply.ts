@@ -33,12 +33,12 @@ export function applyPlan(io: MapIO, p: Plan): ApplyCounts {
   return { updates, deletes };
 }
 
-const MAX_ENTRIES: Record<Exclude<MapRole, 'ct'>, number> = {
+const MAX_ENTRIES: Record<Exclude<MapRole, 'ct' | 'ctNew'>, number> = {
   frontends: KX_LIMITS.frontends, slots: KX_LIMITS.slots, backends: KX_LIMITS.backends,
   revnat: KX_LIMITS.revnat, config: 1,
 };
 
-export function dumpMap<K, V>(io: MapIO, role: Exclude<MapRole, 'ct'>): Array<[K, V]> {
+export function dumpMap<K, V>(io: MapIO, role: Exclude<MapRole, 'ct' | 'ctNew'>): Array<[K, V]> {
   const spec = MAPS[role] as unknown as { name: string; key: Codec<K>; value: Codec<V> };
   const d = io.dump(spec.name, spec.key.size, spec.value.size, MAX_ENTRIES[role]);
   const keys = decodeAll(spec.key, d.keys, d.count);

@@ -6,4 +6,5 @@ export const KX_LIMITS = {
   backends: 262144,
   revnat: 262144,
   ct: 524288,
+  ctNew: 131072,
 } as const;

@@ -13,6 +13,10 @@ export const BE_TERMINATING = 0x02;
 export const CT_FWD = 0;
 export const CT_REPLY = 1;
 export const CT_SNAT = 0x0001;
+export const CT_REPLIED = 0x0002;
+export const CT_FIN_FWD = 0x0004;
+export const CT_FIN_REPLY = 0x0008;
+export const CT_RST = 0x0010;
 
 /** KX_SNAT_PORT_MIN / KX_SNAT_PORT_SPAN of kx_maps.h. */
 export const SNAT_PORTS = { min: 61000, max: 65535 } as const;
@@ -27,7 +31,10 @@ export interface SlotValue { backendId: number }
 export interface BackendValue { addr: string; port: number; flags: number }
 export interface RevNatValue { addr: string; port: number }
 export interface CtKey { saddr: string; daddr: string; sport: number; dport: number; proto: number; dir: number }
-export interface CtValue { backendId: number; revNatId: number; natAddr: string; natPort: number; flags: number; lastSeenNs: bigint }
+export interface CtValue {
+  backendId: number; revNatId: number; natAddr: string; natPort: number; flags: number;
+  backendAddr: string; backendPort: number; lastSeenNs: bigint;
+}
 export interface ConfigValue { nodeAddr: string; flags: number }
 
 export const frontendKey = structCodec<FrontendKey>('frontend_key', 8, [
@@ -67,13 +74,15 @@ export const ctKey = structCodec<CtKey>('ct_key', 16, [
   { name: 'proto', type: 'u8', offset: 12 },
   { name: 'dir', type: 'u8', offset: 13 },
 ]);
-export const ctValue = structCodec<CtValue>('ct_value', 24, [
+export const ctValue = structCodec<CtValue>('ct_value', 32, [
   { name: 'backendId', type: 'u32', offset: 0 },
   { name: 'revNatId', type: 'u32', offset: 4 },
   { name: 'natAddr', type: 'ipv4', offset: 8 },
   { name: 'natPort', type: 'be16', offset: 12 },
   { name: 'flags', type: 'u16', offset: 14 },
-  { name: 'lastSeenNs', type: 'u64', offset: 16 },
+  { name: 'backendAddr', type: 'ipv4', offset: 16 },
+  { name: 'backendPort', type: 'be16', offset: 20 },
+  { name: 'lastSeenNs', type: 'u64', offset: 24 },
 ]);
 export const configValue = structCodec<ConfigValue>('config_value', 8, [
   { name: 'nodeAddr', type: 'ipv4', offset: 0 },
@@ -93,11 +102,14 @@ export const MAPS = {
   backends: spec('kx_backends', u32Codec, backendValue),
   revnat: spec('kx_revnat', u32Codec, revNatValue),
   ct: spec('kx_ct', ctKey, ctValue),
+  ctNew: spec('kx_ct_new', ctKey, ctValue),
   config: spec('kx_config', u32Codec, configValue),
 } as const;
 
 export type MapRole = keyof typeof MAPS;
 
 /** Index names of the kx_stats per-CPU counters (enum kx_stat in bpf/include/kx_stats.h). */
-export const STAT_NAMES = ['new_flow', 'established', 'reply', 'no_backend', 'snat_exhausted', 'untrackable'] as const;
+export const STAT_NAMES = [
+  'new_flow', 'established', 'reply', 'no_backend', 'snat_exhausted', 'untrackable', 'malformed', 'ct_lost', 'promoted',
+] as const;
 export const STATS_MAP = 'kx_stats';
