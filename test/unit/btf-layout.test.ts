@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { FIELD_SIZE, type Codec } from '../../src/dataplane/ebpf/codec.js';
 import { MAPS, STAT_NAMES, STATS_MAP } from '../../src/dataplane/ebpf/maps.js';
 import { KX_LIMITS } from '../../src/dataplane/ebpf/limits.js';
+import { expectedLayouts } from '../../src/dataplane/ebpf/pins.js';
 
 const OBJECT = fileURLToPath(new URL('../../../build/kube_xdp.bpf.o', import.meta.url));
 
@@ -48,6 +49,9 @@ function checkCodec(codec: Codec<unknown>): void {
   }
 }
 
+/** An `__uint(name, n)` member: a pointer to an array of n ints. */
+const uintOf = (m: { type_id: number }): number => types.get(types.get(m.type_id)!.type_id!)!.nr_elems!;
+
 /** key/value/max_entries of a BTF-defined map (`struct { __type(key, ...) ... } name SEC(".maps")`). */
 function mapDef(name: string) {
   const v = byName('VAR', name);
@@ -57,7 +61,9 @@ function mapDef(name: string) {
   return {
     key: resolveName(member('key').type_id),
     value: resolveName(member('value').type_id),
-    maxEntries: types.get(types.get(member('max_entries').type_id)!.type_id!)!.nr_elems!,
+    maxEntries: uintOf(member('max_entries')),
+    type: uintOf(member('type')),
+    flags: def.members!.some((x) => x.name === 'map_flags') ? uintOf(member('map_flags')) : 0,
   };
 }
 
@@ -74,4 +80,11 @@ for (const [role, spec] of Object.entries(MAPS)) {
 
 test('BTF: the stats map has one counter per STAT_NAMES entry', () => {
   assert.equal(mapDef(STATS_MAP).maxEntries, STAT_NAMES.length);
+});
+
+test('BTF: the layouts pins.ts expects of pinned maps are the object\'s (type, sizes, max_entries, flags)', () => {
+  for (const want of expectedLayouts()) {
+    const def = mapDef(want.name);
+    assert.deepEqual({ type: def.type, maxEntries: def.maxEntries, flags: def.flags }, { type: want.type, maxEntries: want.maxEntries, flags: want.flags }, want.name);
+  }
 });

@@ -8,6 +8,7 @@ import { KernelError } from '../../kernel/kernel-error.js';
 import { XDP_GENERIC, XDP_NATIVE, type Libkx } from '../../kernel/libkx.js';
 import { ensureSysctl } from '../../kernel/sysctl.js';
 import { SNAT_PORTS } from './maps.js';
+import { dropIncompatiblePins } from './pins.js';
 
 export const XDP_PROGRAM = 'kx_xdp_ext';
 export const TC_PROGRAM = 'kx_tc_pod';
@@ -53,6 +54,7 @@ export class Loader {
   /** Loads the object (reusing pinned maps) and decides TCX vs clsact from the probe. */
   load(): number {
     mkdirSync(linkDir(this.opts.pinDir), { recursive: true });
+    dropIncompatiblePins(this.lib, this.opts.pinDir, this.log);
     this.handle = this.lib.objOpenLoad(this.opts.objectPath, this.opts.pinDir);
     const probe = this.lib.probe();
     if (this.opts.tcMode === 'auto') {
