@@ -207,24 +207,36 @@ static __always_inline int kx_reverse(const struct kx_pkt *p, __u64 now, struct 
 
 /* Picks a source port for a NATed flow whose reply key is free (no live entry in either
  * table). The probe sequence is derived from the flow, so a retransmitted first packet probes
- * the same ports. */
+ * the same ports. When every probed port is live, a port held by a flow that has waited more
+ * than KX_CT_SNAT_RECLAIM_NS for its first reply is taken over (netfilter's early drop of
+ * unreplied entries): a SYN flood cannot hold the SNAT ports of a NodePort for the whole
+ * SYN timeout. */
 static __always_inline int kx_snat_port(const struct kx_tuple *t, __be32 snat_addr,
 					const struct backend_value *be, __u64 now, __be16 *port)
 {
 	struct ct_key k;
+	struct ct_value *ct;
 	__u32 h = (t->saddr ^ (t->sport << 16) ^ t->dport) * 2654435761u;
+	__u16 reclaim = 0;
 	int in_new;
 
 	for (int i = 0; i < KX_SNAT_PROBES; i++) {
 		__u16 p = KX_SNAT_PORT_MIN + (h + i * 7919u) % KX_SNAT_PORT_SPAN;
 
 		kx_ct_key(&k, be->addr, snat_addr, be->port, bpf_htons(p), t->proto, KX_CT_REPLY);
-		if (!kx_ct_find(&k, now, &in_new)) {
+		ct = kx_ct_find(&k, now, &in_new);
+		if (!ct) {
 			*port = bpf_htons(p);
 			return 1;
 		}
+		if (!reclaim && in_new && now - ct->last_seen_ns > KX_CT_SNAT_RECLAIM_NS)
+			reclaim = p;
 	}
-	return 0;
+	if (!reclaim)
+		return 0;
+	kx_count(KX_STAT_SNAT_RECLAIMED);
+	*port = bpf_htons(reclaim);
+	return 1;
 }
 
 static __always_inline int kx_pick_backend(const struct frontend_value *fe, __u32 *backend_id,

@@ -44,6 +44,8 @@
 #define KX_CT_TCP_CLOSE_S       10    /* RST, or FIN from both sides */
 #define KX_CT_UDP_S             30    /* no reply yet */
 #define KX_CT_UDP_STREAM_S      120   /* replied */
+/* An unreplied flow older than this gives its SNAT port up when no port is free. */
+#define KX_CT_SNAT_RECLAIM_NS   3000000000ULL
 /* The time of an entry is rewritten at most this often unless its state changes. */
 #define KX_CT_REFRESH_NS        1000000000ULL
 

@@ -14,7 +14,8 @@ enum kx_stat {
 	KX_STAT_CT_LOST = 7,     /* TCP packet other than a SYN that starts a flow: its conntrack
 				  * entry expired or was evicted (or a stray packet) */
 	KX_STAT_PROMOTED = 8,    /* flow moved from kx_ct_new to kx_ct at its first reply */
-	KX_STAT_MAX = 9,
+	KX_STAT_SNAT_RECLAIMED = 9, /* SNAT port taken over from a flow unreplied for > 3 s */
+	KX_STAT_MAX = 10,
 };
 
 #endif

@@ -174,14 +174,14 @@ const counters = (c: Partial<Record<StatName, number>>): Record<StatName, number
 const idleFor = (seconds: number): bigint => BigInt.asUintN(64, ktimeNs() - BigInt(seconds) * 1_000_000_000n);
 
 /** Fills kx_ct with a REPLY entry for every SNAT port of (BE_R1:8080, NODE), last seen at `seen`. */
-function occupySnatPorts(dp: Dataplane, seen: bigint, flags = CT_REPLIED): void {
+function occupySnatPorts(dp: Dataplane, seen: bigint, flags = CT_REPLIED, table: CtTable = 'ct'): void {
   const keys: CtKey[] = [];
   const values: CtValue[] = [];
   for (let port = SNAT_MIN; port < SNAT_END; port++) {
     keys.push(ctKey(BE_R1, NODE, 8080, port, TCP, CT_REPLY));
     values.push({ backendId: 41, revNatId: 99, natAddr: '10.0.0.1', natPort: 1, flags: CT_SNAT | flags, backendAddr: '0.0.0.0', backendPort: 0, lastSeenNs: seen });
   }
-  dp.updateBatch(MAPS.ct.name, MAPS.ct.key, MAPS.ct.value, keys, values);
+  dp.updateBatch(MAPS[table].name, MAPS.ct.key, MAPS.ct.value, keys, values);
 }
 
 // ---- the table ----
@@ -325,6 +325,14 @@ const FIXTURES: Fixture[] = [
       expect: { src: NODE, sport: 30080, dst: CLIENT, dport: 51005 },
     }],
     stats: { new_flow: 1, reply: 1, promoted: 1 },
+  })),
+  ...([[1, 'held: dropped', XDP_DROP], [4, 'one is reclaimed', XDP_PASS]] as const).map(([idle, what, verdict]): Fixture => ({
+    description: `NodePort with every SNAT port held by a flow unreplied for ${idle} s (SYN flood): ${what}`,
+    state: nodePort(one(41, BE_R1, 8080)),
+    before: (dp) => occupySnatPorts(dp, idleFor(idle), 0, 'ctNew'),
+    program: 'xdp', input: tcp(CLIENT, 51008, NODE, 30080), verdict,
+    expect: verdict === XDP_DROP ? 'unchanged' : { src: NODE, sport: { range: [SNAT_MIN, SNAT_END] }, dst: BE_R1, dport: 8080 },
+    stats: verdict === XDP_DROP ? { snat_exhausted: 1 } : { snat_reclaimed: 1, new_flow: 1 },
   })),
   {
     description: 'NodePort with every SNAT port held by an established flow idle for an hour (< 24 h): still held, dropped',
