@@ -9,7 +9,7 @@ import { compile, type EbpfNodeConfig } from './compile.js';
 import { describeMaps, type Description } from './describe.js';
 import { KernelMaps } from './kernel-maps.js';
 import { Loader, type LoaderOptions } from './loader.js';
-import { MAPS } from './maps.js';
+import { MAPS, STAT_NAMES, STATS_MAP } from './maps.js';
 import { plan, type AppliedState } from './plan.js';
 import { appliedFromMaps } from './readback.js';
 
@@ -21,6 +21,7 @@ export class EbpfDataplane implements Dataplane {
   private readonly loader: Loader;
   private maps: KernelMaps | null = null;
   private applied: AppliedState | null = null;
+  private lastStats: readonly bigint[] = [];
 
   constructor(private readonly lib: Libkx, private readonly log: Logger, private readonly metrics: Metrics, private readonly opts: EbpfOptions) {
     this.loader = new Loader(lib, log, opts);
@@ -29,7 +30,7 @@ export class EbpfDataplane implements Dataplane {
   /** Loads (reusing pinned maps), learns what a previous run programmed, attaches programs. */
   start(): void {
     const handle = this.loader.load();
-    this.maps = KernelMaps.ofObject(this.lib, handle, CONTROLLED_MAPS);
+    this.maps = KernelMaps.ofObject(this.lib, handle, [...CONTROLLED_MAPS, STATS_MAP]);
     this.applied = appliedFromMaps(readMaps(this.maps));
     this.log.info({
       pinDir: this.opts.pinDir, frontends: this.applied.frontends.size, backends: this.applied.backends.size,
@@ -42,6 +43,18 @@ export class EbpfDataplane implements Dataplane {
     const { added, removed } = this.loader.syncPodInterfaces();
     if (added.length || removed.length) this.log.info({ added, removed }, 'pod interfaces changed');
     this.metrics.set('kubexdp_pod_interfaces', 'Pod interfaces with the tc program attached', this.loader.state().pods.size);
+    this.exportStats();
+  }
+
+  /** kx_stats into /metrics: conntrack losses (ct_lost: evicted or expired flows), SNAT
+   * exhaustion, malformed packets… as counters by outcome. */
+  private exportStats(): void {
+    const now = this.requireMaps().sumPerCpu(STATS_MAP, STAT_NAMES.length);
+    STAT_NAMES.forEach((outcome, i) => {
+      const d = now[i]! - (this.lastStats[i] ?? 0n);
+      if (d > 0n) this.metrics.inc('kubexdp_datapath_packets_total', 'Packets by datapath outcome (kx_stats, since the maps were created)', { outcome }, Number(d));
+    });
+    this.lastStats = now;
   }
 
   sync(state: ProxyState, opts: { full?: boolean } = {}): SyncResult {
