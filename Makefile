@@ -11,7 +11,7 @@ KERNEL_TEST_PACKAGES := qemu-system-x86 busybox-static cpio xz-utils
 # Test files are listed by shell glob at run time: Node 20's `node --test` does not glob.
 BPFFS := mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 
-.PHONY: all deps build bpf native ts demo test test-unit test-bpf test-lab test-kernels bench clean
+.PHONY: all deps build bpf native ts demo test test-unit test-bpf test-lab test-kernels bench soak clean
 
 all: build
 
@@ -76,6 +76,13 @@ bench: build
 	$(BPFFS)
 	node dist/bench/datapath.js
 	node dist/bench/sync.js
+
+# The eBPF lab under churn and traffic for KX_SOAK_MINUTES (default 30): RSS, map fill and sync
+# latency every 10 s -> bench/results/soak.json and soak.png (gnuplot). Not part of make test.
+soak: build
+	$(BPFFS)
+	@dpkg -s gnuplot-nox >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gnuplot-nox >/dev/null; }
+	node dist/bench/soak.js
 
 clean:
 	rm -rf $(BUILD) dist

@@ -148,3 +148,33 @@ int kx_tc_pod(struct __sk_buff *skb)
 	}
 	return TC_ACT_OK;
 }
+
+struct kx_gc_ctx {
+	__u64 now;
+	__u64 deleted;
+};
+
+static long kx_ct_gc_one(struct bpf_map *map, struct ct_key *k, struct ct_value *v, struct kx_gc_ctx *c)
+{
+	if (!kx_ct_live(v, k->proto, c->now) && bpf_map_delete_elem(map, k) == 0)
+		c->deleted++;
+	return 0;
+}
+
+/* Conntrack garbage collection, run by the controller through BPF_PROG_TEST_RUN (never
+ * attached): deletes expired entries of both tables, with the lifetimes the packet path uses.
+ * Without it, expired entries would fill the LRU tables until they evict live but idle flows. */
+SEC("xdp")
+int kx_ct_gc(struct xdp_md *ctx)
+{
+	struct kx_gc_ctx c = { .now = bpf_ktime_get_ns() };
+	__u32 stat = KX_STAT_CT_EXPIRED;
+	__u64 *v;
+
+	bpf_for_each_map_elem(&kx_ct, kx_ct_gc_one, &c, 0);
+	bpf_for_each_map_elem(&kx_ct_new, kx_ct_gc_one, &c, 0);
+	v = bpf_map_lookup_elem(&kx_stats, &stat);
+	if (v)
+		*v += c.deleted;
+	return XDP_PASS;
+}

@@ -15,7 +15,8 @@ enum kx_stat {
 				  * entry expired or was evicted (or a stray packet) */
 	KX_STAT_PROMOTED = 8,    /* flow moved from kx_ct_new to kx_ct at its first reply */
 	KX_STAT_SNAT_RECLAIMED = 9, /* SNAT port taken over from a flow unreplied for > 3 s */
-	KX_STAT_MAX = 10,
+	KX_STAT_CT_EXPIRED = 10, /* expired conntrack entries deleted by kx_ct_gc */
+	KX_STAT_MAX = 11,
 };
 
 #endif

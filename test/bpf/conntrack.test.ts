@@ -2,12 +2,12 @@
 // distinct tuples to a NodePort must not take established flows off their backend nor stop
 // their replies from being translated back (issue: after 1M SYNs only 34.7% kept their
 // backend and 0% of replies were translated, when new and established flows shared one LRU).
-// KX_FLOOD sets the flood size (default 1,000,000). Needs root; under CI=true a non-root run fails.
+// KX_FLOOD sets the flood size (default 1,000,000). Also: the garbage collection of expired entries. Needs root; under CI=true a non-root run fails.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Dataplane, ensureBpffs, statsDelta, TC_ACT_OK, XDP_PASS, type Program } from './fixture.js';
-import { buildFrame, checksum, parseFrame, TCP } from './packet.js';
-import { BE_LOCAL, FE_NODEPORT, MAPS } from '../../src/dataplane/ebpf/maps.js';
+import { Dataplane, ensureBpffs, statsDelta, TC_ACT_OK, XDP_PASS, type CtTable, type Program } from './fixture.js';
+import { buildFrame, checksum, parseFrame, TCP, UDP } from './packet.js';
+import { BE_LOCAL, CT_FIN_FWD, CT_FIN_REPLY, CT_REPLIED, CT_RST, FE_NODEPORT, MAPS } from '../../src/dataplane/ebpf/maps.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot && process.env.CI === 'true') test('conntrack under pressure', () => assert.fail('CI=true requires root'));
@@ -92,4 +92,39 @@ describe('conntrack under a SYN flood', { skip: isRoot ? false : 'needs root (BP
       assert.equal(d.promoted, ESTABLISHED);
     });
   }
+});
+
+describe('conntrack garbage collection (kx_ct_gc)', { skip: isRoot ? false : 'needs root (BPF_PROG_TEST_RUN, bpffs)' }, () => {
+  let dp: Dataplane | null = null;
+  before(() => { ensureBpffs(); dp = new Dataplane(undefined, 'kx-ct-gc'); });
+  after(() => dp?.close());
+
+  test('deletes exactly the expired entries of both tables, by each flow\'s state, and counts them', () => {
+    assert.ok(dp);
+    dp.clearAll(1 << 20);
+    const now = process.hrtime.bigint();
+    const idle = (s: number) => BigInt.asUintN(64, now - BigInt(s) * 1_000_000_000n);
+    // [table, proto, flags, idle seconds, expired?]
+    const cases: [CtTable, number, number, number, boolean][] = [
+      ['ct', TCP, CT_REPLIED, 3600, false], ['ct', TCP, CT_REPLIED, 86401, true],
+      ['ct', TCP, CT_REPLIED | CT_RST, 5, false], ['ct', TCP, CT_REPLIED | CT_RST, 11, true],
+      ['ct', TCP, CT_REPLIED | CT_FIN_FWD, 3000, false], ['ct', TCP, CT_REPLIED | CT_FIN_FWD, 3601, true],
+      ['ct', TCP, CT_REPLIED | CT_FIN_FWD | CT_FIN_REPLY, 11, true],
+      ['ct', UDP, CT_REPLIED, 100, false], ['ct', UDP, CT_REPLIED, 121, true],
+      ['ctNew', TCP, 0, 50, false], ['ctNew', TCP, 0, 61, true],
+      ['ctNew', UDP, 0, 20, false], ['ctNew', UDP, 0, 31, true],
+    ];
+    const N = 500; // entries per case
+    cases.forEach(([table, proto, flags, secs], c) => {
+      const keys = Array.from({ length: N }, (_, i) => ({ saddr: `10.${c}.${i >> 8}.${i & 255}`, daddr: '10.96.0.10', sport: 40000, dport: 80, proto, dir: 0 }));
+      const values = keys.map(() => ({ backendId: 1, revNatId: 1, natAddr: '0.0.0.0', natPort: 0, flags, backendAddr: '10.244.1.5', backendPort: 8080, lastSeenNs: idle(secs) }));
+      dp!.updateBatch(MAPS[table].name, MAPS.ct.key, MAPS.ct.value, keys, values);
+    });
+    const s0 = dp.stats();
+    dp.gc();
+    const left = dp.ctEntries(1 << 20);
+    const byCase = cases.map((_, c) => left.filter((e) => e.key.saddr.startsWith(`10.${c}.`)).length);
+    assert.deepEqual(byCase, cases.map(([, , , , expired]) => (expired ? 0 : N)));
+    assert.equal(statsDelta(s0, dp.stats()).ct_expired, N * cases.filter((x) => x[4]).length);
+  });
 });

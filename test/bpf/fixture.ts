@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { Libkx } from '../../src/kernel/libkx.js';
+import { CT_GC_PROGRAM } from '../../src/dataplane/ebpf/loader.js';
 import { parseFrame, TCP, UDP, type ParsedFrame } from './packet.js';
 import { encodeAll, u32Codec, type Codec } from '../../src/dataplane/ebpf/codec.js';
 import {
@@ -77,6 +78,7 @@ export class Dataplane {
   private handle: number | null;
   private readonly fds: Record<string, { fd: number; label: string }> = {};
   private readonly progs: Record<Program, { fd: number; label: string }>;
+  private readonly gcProg: { fd: number; label: string };
   readonly nCpus: number;
 
   /** Loads the object under a fresh pin root; on any failure the pin root is removed. */
@@ -94,6 +96,7 @@ export class Dataplane {
         xdp: { fd: kx.objProgFd(this.handle, PROGRAM_NAME.xdp), label: PROGRAM_NAME.xdp },
         tc: { fd: kx.objProgFd(this.handle, PROGRAM_NAME.tc), label: PROGRAM_NAME.tc },
       };
+      this.gcProg = { fd: kx.objProgFd(this.handle, CT_GC_PROGRAM), label: CT_GC_PROGRAM };
       this.nCpus = kx.mapInfo(this.map(STATS_MAP)).valueStride / 8;
     } catch (e) {
       this.close();
@@ -241,6 +244,11 @@ export class Dataplane {
   // ---- running ----
 
   /** BPF_PROG_TEST_RUN: the frame as the program left it, and its verdict. */
+  /** One conntrack garbage collection (kx_ct_gc), as the controller runs it. */
+  gc(): void {
+    this.kx.progTestRun(this.gcProg, Buffer.alloc(64));
+  }
+
   run(p: Program, frame: Buffer, repeat = 1): { verdict: number; out: Buffer; durationNs: number } {
     const r = this.kx.progTestRun(this.progs[p], frame, repeat);
     return { verdict: r.retval, out: Buffer.from(r.data), durationNs: r.durationNs };

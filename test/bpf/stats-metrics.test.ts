@@ -14,7 +14,7 @@ import { buildFrame, TCP } from './packet.js';
 
 const isRoot = process.getuid?.() === 0;
 
-test('kx_stats become kubexdp_datapath_packets_total{outcome}', { skip: !isRoot && process.env.CI !== 'true' ? 'needs root' : false }, () => {
+test('kx_stats become kubexdp_datapath_packets_total{outcome}; the conntrack GC runs on the first tick', { skip: !isRoot && process.env.CI !== 'true' ? 'needs root' : false }, () => {
   assert.ok(isRoot, 'CI=true requires root');
   ensureBpffs();
   const lib = new Libkx();
@@ -39,6 +39,7 @@ test('kx_stats become kubexdp_datapath_packets_total{outcome}', { skip: !isRoot 
     const get = (outcome: string) => metrics.get('kubexdp_datapath_packets_total', { outcome });
     assert.deepEqual({ new_flow: get('new_flow'), malformed: get('malformed'), ct_lost: get('ct_lost') }, { new_flow: 5, malformed: 1, ct_lost: 0 });
     assert.match(metrics.render(), /kubexdp_datapath_packets_total\{outcome="new_flow"\} 5/);
+    assert.ok(metrics.get('kubexdp_conntrack_gc_duration_seconds') > 0, 'the first tick ran the conntrack GC');
   } finally {
     if (obj !== null) lib.objClose(obj);
     dp.close();

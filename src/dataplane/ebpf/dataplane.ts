@@ -8,7 +8,7 @@ import { applyPlan, readMaps } from './apply.js';
 import { compile, type EbpfNodeConfig } from './compile.js';
 import { describeMaps, type Description } from './describe.js';
 import { KernelMaps } from './kernel-maps.js';
-import { Loader, type LoaderOptions } from './loader.js';
+import { CT_GC_PROGRAM, Loader, type LoaderOptions } from './loader.js';
 import { MAPS, STAT_NAMES, STATS_MAP } from './maps.js';
 import { plan, type AppliedState } from './plan.js';
 import { appliedFromMaps } from './readback.js';
@@ -16,12 +16,19 @@ import { appliedFromMaps } from './readback.js';
 export type EbpfOptions = LoaderOptions & EbpfNodeConfig;
 
 export const CONTROLLED_MAPS = Object.values(MAPS).map((m) => m.name);
+/** Conntrack GC period: short enough that expired entries never crowd out idle live flows
+ * (the shortest lifetime is 10 s), long enough that a full-table scan (~ms) is noise. */
+const CT_GC_PERIOD_MS = 10_000;
+/** The GC program is an XDP program run by BPF_PROG_TEST_RUN: it needs a frame, any frame. */
+const GC_FRAME = Buffer.alloc(64);
 
 export class EbpfDataplane implements Dataplane {
   private readonly loader: Loader;
   private maps: KernelMaps | null = null;
   private applied: AppliedState | null = null;
   private lastStats: readonly bigint[] = [];
+  private gcProg: { fd: number; label: string } | null = null;
+  private lastGc = -Infinity;
 
   constructor(private readonly lib: Libkx, private readonly log: Logger, private readonly metrics: Metrics, private readonly opts: EbpfOptions) {
     this.loader = new Loader(lib, log, opts);
@@ -31,6 +38,7 @@ export class EbpfDataplane implements Dataplane {
   start(): void {
     const handle = this.loader.load();
     this.maps = KernelMaps.ofObject(this.lib, handle, [...CONTROLLED_MAPS, STATS_MAP]);
+    this.gcProg = { fd: this.lib.objProgFd(handle, CT_GC_PROGRAM), label: CT_GC_PROGRAM };
     this.applied = appliedFromMaps(readMaps(this.maps));
     this.log.info({
       pinDir: this.opts.pinDir, frontends: this.applied.frontends.size, backends: this.applied.backends.size,
@@ -43,7 +51,17 @@ export class EbpfDataplane implements Dataplane {
     const { added, removed } = this.loader.syncPodInterfaces();
     if (added.length || removed.length) this.log.info({ added, removed }, 'pod interfaces changed');
     this.metrics.set('kubexdp_pod_interfaces', 'Pod interfaces with the tc program attached', this.loader.state().pods.size);
+    this.collectConntrack();
     this.exportStats();
+  }
+
+  /** Deletes expired conntrack entries every CT_GC_PERIOD_MS, in the kernel (kx_ct_gc). */
+  private collectConntrack(): void {
+    const now = performance.now();
+    if (!this.gcProg || now - this.lastGc < CT_GC_PERIOD_MS) return;
+    this.lastGc = now;
+    this.lib.progTestRun(this.gcProg, GC_FRAME);
+    this.metrics.set('kubexdp_conntrack_gc_duration_seconds', 'Duration of the last conntrack garbage collection', (performance.now() - now) / 1000);
   }
 
   /** kx_stats into /metrics: conntrack losses (ct_lost: evicted or expired flows), SNAT
@@ -87,6 +105,7 @@ export class EbpfDataplane implements Dataplane {
 
   close(): void {
     this.loader.close();
+    this.gcProg = null;
     this.maps = null;
   }
 

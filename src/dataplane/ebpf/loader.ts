@@ -12,6 +12,8 @@ import { dropIncompatiblePins } from './pins.js';
 
 export const XDP_PROGRAM = 'kx_xdp_ext';
 export const TC_PROGRAM = 'kx_tc_pod';
+/** Never attached: run through BPF_PROG_TEST_RUN to delete expired conntrack entries. */
+export const CT_GC_PROGRAM = 'kx_ct_gc';
 
 export type XdpModeSetting = 'auto' | 'native' | 'generic';
 export type TcModeSetting = 'auto' | 'tcx' | 'clsact';
