@@ -30,7 +30,7 @@ interface Sample {
   rss_mb: Record<NodeName, number>;
   maps: Record<NodeName, Record<string, number>>;
   syncs: number; sync_p50_ms: number; sync_p99_ms: number; change_to_sync_p99_ms: number;
-  connections: number; failures: number;
+  connections: number; failures: number; errors: Record<string, number>;
 }
 
 const pct = (xs: number[], p: number): number => {
@@ -55,6 +55,12 @@ function mapFill(lib: Libkx, pinDir: string): Record<string, number> {
   }
   return out;
 }
+
+const mergeErrors = (xs: Summary[]): Record<string, number> => {
+  const out: Record<string, number> = {};
+  for (const x of xs) for (const [k, v] of Object.entries(x.errors)) out[k] = (out[k] ?? 0) + v;
+  return out;
+};
 
 /** Slope of y over x by least squares (per second of x). */
 function slope(xs: number[], ys: number[]): number {
@@ -161,6 +167,7 @@ async function main(): Promise<void> {
           change_to_sync_p99_ms: pct(syncs.map((x) => (x.sinceChangeMs as number | undefined) ?? 0), 99),
           connections: segment.reduce((a, x) => a + x.ok + x.failed, 0),
           failures: segment.reduce((a, x) => a + x.failed, 0),
+          errors: mergeErrors(segment),
         };
         samples.push(s);
         lastSampleAt = now;
