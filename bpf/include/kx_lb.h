@@ -270,6 +270,20 @@ static __always_inline int kx_established(const struct kx_pkt *p, const struct c
 	ct = kx_ct_find(k, now, &in_new);
 	if (!ct)
 		return 0;
+	kx_ct_reply_of(k, ct, &rk, &rv);
+	/* A SYN on a closed flow opens a new connection on the same tuple (a client reusing its
+	 * port within the close timeout): its entries go, so it is balanced and tracked afresh. */
+	if (t->proto == IPPROTO_TCP && (p->tcp_flags & (KX_TCP_SYN | KX_TCP_ACK)) == KX_TCP_SYN &&
+	    (ct->flags & (KX_CT_RST | KX_CT_FIN_FWD | KX_CT_FIN_REPLY))) {
+		if (in_new) {
+			bpf_map_delete_elem(&kx_ct_new, &rk);
+			bpf_map_delete_elem(&kx_ct_new, k);
+		} else {
+			bpf_map_delete_elem(&kx_ct, &rk);
+			bpf_map_delete_elem(&kx_ct, k);
+		}
+		return 0;
+	}
 	be = bpf_map_lookup_elem(&kx_backends, &ct->backend_id);
 	if (t->proto != IPPROTO_TCP &&
 	    !(be && be->addr == ct->backend_addr && be->port == ct->backend_port))
@@ -283,7 +297,6 @@ static __always_inline int kx_established(const struct kx_pkt *p, const struct c
 		nat->saddr = t->saddr;
 		nat->sport = t->sport;
 	}
-	kx_ct_reply_of(k, ct, &rk, &rv);
 	if (in_new)
 		kx_ct_refresh(&kx_ct_new, ct, &rk, &rv, kx_ct_next_flags(ct->flags, t->proto, KX_CT_FWD, p->tcp_flags), now);
 	else

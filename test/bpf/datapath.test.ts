@@ -13,7 +13,7 @@ import {
   verifyPacket, ktimeNs, type CtTable, type Fields, type MapState, type Program, type ServiceSpec, type StatName,
 } from './fixture.js';
 import { buildFrame, parseFrame, ipv6Frame, arpFrame, checksum, TCP, UDP, type FrameSpec, type ParsedFrame } from './packet.js';
-import { MAPS, SNAT_PORTS, STAT_NAMES, BE_LOCAL, CT_FWD, CT_FIN_FWD, CT_REPLIED, CT_REPLY, CT_RST, CT_SNAT, FE_LOCAL_ONLY, FE_NODEPORT, type CtKey, type CtValue } from '../../src/dataplane/ebpf/maps.js';
+import { MAPS, SNAT_PORTS, STAT_NAMES, BE_LOCAL, CT_FWD, CT_FIN_FWD, CT_FIN_REPLY, CT_REPLIED, CT_REPLY, CT_RST, CT_SNAT, FE_LOCAL_ONLY, FE_NODEPORT, type CtKey, type CtValue } from '../../src/dataplane/ebpf/maps.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot && process.env.CI === 'true') {
@@ -460,6 +460,35 @@ const FIXTURES: Fixture[] = [
       stats: proto === 'TCP' ? { new_flow: 1, established: 3 } : { new_flow: 2, established: 2 },
     };
   }),
+  // 8b. TCP state: a reply moves the flow to kx_ct, FIN/RST are recorded on both entries, and a
+  //     SYN on the closed tuple (a client reusing its port) starts a fresh flow.
+  ...([['FIN from both sides', [0x11, 0x11], CT_FIN_FWD | CT_FIN_REPLY], ['RST from the backend', [null, 0x14], CT_RST]] as const).map(([how, [fin1, fin2], closed]): Fixture => ({
+    description: `TCP flow through tc closed by ${how}: state on both entries; a new SYN on the same tuple is a new flow`,
+    state: clusterIp(one(14, BE_L1, 8080, BE_LOCAL)),
+    program: 'tc', input: tcp(POD, 40040, CIP, 80), verdict: TC_ACT_OK,
+    expect: { src: POD, sport: 40040, dst: BE_L1, dport: 8080 },
+    then: [
+      { note: 'SYN-ACK: promoted', program: 'tc', input: tcp(BE_L1, 8080, POD, 40040, { tcpFlags: 0x12 }), verdict: TC_ACT_OK,
+        expect: { src: CIP, sport: 80, dst: POD, dport: 40040 },
+        check: (dp) => assertCt(dp, ctKey(POD, CIP, 40040, 80, TCP, CT_FWD), { backendId: 14, revNatId: 1, natAddr: '0.0.0.0', natPort: 0, flags: CT_REPLIED, backendAddr: BE_L1, backendPort: 8080, table: 'ct' }) },
+      ...(fin1 === null ? [] : [{ note: 'client FIN', program: 'tc' as const, input: tcp(POD, 40040, CIP, 80, { tcpFlags: fin1 }), verdict: TC_ACT_OK,
+        expect: { src: POD, sport: 40040, dst: BE_L1, dport: 8080 } }]),
+      { note: 'backend closes', program: 'tc', input: tcp(BE_L1, 8080, POD, 40040, { tcpFlags: fin2 }), verdict: TC_ACT_OK,
+        expect: { src: CIP, sport: 80, dst: POD, dport: 40040 },
+        check: (dp) => {
+          for (const k of [ctKey(POD, CIP, 40040, 80, TCP, CT_FWD), ctKey(BE_L1, POD, 8080, 40040, TCP, CT_REPLY)]) {
+            assert.equal(dp.ctLookup(k)?.flags, CT_REPLIED | closed, `flags of ${JSON.stringify(k)}`);
+          }
+        } },
+      { note: 'a new SYN on the same tuple', program: 'tc', input: tcp(POD, 40040, CIP, 80), verdict: TC_ACT_OK,
+        expect: { src: POD, sport: 40040, dst: BE_L1, dport: 8080 },
+        check: (dp) => {
+          assertCt(dp, ctKey(POD, CIP, 40040, 80, TCP, CT_FWD), { backendId: 14, revNatId: 1, natAddr: '0.0.0.0', natPort: 0, flags: 0, backendAddr: BE_L1, backendPort: 8080, table: 'ctNew' });
+          assert.equal(dp.ctEntries(64).length, 2, 'the closed flow\'s entries are gone');
+        } },
+    ],
+    stats: { new_flow: 2, reply: 2, promoted: 1, established: fin1 === null ? 0 : 1 },
+  })),
   // 9. No usable endpoint.
   ...both((p): Fixture => ({
     description: `no usable endpoint (frontend count 0) via ${p} -> ${p === 'xdp' ? 'XDP_DROP' : 'TC_ACT_SHOT'}, no_backend counted`,
