@@ -145,16 +145,45 @@ export function objectRef(obj: unknown): { namespace: string; name: string } | n
   return { namespace: typeof ns === 'string' && ns !== '' ? ns : 'default', name };
 }
 
-function showValue(v: unknown): string {
-  if (v === undefined) return '<missing>';
-  if (typeof v === 'string') return JSON.stringify(v);
+/** Longest user value quoted in a problem or a log line: a 50 MB field must not become a
+ * 50 MB log line. */
+export const MAX_QUOTED = 200;
+
+/** `s` cut to MAX_QUOTED characters, saying how long it was. */
+export function clip(s: string, max = MAX_QUOTED): string {
+  return s.length <= max ? s : `${s.slice(0, max)}…(${s.length} chars)`;
+}
+
+/** A value as a problem carries it: strings clipped, structures clipped as JSON when long. */
+function displayValue(v: unknown): unknown {
+  if (typeof v === 'string') return clip(v);
+  if (v === null || typeof v !== 'object') return v;
   try {
     const s = JSON.stringify(v);
-    return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+    return s.length > MAX_QUOTED ? clip(s) : v;
   } catch {
     return String(v);
   }
 }
+
+function showValue(v: unknown): string {
+  if (v === undefined) return '<missing>';
+  try {
+    return JSON.stringify(v);
+  } catch {
+    return String(v);
+  }
+}
+
+// Object names as the API server validates them (apimachinery's validation package).
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+type NameRule = { readonly re: RegExp; readonly max: number; readonly what: string };
+const NAMESPACE_RULE: NameRule = { re: DNS1123_LABEL, max: 63, what: 'a DNS-1123 label (lower-case alphanumerics and "-", at most 63)' };
+const SERVICE_NAME_RULE: NameRule = { re: DNS1035_LABEL, max: 63, what: 'a DNS-1035 label (a lower-case letter, then lower-case alphanumerics and "-", at most 63)' };
+const SLICE_NAME_RULE: NameRule = { re: DNS1123_SUBDOMAIN, max: 253, what: 'a DNS-1123 subdomain (lower-case alphanumerics, "-" and ".", at most 253)' };
+const nameOk = (v: string, r: NameRule) => v.length <= r.max && r.re.test(v);
 
 const ACTION_TEXT: Record<ProblemAction, string> = {
   rejected: 'object rejected',
@@ -163,6 +192,7 @@ const ACTION_TEXT: Record<ProblemAction, string> = {
   ignored: 'ignored',
 };
 
+/** The log line of a problem whose namespace, name and value are already clipped. */
 export function formatProblem(p: Omit<Problem, 'text'>): string {
   return `${p.kind} ${p.namespace}/${p.name}: ${p.field}: ${showValue(p.value)} ${p.reason} (${ACTION_TEXT[p.action]})`;
 }
@@ -171,7 +201,7 @@ class Problems {
   readonly list: Problem[] = [];
   constructor(readonly kind: string, readonly namespace: string, readonly name: string) {}
   add(field: string, value: unknown, reason: string, action: ProblemAction): void {
-    const p = { kind: this.kind, namespace: this.namespace, name: this.name, field, value, reason, action };
+    const p = { kind: this.kind, namespace: clip(this.namespace), name: clip(this.name), field, value: displayValue(value), reason, action };
     this.list.push({ ...p, text: formatProblem(p) });
   }
   reject(field: string, value: unknown, reason: string): Parsed<never> {
@@ -180,14 +210,16 @@ class Problems {
   }
 }
 
-/** Common checks: an object with apiVersion/kind/metadata.name. */
-function start(obj: unknown, kind: string, apiVersion: string): { p: Problems; o: Obj } | Parsed<never> {
+/** Common checks: an object with apiVersion/kind and a valid metadata.name/namespace. */
+function start(obj: unknown, kind: string, apiVersion: string, nameRule: NameRule): { p: Problems; o: Obj } | Parsed<never> {
   const ref = objectRef(obj);
   const p = new Problems(kind, ref?.namespace ?? 'default', ref?.name ?? '<unnamed>');
   if (!isObj(obj)) return p.reject('(object)', obj, 'is not an object');
   if (obj['kind'] !== kind) return p.reject('kind', obj['kind'], `is not ${kind}`);
   if (obj['apiVersion'] !== apiVersion) return p.reject('apiVersion', obj['apiVersion'], `is not ${apiVersion}`);
   if (ref === null) return p.reject('metadata.name', isObj(obj['metadata']) ? obj['metadata']['name'] : undefined, 'is required');
+  if (!nameOk(ref.name, nameRule)) return p.reject('metadata.name', ref.name, `is not ${nameRule.what}`);
+  if (!nameOk(ref.namespace, NAMESPACE_RULE)) return p.reject('metadata.namespace', ref.namespace, `is not ${NAMESPACE_RULE.what}`);
   return { p, o: obj };
 }
 
@@ -241,7 +273,7 @@ function boolOr(v: unknown, dflt: boolean): boolean {
 // ---- Service ----------------------------------------------------------------------------
 
 export function parseService(obj: unknown): Parsed<ServiceRecord> {
-  const s = start(obj, 'Service', 'v1');
+  const s = start(obj, 'Service', 'v1', SERVICE_NAME_RULE);
   if (!('p' in s)) return s;
   const { p, o } = s;
   const ref = objectRef(o)!;
@@ -386,7 +418,7 @@ export function parseService(obj: unknown): Parsed<ServiceRecord> {
 // ---- EndpointSlice ----------------------------------------------------------------------
 
 export function parseEndpointSlice(obj: unknown): Parsed<EndpointSliceRecord> {
-  const s = start(obj, 'EndpointSlice', 'discovery.k8s.io/v1');
+  const s = start(obj, 'EndpointSlice', 'discovery.k8s.io/v1', SLICE_NAME_RULE);
   if (!('p' in s)) return s;
   const { p, o } = s;
   const ref = objectRef(o)!;

@@ -302,3 +302,53 @@ describe('parseEndpointSlice', () => {
     assert.equal(r.problems[0]!.field, 'addressType');
   });
 });
+
+describe('names as the API server validates them, and values clipped in problems', () => {
+  const named = (name: string, namespace = 'default') => {
+    const o = service();
+    (o['metadata'] as Json)['name'] = name;
+    (o['metadata'] as Json)['namespace'] = namespace;
+    return o;
+  };
+  const sliceNamed = (name: string) => {
+    const o = slice();
+    (o['metadata'] as Json)['name'] = name;
+    return o;
+  };
+
+  it('accepts DNS-1035 Service names up to 63 and DNS-1123 slice names up to 253', () => {
+    assert.ok(parseService(named('a'.repeat(63))).record);
+    assert.ok(parseService(named('web-1', 'kube-system')).record);
+    assert.ok(parseEndpointSlice(sliceNamed(`${'a'.repeat(60)}.${'b'.repeat(60)}.${'c'.repeat(60)}.${'d'.repeat(60)}`)).record);
+  });
+
+  for (const [what, obj, field] of [
+    ['a 64-character Service name', named('a'.repeat(64)), 'metadata.name'],
+    ['a Service name with capitals', named('Web'), 'metadata.name'],
+    ['a Service name starting with a digit (DNS-1035)', named('1web'), 'metadata.name'],
+    ['a Service name with a dot', named('web.x'), 'metadata.name'],
+    ['a namespace of 64 characters', named('web', 'n'.repeat(64)), 'metadata.namespace'],
+    ['a namespace with an underscore', named('web', 'kube_system'), 'metadata.namespace'],
+    ['a 254-character slice name', sliceNamed('s'.repeat(254)), 'metadata.name'],
+    ['a slice name ending in "-"', sliceNamed('web-'), 'metadata.name'],
+  ] as const) {
+    it(`rejects ${what}, naming the field`, () => {
+      const r = (obj['kind'] === 'Service' ? parseService : parseEndpointSlice)(obj);
+      assert.equal(r.record, null);
+      assert.equal(r.problems[0]?.field, field);
+      assert.equal(r.problems[0]?.action, 'rejected');
+    });
+  }
+
+  it('a 1 MB name and a 50 MB value become problems of bounded size', () => {
+    const huge = named('x'.repeat(1 << 20));
+    const r1 = parseService(huge);
+    assert.equal(r1.record, null);
+    assert.ok(r1.problems[0]!.text.length < 1000, `${r1.problems[0]!.text.length} chars`);
+    assert.ok(String(r1.problems[0]!.value).length < 300);
+    assert.match(r1.problems[0]!.text, /\(1048576 chars\)/);
+    const r2 = parseService(service({ clusterIP: '1'.repeat(50 << 20), clusterIPs: undefined }));
+    assert.equal(r2.record, null);
+    assert.ok(r2.problems[0]!.text.length < 1000 && JSON.stringify(r2.problems[0]!.value).length < 300, r2.problems[0]!.text.slice(0, 300));
+  });
+});
