@@ -26,7 +26,9 @@ export function render(argv: string[], out: NodeJS.WritableStream = process.stdo
   const text = readFileSync(source === '-' ? 0 : source, 'utf8');
 
   const tracker = new ChangeTracker({ onInvalid: (p) => err.write(`${p.text}\n`) });
-  for (const object of parseObjects(text, source === '-' ? 'stdin' : source)) {
+  const parsed = parseObjects(text, source === '-' ? 'stdin' : source);
+  for (const problem of parsed.problems) err.write(`${problem.message}\n`);
+  for (const object of parsed.objects) {
     const kind = object['kind'];
     if (typeof kind !== 'string' || !KINDS.has(kind)) continue;
     tracker.update({ kind: kind as ObjectKind, type: 'ADDED', object });

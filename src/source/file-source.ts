@@ -6,8 +6,8 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
-import { parseAllDocuments } from 'yaml';
-import { deepEqual, objectRef } from '../model/k8s.js';
+import { parseDocument } from 'yaml';
+import { clip, deepEqual, objectRef } from '../model/k8s.js';
 import type { ObjectEvent, ObjectKind, Source, SourceSink } from '../model/types.js';
 
 const EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
@@ -25,44 +25,117 @@ export class ParseError extends Error {
 
 // ---- pure parsing -----------------------------------------------------------------------
 
+/** Bounds on what one file may cost to read. A document over a bound is reported and skipped;
+ * the other documents of its file are still used. */
+export const FILE_LIMITS = {
+  /** A larger file is not read at all (its previous content is kept). */
+  maxFileBytes: 64 << 20,
+  /** A YAML line this long is a scalar no Service or EndpointSlice has; the YAML parser takes
+   * seconds and GiBs on one, so its document is skipped before parsing. */
+  maxLineBytes: 1 << 20,
+  /** Longest string value in an object (JSON, or YAML spread over lines). */
+  maxStringChars: 1 << 20,
+  /** YAML aliases expanded per document (the yaml package's own default): a bomb is refused. */
+  maxAliasCount: 100,
+} as const;
+
+export interface ParsedFile {
+  readonly objects: Record<string, unknown>[];
+  /** One per document or list item that could not be used; the rest of the file is. */
+  readonly problems: ParseError[];
+}
+
+/** The documents of a YAML stream, split at `---` lines, each with its separator line. */
+function yamlDocuments(text: string): string[] {
+  const docs: string[] = [];
+  let start = 0;
+  const re = /^---(?=[ \t\r]|$)/gm;
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    if (m.index > start) docs.push(text.slice(start, m.index));
+    start = m.index;
+  }
+  docs.push(text.slice(start));
+  return docs;
+}
+
+function longestLine(text: string): number {
+  let max = 0, from = 0;
+  for (let nl = text.indexOf('\n'); ; nl = text.indexOf('\n', from)) {
+    const end = nl < 0 ? text.length : nl;
+    max = Math.max(max, end - from);
+    if (nl < 0) return max;
+    from = nl + 1;
+  }
+}
+
+/** Path of the first string longer than the limit, or null. */
+function oversizedString(v: unknown, path: string): string | null {
+  if (typeof v === 'string') return v.length > FILE_LIMITS.maxStringChars ? path || '(document)' : null;
+  if (v === null || typeof v !== 'object') return null;
+  for (const [k, x] of Object.entries(v)) {
+    const hit = oversizedString(x, Array.isArray(v) ? `${path}[${k}]` : path ? `${path}.${k}` : k);
+    if (hit) return hit;
+  }
+  return null;
+}
+
 /**
  * Every object in `text`: a single object, a JSON array, a `List` (or `ServiceList`, …; items
  * without kind get it from the list), or multi-document YAML. Kinds are not filtered here.
- * Throws ParseError (file name + parser message) when the text is not valid JSON/YAML or holds
- * something other than objects.
+ * A document or list item that does not parse, is not an object, or breaks FILE_LIMITS is a
+ * problem (file, document, item) and is left out; the others are returned.
  */
-export function parseObjects(text: string, filename: string): Record<string, unknown>[] {
-  const docs: unknown[] = [];
+export function parseObjects(text: string, filename: string): ParsedFile {
+  const objects: Record<string, unknown>[] = [];
+  const problems: ParseError[] = [];
   const trimmed = text.trimStart();
-  const looksJson = extname(filename).toLowerCase() === '.json' || trimmed.startsWith('{') || trimmed.startsWith('[');
-  let jsonError: Error | null = null;
-  if (looksJson) {
+  const isJsonFile = extname(filename).toLowerCase() === '.json';
+  let json: { value: unknown } | null = null;
+  if (isJsonFile || trimmed.startsWith('{') || trimmed.startsWith('[')) {
     try {
-      docs.push(JSON.parse(text));
+      json = { value: JSON.parse(text) };
     } catch (err) {
-      jsonError = err as Error;
+      if (isJsonFile) return { objects, problems: [new ParseError(filename, (err as Error).message)] };
     }
   }
-  if (!looksJson || jsonError !== null) {
-    if (extname(filename).toLowerCase() === '.json') throw new ParseError(filename, jsonError!.message);
-    for (const doc of parseAllDocuments(text)) {
+  const docs: { where: string; value: unknown }[] = [];
+  if (json) {
+    docs.push({ where: 'document 1', value: json.value });
+  } else {
+    yamlDocuments(text).forEach((src, i) => {
+      const where = `document ${i + 1}`;
+      const line = longestLine(src);
+      if (line > FILE_LIMITS.maxLineBytes) {
+        problems.push(new ParseError(filename, `${where}: a line of ${line} bytes is over the ${FILE_LIMITS.maxLineBytes}-byte limit (document skipped)`));
+        return;
+      }
+      const doc = parseDocument(src);
       const first = doc.errors[0];
-      if (first) throw new ParseError(filename, first.message);
-      docs.push(doc.toJS());
-    }
+      if (first) {
+        problems.push(new ParseError(filename, `${where}: ${clip(first.message)} (document skipped)`));
+        return;
+      }
+      try {
+        docs.push({ where, value: doc.toJS({ maxAliasCount: FILE_LIMITS.maxAliasCount }) });
+      } catch (err) {
+        problems.push(new ParseError(filename, `${where}: ${clip((err as Error).message)} (document skipped)`));
+      }
+    });
   }
-  const out: Record<string, unknown>[] = [];
-  docs.forEach((d, i) => flatten(d, `document ${i + 1}`, filename, out));
-  return out;
+  for (const d of docs) flatten(d.value, d.where, filename, objects, problems);
+  return { objects, problems };
 }
 
-function flatten(v: unknown, where: string, filename: string, out: Record<string, unknown>[]): void {
+function flatten(v: unknown, where: string, filename: string, out: Record<string, unknown>[], problems: ParseError[]): void {
   if (v === null || v === undefined) return; // empty YAML document
   if (Array.isArray(v)) {
-    v.forEach((x, i) => flatten(x, `${where} item ${i + 1}`, filename, out));
+    v.forEach((x, i) => flatten(x, `${where} item ${i + 1}`, filename, out, problems));
     return;
   }
-  if (typeof v !== 'object') throw new ParseError(filename, `${where} is not an object`);
+  if (typeof v !== 'object') {
+    problems.push(new ParseError(filename, `${where} is not an object (skipped)`));
+    return;
+  }
   const o = v as Record<string, unknown>;
   const kind = o['kind'];
   if (typeof kind === 'string' && kind.endsWith('List') && Array.isArray(o['items'])) {
@@ -71,8 +144,15 @@ function flatten(v: unknown, where: string, filename: string, out: Record<string
       if (itemKind && typeof item === 'object' && item !== null && !Array.isArray(item) && (item as Record<string, unknown>)['kind'] === undefined) {
         item = { apiVersion: o['apiVersion'], kind: itemKind, ...(item as Record<string, unknown>) };
       }
-      flatten(item, `${where} items[${i}]`, filename, out);
+      flatten(item, `${where} items[${i}]`, filename, out, problems);
     });
+    return;
+  }
+  const big = oversizedString(o, '');
+  if (big !== null) {
+    const ref = objectRef(o);
+    const who = `${clip(String(kind))} ${ref ? `${clip(ref.namespace)}/${clip(ref.name)}` : '(unnamed)'}`;
+    problems.push(new ParseError(filename, `${where}: ${who}: ${big} is longer than ${FILE_LIMITS.maxStringChars} characters (object skipped)`));
     return;
   }
   out.push(o);
@@ -113,6 +193,26 @@ interface FileEntry {
   /** ino/size/mtime/ctime when last read; the poll re-reads only files whose stamp changed. */
   stamp: string;
   objects: Record<string, unknown>[];
+  /** The problems of the last read, so a re-read reports only new ones. */
+  problems: string[];
+}
+
+/** Objects of kinds the source does not watch: said once, so a typo in `kind` is not silent. */
+function unwatched(objects: readonly Record<string, unknown>[], file: string): ParseError[] {
+  return objects.filter((o) => typeof o['kind'] !== 'string' || !KINDS.has(o['kind'])).map((o) => {
+    const ref = objectRef(o);
+    const who = ref ? `${clip(ref.namespace)}/${clip(ref.name)}` : '(unnamed)';
+    return new ParseError(file, `${clip(String(o['kind'] ?? '(no kind)'))} ${who} is not a kind kube-xdp watches (Service, EndpointSlice): ignored`);
+  });
+}
+
+/** The objects of a re-read file. When some of its documents could not be used, an object the
+ * previous read had and this one lacks may be in one of them: its previous version is kept
+ * (nothing is lost to a broken edit) until the file reads cleanly. */
+function keepMissing(parsed: ParsedFile, previous: readonly Record<string, unknown>[]): Record<string, unknown>[] {
+  if (parsed.problems.length === 0) return parsed.objects;
+  const have = new Set(parsed.objects.map(objectKey));
+  return [...parsed.objects, ...previous.filter((o) => objectKey(o) !== null && !have.has(objectKey(o)))];
 }
 
 export class FileSource implements Source {
@@ -234,6 +334,7 @@ export class FileSource implements Source {
 
     for (const p of paths) {
       let stamp: string;
+      let size: number;
       try {
         const st = await stat(p);
         if (!st.isFile()) {
@@ -241,6 +342,7 @@ export class FileSource implements Source {
           continue;
         }
         stamp = `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+        size = st.size;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT' && this.isDir) {
           this.files.delete(p); // removed between readdir and stat
@@ -253,12 +355,21 @@ export class FileSource implements Source {
       if (!this.isDir) this.missingReported = false;
       const prev = this.files.get(p);
       if (!force && prev?.stamp === stamp) continue;
+      if (size > FILE_LIMITS.maxFileBytes) {
+        const err = new ParseError(p, `${size} bytes is over the ${FILE_LIMITS.maxFileBytes}-byte file limit`);
+        if (!prev?.problems.includes(err.message)) sink.error(err, `${p} (keeping previous content)`);
+        this.files.set(p, { stamp, objects: prev?.objects ?? [], problems: [err.message] });
+        continue;
+      }
       try {
-        const objects = parseObjects(await readFile(p, 'utf8'), p);
-        this.files.set(p, { stamp, objects });
+        const parsed = parseObjects(await readFile(p, 'utf8'), p);
+        // Reported once: a file rewritten again with the same bad document says nothing new.
+        const problems = [...parsed.problems, ...unwatched(parsed.objects, p)];
+        for (const e of problems) if (!prev?.problems.includes(e.message)) sink.error(e, `${p} (skipped, the rest of the file is used)`);
+        this.files.set(p, { stamp, objects: keepMissing(parsed, prev?.objects ?? []), problems: problems.map((e) => e.message) });
       } catch (err) {
         sink.error(err as Error, `${p} (keeping previous content)`);
-        this.files.set(p, { stamp, objects: prev?.objects ?? [] });
+        this.files.set(p, { stamp, objects: prev?.objects ?? [], problems: prev?.problems ?? [] });
       }
     }
     if (this.stopped) return;
@@ -275,7 +386,7 @@ export class FileSource implements Source {
         }
         const first = from.get(key);
         if (first !== undefined) {
-          sink.error(new Error(`${key} is also defined in ${first}; this copy is ignored`), p);
+          sink.error(new Error(`${clip(key)} is also defined in ${first}; this copy is ignored`), p);
           continue;
         }
         from.set(key, p);

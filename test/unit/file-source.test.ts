@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { mkdtemp, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ChangeTracker } from '../../src/model/tracker.js';
 import type { ObjectEvent, SourceSink } from '../../src/model/types.js';
-import { diffObjects, FileSource, ParseError, parseObjects } from '../../src/source/file-source.js';
+import { diffObjects, FILE_LIMITS, FileSource, ParseError, parseObjects } from '../../src/source/file-source.js';
 
 const NODE = { nodeName: 'node-a', zone: null, ipFamilies: ['IPv4' as const] };
 
@@ -48,32 +50,51 @@ ${ips.map((ip) => `- addresses:\n  - ${ip}\n  conditions:\n    ready: true\n`).j
 
 describe('parseObjects', () => {
   it('reads multi-document YAML, skipping empty documents', () => {
-    const objs = parseObjects(`---\n${svcYaml('a')}---\n---\n${sliceYaml('a-1', 'a', ['10.0.0.1'])}`, 'x.yaml');
-    assert.deepEqual(objs.map((o) => o['kind']), ['Service', 'EndpointSlice']);
+    const { objects, problems } = parseObjects(`---\n${svcYaml('a')}---\n---\n${sliceYaml('a-1', 'a', ['10.0.0.1'])}`, 'x.yaml');
+    assert.deepEqual(objects.map((o) => o['kind']), ['Service', 'EndpointSlice']);
+    assert.deepEqual(problems, []);
   });
 
   it('reads a kubectl List, a JSON array and a typed list whose items lack kind', () => {
     const list = { apiVersion: 'v1', kind: 'List', items: [{ apiVersion: 'v1', kind: 'Service', metadata: { name: 'a' } }, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c' } }] };
-    assert.deepEqual(parseObjects(JSON.stringify(list), 'l.json').map((o) => o['kind']), ['Service', 'ConfigMap']);
-    assert.equal(parseObjects(JSON.stringify([{ kind: 'Service' }, { kind: 'EndpointSlice' }]), 'a.json').length, 2);
+    assert.deepEqual(parseObjects(JSON.stringify(list), 'l.json').objects.map((o) => o['kind']), ['Service', 'ConfigMap']);
+    assert.equal(parseObjects(JSON.stringify([{ kind: 'Service' }, { kind: 'EndpointSlice' }]), 'a.json').objects.length, 2);
     const typed = { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSliceList', items: [{ metadata: { name: 's' } }] };
-    const [item] = parseObjects(JSON.stringify(typed), 't.json');
+    const [item] = parseObjects(JSON.stringify(typed), 't.json').objects;
     assert.equal(item?.['kind'], 'EndpointSlice');
     assert.equal(item?.['apiVersion'], 'discovery.k8s.io/v1');
     // YAML List, as `kubectl get svc,endpointslices -o yaml` prints it.
     const yamlList = `apiVersion: v1\nitems:\n- ${svcYaml('a').trimEnd().split('\n').join('\n  ')}\nkind: List\nmetadata:\n  resourceVersion: ""\n`;
-    assert.equal(parseObjects(yamlList, 'l.yaml')[0]?.['kind'], 'Service');
+    assert.equal(parseObjects(yamlList, 'l.yaml').objects[0]?.['kind'], 'Service');
   });
 
-  it('throws a ParseError naming the file and the parser message', () => {
-    assert.throws(() => parseObjects('kind: Service\n  bad: [indent\n', 'svc.yaml'), (err: unknown) => {
-      assert.ok(err instanceof ParseError);
-      assert.equal(err.file, 'svc.yaml');
-      assert.match(err.message, /^svc\.yaml: .*line \d+/s);
-      return true;
-    });
-    assert.throws(() => parseObjects('{"kind": "Service",}', 'svc.json'), /^ParseError: svc\.json: .*JSON/);
-    assert.throws(() => parseObjects('just a string', 's.yaml'), /document 1 is not an object/);
+  it('a bad document is a ParseError naming the file, the document and the parser message; the others are kept', () => {
+    const r = parseObjects(`${svcYaml('a')}---\nkind: Service\n  bad: [indent\n---\n${svcYaml('b')}`, 'svc.yaml');
+    assert.deepEqual(r.objects.map((o) => (o['metadata'] as Record<string, unknown>)['name']), ['a', 'b']);
+    assert.equal(r.problems.length, 1);
+    assert.ok(r.problems[0] instanceof ParseError);
+    assert.equal(r.problems[0]!.file, 'svc.yaml');
+    assert.match(r.problems[0]!.message, /^svc\.yaml: document 2: .*line \d+/s);
+    assert.match(parseObjects('{"kind": "Service",}', 'svc.json').problems[0]!.message, /^svc\.json: .*JSON/);
+    assert.match(parseObjects('just a string', 's.yaml').problems[0]!.message, /document 1 is not an object/);
+    const items = parseObjects(JSON.stringify({ kind: 'List', items: [{ kind: 'Service', metadata: { name: 'a' } }, 7] }), 'l.json');
+    assert.deepEqual([items.objects.length, items.problems.map((p) => p.message)], [1, ['l.json: document 1 items[1] is not an object (skipped)']]);
+  });
+
+  it('bounds parser work: an alias bomb, a 50 MB scalar and a 2 MB multi-line string each cost only their document', () => {
+    const bomb = ['kind: Service', 'a: &a ["x","x","x","x","x","x","x","x","x","x"]', ...Array.from({ length: 9 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(10).fill(`*${String.fromCharCode(97 + i)}`).join(',')}]`), ''].join('\n');
+    const bigScalar = `kind: Service\nmetadata:\n  name: big\n  annotations:\n    x: "${'y'.repeat(50 << 20)}"\n`;
+    const folded = `kind: Service\nmetadata:\n  name: folded\n  annotations:\n    x: |\n${'      0123456789012345678901234567890123456789\n'.repeat(60_000)}`;
+    const t0 = performance.now();
+    const r = parseObjects([svcYaml('a'), bomb, bigScalar, folded, svcYaml('b')].join('---\n'), 'many.yaml');
+    const ms = performance.now() - t0;
+    assert.deepEqual(r.objects.map((o) => (o['metadata'] as Record<string, unknown>)['name']), ['a', 'b']);
+    assert.equal(r.problems.length, 3, r.problems.map((p) => p.message.slice(0, 200)).join('\n'));
+    assert.match(r.problems[1]!.message, /^many\.yaml: document 3: a line of \d+ bytes is over the 1048576-byte limit \(document skipped\)$/);
+    assert.match(r.problems[2]!.message, /^many\.yaml: document 4: Service default\/folded: metadata\.annotations\.x is longer than 1048576 characters \(object skipped\)$/);
+    assert.match(r.problems[0]!.message, /document 2: .*[Aa]lias/);
+    assert.ok(r.problems.every((p) => p.message.length < 400), 'problems quote no huge value');
+    process.stderr.write(`# bounded parse of a 53 MB file: ${ms.toFixed(0)} ms\n`);
   });
 });
 
@@ -136,7 +157,7 @@ describe('FileSource', () => {
     await rm(root, { recursive: true, force: true });
   });
 
-  it('reads a directory of files (ignoring other extensions and kinds), then emits synced', async () => {
+  it('reads a directory of files (ignoring other extensions, and other kinds with one line each), then emits synced', async () => {
     const dir = await mkdtemp(join(root, 'dir-'));
     await writeFile(join(dir, 'a.yaml'), `${svcYaml('a')}---\n${sliceYaml('a-1', 'a', ['10.0.0.1'])}`);
     await writeFile(join(dir, 'b.json'), JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x' } }] }));
@@ -147,7 +168,7 @@ describe('FileSource', () => {
     await src.start(r.sink);
     try {
       assert.equal(r.isSynced(), true);
-      assert.deepEqual(r.errors, []);
+      assert.deepEqual(r.errors.map((e) => e.err.message), [`${join(dir, 'b.json')}: ConfigMap default/x is not a kind kube-xdp watches (Service, EndpointSlice): ignored`]);
       assert.deepEqual(r.events.map((e) => `${e.type} ${e.kind}`), ['ADDED EndpointSlice', 'ADDED Service', 'ADDED Service']);
       assert.deepEqual(names(r.tracker), ['default/a:http=80:10.0.0.1', 'default/c:http=81:']);
     } finally {
@@ -181,6 +202,27 @@ describe('FileSource', () => {
       await r.until(() => r.events.length >= k + 2, 'the deletion');
       assert.deepEqual(r.events.slice(k).map((e) => `${e.type} ${e.kind}`), ['DELETED EndpointSlice', 'DELETED Service']);
       assert.deepEqual(names(r.tracker), []);
+    } finally {
+      await src.stop();
+    }
+  });
+
+  it('a file over the size limit is not read: reported once, its previous objects kept', async () => {
+    const dir = await mkdtemp(join(root, 'cap-'));
+    const file = join(dir, 'web.yaml');
+    await writeFile(file, svcYaml('web'));
+    const r = recordingSink();
+    const src = new FileSource(dir, { pollIntervalMs: 60_000 });
+    await src.start(r.sink);
+    try {
+      const n = r.events.length;
+      await writeFile(join(dir, '.big'), `${svcYaml('web', 81)}# ${'x'.repeat(FILE_LIMITS.maxFileBytes)}\n`);
+      await rename(join(dir, '.big'), file); // whole, as an editor or a ConfigMap update replaces it
+      await r.until(() => r.errors.length > 0, 'the size report');
+      assert.match(r.errors[0]!.err.message, new RegExp(`web\\.yaml: \\d+ bytes is over the ${FILE_LIMITS.maxFileBytes}-byte file limit$`));
+      assert.match(r.errors[0]!.context, /\(keeping previous content\)$/);
+      assert.equal(r.events.length, n);
+      assert.deepEqual(names(r.tracker), ['default/web:http=80:']);
     } finally {
       await src.stop();
     }
@@ -281,4 +323,64 @@ describe('FileSource', () => {
     assert.deepEqual(names(r.tracker), ['default/web:http=80:']);
     assert.match(r.errors[0]!.err.message, /Service\/default\/web is also defined in .*a\.yaml/);
   });
+});
+
+describe('bad input at scale: 1,000 Services of which 100 are malformed', () => {
+  const BULK = fileURLToPath(new URL('./fixtures/bulk-source.js', import.meta.url));
+  const svcDoc = (name: string, o: { ip?: string; port?: number } = {}) =>
+    `apiVersion: v1\nkind: Service\nmetadata:\n  name: ${name}\n  namespace: default\nspec:\n  clusterIP: ${o.ip ?? '10.96.1.1'}\n  ports:\n  - name: http\n    port: ${o.port ?? 80}\n    protocol: TCP\n`;
+  // [label, how many, document text for item i]; every one must be reported, once.
+  const bad: [string, number, (i: number) => string][] = [
+    ['bad address', 20, (i) => svcDoc(`bad-ip-${i}`, { ip: `10.96.${300 + i}.1` })],
+    ['bad port', 19, (i) => svcDoc(`bad-port-${i}`, { port: 70000 + i })],
+    ['duplicate name', 10, (i) => svcDoc(`ok-${i}`, { port: 81 })],
+    ['oversized name', 15, (i) => svcDoc(`n${i}${'x'.repeat(i < 10 ? 62 + i : 1 << 20)}`)],
+    ['alias bomb', 10, () => ['kind: Service', 'a: &a ["x","x","x","x","x","x","x","x","x","x"]', ...Array.from({ length: 9 }, (_, k) => `${String.fromCharCode(98 + k)}: &${String.fromCharCode(98 + k)} [${Array(10).fill(`*${String.fromCharCode(97 + k)}`).join(',')}]`), ''].join('\n')],
+    ['wrong kind', 10, (i) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-${i}\ndata: {}\n`],
+    ['syntax error', 10, (i) => `kind: Service\nmetadata:\n  name: syn-${i}\n   bad: [\n`],
+    ['not an object', 5, (i) => `just a string ${i}\n`],
+    ['50 MB object', 1, () => `apiVersion: v1\nkind: Service\nmetadata:\n  name: huge\n  annotations:\n    x: "${'y'.repeat(50 << 20)}"\n`],
+  ];
+  const docs = (): string[] => {
+    const out = Array.from({ length: 900 }, (_, i) => svcDoc(`ok-${i}`));
+    for (const [, n, make] of bad) for (let i = 0; i < n; i++) out.splice((out.length * (i + 1)) % out.length, 0, make(i));
+    return out;
+  };
+
+  let root: string;
+  before(async () => { root = await mkdtemp(join(tmpdir(), 'kx-bulk-')); });
+  after(async () => { await rm(root, { recursive: true, force: true }); });
+
+  const run = (path: string) => {
+    const r = spawnSync(process.execPath, [BULK, path], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout) as { names: string[]; errors: string[]; invalid: string[]; maxRssMb: number };
+  };
+
+  for (const layout of ['one multi-document file', 'a directory of files'] as const) {
+    it(`${layout}: the 900 valid Services programmed, each problem reported once with its name or document, RSS bounded`, async (t) => {
+      const dir = await mkdtemp(join(root, 'bulk-'));
+      const all = docs();
+      assert.equal(all.length, 1000);
+      if (layout === 'one multi-document file') await writeFile(join(dir, 'all.yaml'), all.join('---\n'));
+      else for (let i = 0; i < all.length; i += 10) await writeFile(join(dir, `part-${String(i).padStart(4, '0')}.yaml`), all.slice(i, i + 10).join('---\n'));
+      const r = run(dir);
+      t.diagnostic(`${r.names.length} Services programmed; ${r.errors.length} source problems, ${r.invalid.length} invalid objects; peak RSS ${r.maxRssMb} MB`);
+      assert.deepEqual(r.names.sort(), Array.from({ length: 900 }, (_, i) => `ok-${i}`).sort());
+      const said = [...r.errors, ...r.invalid];
+      const once = (re: RegExp, n: number, what: string) => assert.equal(said.filter((m) => re.test(m)).length, n, `${what}: ${said.filter((m) => re.test(m)).slice(0, 3).join(' || ')}`);
+      for (let i = 0; i < 20; i++) once(new RegExp(`/bad-ip-${i}: spec\\.clusterIP`), 1, `bad address ${i}`);
+      for (let i = 0; i < 19; i++) once(new RegExp(`/bad-port-${i}: spec\\.ports\\[0\\]\\.port`), 1, `bad port ${i}`);
+      once(/Service\/default\/ok-\d+ is also defined/, 10, 'duplicates');
+      once(/metadata\.name: "n\d+x+.*is not a DNS-1035 label/, 10, 'names over 63 characters');
+      once(/[Aa]lias/, 10, 'alias bombs');
+      once(/ConfigMap default\/cm-\d+ is not a kind kube-xdp watches/, 10, 'wrong kinds');
+      once(/document \d+: .*(line \d+|[Ii]mplicit|[Nn]ested|indent)/i, 10, 'syntax errors');
+      once(/is not an object/, 5, 'non-objects');
+      once(/line of \d+ bytes is over/, 6, 'the 50 MB object and the 1 MB names (a line that long skips its document unparsed)');
+      assert.ok(said.every((m) => m.length < 1000), `a problem line of ${Math.max(...said.map((m) => m.length))} chars`);
+      // Measured before the bounds: 1.8 GiB peak and 0 Services programmed for the single file.
+      assert.ok(r.maxRssMb < 600, `peak RSS ${r.maxRssMb} MB`);
+    });
+  }
 });
