@@ -5,6 +5,7 @@ import type { ProxyState } from '../../model/types.js';
 import type { Metrics } from '../../observe/metrics.js';
 import type { Dataplane, SyncResult } from '../types.js';
 import { applyPlan, readMaps } from './apply.js';
+import { admit, MAP_LIMITS, type Admission, type CapacityLimits } from './capacity.js';
 import { compile, type EbpfNodeConfig } from './compile.js';
 import { describeMaps, type Description } from './describe.js';
 import { KernelMaps } from './kernel-maps.js';
@@ -13,7 +14,10 @@ import { MAPS, STAT_NAMES, STATS_MAP } from './maps.js';
 import { plan, type AppliedState } from './plan.js';
 import { appliedFromMaps } from './readback.js';
 
-export type EbpfOptions = LoaderOptions & EbpfNodeConfig;
+export type EbpfOptions = LoaderOptions & EbpfNodeConfig & {
+  /** Map capacities the planner admits Services against (tests set small ones). */
+  readonly limits?: CapacityLimits;
+};
 
 export const CONTROLLED_MAPS = Object.values(MAPS).map((m) => m.name);
 /** Conntrack GC period: short enough that expired entries never crowd out idle live flows
@@ -29,6 +33,7 @@ export class EbpfDataplane implements Dataplane {
   private lastStats: readonly bigint[] = [];
   private gcProg: { fd: number; label: string } | null = null;
   private lastGc = -Infinity;
+  private lastShortfall = '[]';
 
   constructor(private readonly lib: Libkx, private readonly log: Logger, private readonly metrics: Metrics, private readonly opts: EbpfOptions) {
     this.loader = new Loader(lib, log, opts);
@@ -83,20 +88,56 @@ export class EbpfDataplane implements Dataplane {
       this.log.warn({ service: p.service }, `service not programmed: ${p.reason}`);
       this.metrics.inc('kubexdp_service_errors_total', 'Service ports the dataplane could not program', { reason: 'compile' });
     }
-    const p = plan(this.applied, desired);
+    const limits = this.opts.limits ?? MAP_LIMITS;
+    let admission = admit(this.applied, desired, limits);
+    let writes = 0;
+    const updates: Record<string, number> = {}, deletes: Record<string, number> = {};
     try {
-      const counts = applyPlan(maps, p);
-      this.applied = p.next;
-      this.metrics.set('kubexdp_frontends', 'Frontends programmed', desired.frontends.size);
-      this.metrics.set('kubexdp_backends', 'Backends programmed', p.next.backends.size);
-      this.metrics.inc('kubexdp_map_writes_total', 'Map entries written or deleted', {}, p.writes);
-      return { writes: p.writes, detail: { ...counts, frontends: desired.frontends.size, problems: problems.length } };
+      // A second pass when Services were left out: this pass's deletes lowered the peak.
+      for (let pass = 0; pass < 2; pass++) {
+        const p = plan(this.applied, admission.desired);
+        const counts = applyPlan(maps, p);
+        this.applied = p.next;
+        writes += p.writes;
+        for (const [m, n] of Object.entries(counts.updates)) updates[m] = (updates[m] ?? 0) + n;
+        for (const [m, n] of Object.entries(counts.deletes)) deletes[m] = (deletes[m] ?? 0) + n;
+        if (admission.leftOut.length === 0 || p.writes === 0) break;
+        const again = admit(this.applied, desired, limits);
+        if (again.leftOut.length >= admission.leftOut.length) break;
+        admission = again;
+      }
     } catch (err) {
       // Part of the plan may be in the kernel: the next sync re-reads the maps instead of
       // trusting memory, so it converges from whatever is there.
       this.applied = null;
       throw err;
     }
+    this.reportCapacity(admission);
+    this.metrics.set('kubexdp_frontends', 'Frontends programmed', this.applied.frontends.size);
+    this.metrics.set('kubexdp_backends', 'Backends programmed', this.applied.backends.size);
+    this.metrics.inc('kubexdp_map_writes_total', 'Map entries written or deleted', {}, writes);
+    return {
+      writes,
+      detail: { updates, deletes, frontends: this.applied.frontends.size, problems: problems.length, servicesLeftOut: admission.leftOut.length },
+    };
+  }
+
+  /** Logs a capacity shortfall when it changes (not on every sync), and keeps the gauges. */
+  private reportCapacity(a: Admission): void {
+    for (const map of ['kx_frontends', 'kx_slots', 'kx_backends', 'kx_revnat']) {
+      const s = a.shortfalls.find((x) => x.map === map);
+      this.metrics.set('kubexdp_map_capacity_shortfall', 'Entries a map lacks to hold every Service (0: all fit)', s ? s.demand - s.limit : 0, { map });
+    }
+    this.metrics.set('kubexdp_services_not_programmed', 'Service ports left out for lack of map capacity', a.leftOut.length);
+    const text = JSON.stringify(a.shortfalls);
+    const before = this.lastShortfall;
+    if (text === before) return;
+    this.lastShortfall = text;
+    for (const s of a.shortfalls) {
+      this.log.error({ map: s.map, limit: s.limit, demand: s.demand, servicesLeftOut: s.services.length, services: s.services.slice(0, 10) },
+        `${s.map} is full: it holds ${s.limit} entries, this state needs ${s.demand}; ${s.services.length} Service ports left out (${s.services.slice(0, 3).join(', ')}${s.services.length > 3 ? ', …' : ''}); they keep what they had programmed, the others are served`);
+    }
+    if (a.shortfalls.length === 0 && before !== '[]') this.log.info('every Service fits the maps again');
   }
 
   describe(): Description {
