@@ -22,7 +22,7 @@ export function checksum(buf: Buffer, initial = 0): number {
   return (~sum) & 0xffff;
 }
 
-function pseudoSum(ip: Buffer, proto: number, l4len: number): number {
+export function pseudoSum(ip: Buffer, proto: number, l4len: number): number {
   const p = Buffer.alloc(12);
   ip.copy(p, 0, 12, 20);
   p[9] = proto;

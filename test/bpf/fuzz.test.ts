@@ -1,0 +1,233 @@
+// Packet fuzz (issue 16, part 7): ≥ 100,000 generated and mutated frames per program through
+// the real XDP and tc programs (BPF_PROG_TEST_RUN). A frame must come out byte for byte as it
+// went in, or — when it is a well-formed packet to a frontend of the program's scope —
+// translated exactly: destination to the backend (and, behind SNAT, source to the node with a
+// port in the SNAT range), IPv4 checksum valid, L4 checksum valid exactly when it was before,
+// every other byte (padding included) untouched. The oracle (`expected`) states what
+// "well-formed" means, independently of the C parser. Malformed frames must also create no
+// conntrack entry. KX_FUZZ_SEED replays a run; KX_FUZZ_CASES sets the frames per program.
+// Needs root; under CI=true a non-root run fails.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Dataplane, ensureBpffs, TC_ACT_OK, XDP_PASS, type MapState, type Program } from './fixture.js';
+import { buildFrame, checksum, pseudoSum, TCP, UDP } from './packet.js';
+import { BE_LOCAL, FE_NODEPORT, SNAT_PORTS } from '../../src/dataplane/ebpf/maps.js';
+
+const isRoot = process.getuid?.() === 0;
+if (!isRoot && process.env.CI === 'true') test('packet fuzz', () => assert.fail('CI=true requires root'));
+
+const SEED = Number(process.env.KX_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
+const CASES = Number(process.env.KX_FUZZ_CASES ?? 100_000);
+const NODE = '192.168.1.10';
+const CIP = '10.96.0.10';
+const BE_REMOTE = '10.244.2.30', BE_LOCAL_ADDR = '10.244.1.20';
+
+// One backend per frontend, so a translation is determined by the frontend alone.
+const STATE: MapState = {
+  nodeAddr: NODE,
+  services: [
+    { svcId: 1, addr: CIP, port: 80, proto: 'TCP', scope: 'INT', backends: [{ id: 1, addr: BE_REMOTE, port: 8080 }] },
+    { svcId: 2, addr: CIP, port: 53, proto: 'UDP', scope: 'INT', backends: [{ id: 2, addr: BE_REMOTE, port: 5353 }] },
+    { svcId: 3, addr: NODE, port: 30080, proto: 'TCP', scope: 'EXT', flags: FE_NODEPORT, backends: [{ id: 3, addr: BE_LOCAL_ADDR, port: 8080, flags: BE_LOCAL }] },
+    { svcId: 4, addr: NODE, port: 30053, proto: 'UDP', scope: 'EXT', flags: FE_NODEPORT, backends: [{ id: 4, addr: BE_LOCAL_ADDR, port: 5353, flags: BE_LOCAL }] },
+    { svcId: 5, addr: NODE, port: 30081, proto: 'TCP', scope: 'EXT', flags: FE_NODEPORT, backends: [{ id: 5, addr: BE_REMOTE, port: 8080 }] },
+  ],
+};
+const FRONTENDS = STATE.services.map((s) => ({ ...s, protoNum: s.proto === 'TCP' ? TCP : UDP, program: (s.scope === 'INT' ? 'tc' : 'xdp') as Program }));
+
+type Expect = { kind: 'untouched'; why: string } | { kind: 'nat'; dst: string; dport: number; snat: boolean; l4: number; proto: number };
+
+const ipAt = (b: Buffer, at: number) => `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
+
+/** L4 checksum of the IP payload [l4, l4+len) valid? (UDP 0 = none counts as valid.) */
+function l4Valid(f: Buffer, l4: number, len: number, proto: number): boolean {
+  const seg = f.subarray(l4, l4 + len);
+  if (proto === UDP && seg.readUInt16BE(6) === 0) return true;
+  return checksum(seg, pseudoSum(f.subarray(14), proto, len)) === 0;
+}
+
+/** What the programs must do with a frame: the definition of a well-formed Service packet. */
+function expected(f: Buffer, program: Program): Expect {
+  const no = (why: string): Expect => ({ kind: 'untouched', why });
+  if (f.length < 14 || f.readUInt16BE(12) !== 0x0800) return no('not IPv4');
+  if (f.length < 34) return no('IPv4 header cut');
+  const proto = f[23]!;
+  if (proto !== TCP && proto !== UDP) return no('not TCP/UDP');
+  if (f[14]! >> 4 !== 4 || (f[14]! & 15) < 5) return no('bad version/IHL');
+  const hlen = (f[14]! & 15) * 4;
+  const tot = f.readUInt16BE(16);
+  if (tot < hlen || 14 + tot > f.length) return no('bad total length');
+  if (checksum(f.subarray(14, 14 + hlen)) !== 0) return no('bad IPv4 checksum');
+  if (f.readUInt16BE(20) & 0x3fff) return no('fragment');
+  const l4 = 14 + hlen, l4len = tot - hlen;
+  if (proto === TCP) {
+    if (l4len < 20) return no('TCP header cut');
+    const doff = (f[l4 + 12]! >> 4) * 4;
+    if (doff < 20 || doff > l4len) return no('bad TCP data offset');
+  } else {
+    if (l4len < 8) return no('UDP header cut');
+    if (f.readUInt16BE(l4 + 4) !== l4len) return no('bad UDP length');
+  }
+  const dst = ipAt(f, 30), dport = f.readUInt16BE(l4 + 2);
+  const fe = FRONTENDS.find((x) => x.program === program && x.addr === dst && x.port === dport && x.protoNum === proto);
+  if (!fe) return no('no frontend');
+  const be = fe.backends[0]!;
+  return { kind: 'nat', dst: be.addr, dport: be.port, snat: program === 'xdp' && !((be.flags ?? 0) & BE_LOCAL), l4, proto };
+}
+
+/** Checks one run against the oracle; returns a failure text or null. */
+function check(input: Buffer, out: Buffer, verdict: number, program: Program): string | null {
+  const pass = program === 'xdp' ? XDP_PASS : TC_ACT_OK;
+  const e = expected(input, program);
+  if (verdict !== pass) return `verdict ${verdict}, expected pass (${e.kind === 'untouched' ? e.why : 'translation'})`;
+  if (e.kind === 'untouched') return out.equals(input) ? null : `rewritten although ${e.why}`;
+  if (out.length !== input.length) return `length ${out.length} != ${input.length}`;
+  const changed = new Set<number>([24, 25, 30, 31, 32, 33, e.l4 + 2, e.l4 + 3, ...(e.proto === TCP ? [e.l4 + 16, e.l4 + 17] : [e.l4 + 6, e.l4 + 7])]);
+  if (e.snat) [26, 27, 28, 29, e.l4, e.l4 + 1].forEach((i) => changed.add(i));
+  for (let i = 0; i < input.length; i++) if (!changed.has(i) && out[i] !== input[i]) return `byte ${i} changed (${input[i]} -> ${out[i]})`;
+  if (ipAt(out, 30) !== e.dst || out.readUInt16BE(e.l4 + 2) !== e.dport) return `dst ${ipAt(out, 30)}:${out.readUInt16BE(e.l4 + 2)}, expected ${e.dst}:${e.dport}`;
+  if (e.snat) {
+    const sport = out.readUInt16BE(e.l4);
+    if (ipAt(out, 26) !== NODE || sport < SNAT_PORTS.min || sport > SNAT_PORTS.max) return `SNAT source ${ipAt(out, 26)}:${sport}`;
+  } else if (!out.subarray(26, 30).equals(input.subarray(26, 30)) || out.readUInt16BE(e.l4) !== input.readUInt16BE(e.l4)) return 'source changed without SNAT';
+  const hlen = (out[14]! & 15) * 4, len = out.readUInt16BE(16) - hlen;
+  if (checksum(out.subarray(14, 14 + hlen)) !== 0) return 'IPv4 checksum invalid after translation';
+  if (e.proto === UDP && input.readUInt16BE(e.l4 + 6) === 0 && out.readUInt16BE(e.l4 + 6) !== 0) return 'UDP checksum 0 (none) was filled in';
+  if (l4Valid(out, e.l4, len, e.proto) !== l4Valid(input, e.l4, len, e.proto)) return `L4 checksum ${l4Valid(input, e.l4, len, e.proto) ? 'broken' : 'repaired'} by the translation`;
+  return null;
+}
+
+// ---- generators -------------------------------------------------------------------------
+
+function prng(seed: number) {
+  let s = seed >>> 0 || 1;
+  const next = () => { s = (s + 0x6d2b79f5) >>> 0; let t = s; t = Math.imul(t ^ (t >>> 15), t | 1); t ^= t + Math.imul(t ^ (t >>> 7), t | 61); return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32; };
+  const int = (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo)); // [lo, hi)
+  return { next, int, pick: <T>(xs: readonly T[]): T => xs[int(0, xs.length)]! };
+}
+type Rng = ReturnType<typeof prng>;
+
+function fixIp(f: Buffer): Buffer {
+  const hlen = Math.min((f[14]! & 15) * 4, f.length - 14);
+  if (hlen < 12) return f;
+  f.writeUInt16BE(0, 24);
+  f.writeUInt16BE(checksum(f.subarray(14, 14 + hlen)), 24);
+  return f;
+}
+
+/** A well-formed packet to a frontend of `program`'s scope (or near one: other port or address). */
+function servicePacket(r: Rng, program: Program): Buffer {
+  const fes = FRONTENDS.filter((x) => x.program === program);
+  const fe = r.pick(fes);
+  const near = r.next() < 0.15;
+  const client = program === 'tc' ? `10.244.1.${r.int(2, 250)}` : `203.0.${r.int(0, 256)}.${r.int(1, 255)}`;
+  return buildFrame({
+    src: client, dst: near && r.next() < 0.5 ? '10.96.0.99' : fe.addr, sport: r.int(1024, 65536), dport: near ? fe.port + 1 : fe.port,
+    proto: r.next() < 0.05 ? (fe.protoNum === TCP ? UDP : TCP) : fe.protoNum,
+    payload: Buffer.from(Array.from({ length: r.int(0, 64) }, () => r.int(0, 256))),
+    ipOptions: Buffer.from(Array.from({ length: r.int(0, 11) * 4 }, () => r.pick([0, 1, 7, 68, r.int(0, 256)]))),
+    udpNoChecksum: r.next() < 0.1, tcpFlags: r.pick([0x02, 0x10, 0x18, 0x11, 0x04, r.int(0, 256)]),
+  });
+}
+
+const l4Of = (f: Buffer) => 14 + (f[14]! & 15) * 4;
+
+const CATEGORIES: Record<string, (r: Rng, p: Program) => Buffer> = {
+  'valid Service packet': (r, p) => servicePacket(r, p),
+  'random bytes': (r) => {
+    const b = Buffer.from(Array.from({ length: r.int(0, 160) }, () => r.int(0, 256)));
+    if (b.length >= 14 && r.next() < 0.7) b.writeUInt16BE(0x0800, 12);
+    if (b.length >= 34 && r.next() < 0.5) { b[14] = 0x45; b[23] = r.pick([TCP, UDP]); fixIp(b); }
+    return b;
+  },
+  'truncated': (r, p) => { const f = servicePacket(r, p); return f.subarray(0, r.int(14, f.length)); },
+  'truncated, total length kept consistent': (r, p) => {
+    const f = servicePacket(r, p); const cut = Buffer.from(f.subarray(0, r.int(34, f.length)));
+    cut.writeUInt16BE(cut.length - 14, 16); return fixIp(cut);
+  },
+  'bad IHL': (r, p) => { const f = servicePacket(r, p); f[14] = (f[14]! & 0xf0) | r.int(0, 16); return r.next() < 0.7 ? fixIp(f) : f; },
+  'bad version': (r, p) => { const f = servicePacket(r, p); f[14] = (r.pick([0, 1, 2, 3, 5, 6, 7, 15]) << 4) | (f[14]! & 15); return fixIp(f); },
+  'total length off': (r, p) => { const f = servicePacket(r, p); f.writeUInt16BE(Math.max(0, f.readUInt16BE(16) + r.pick([-30, -9, -3, -1, 1, 7, 1000])), 16); return fixIp(f); },
+  'Ethernet padding (shorter datagram)': (r, p) => {
+    const f = servicePacket(r, p);
+    const padded = Buffer.concat([f, Buffer.from(Array.from({ length: r.int(1, 40) }, () => r.int(0, 256)))]);
+    if (r.next() < 0.5) { padded.writeUInt16BE(r.int(20, padded.readUInt16BE(16) + 1), 16); fixIp(padded); }
+    return padded;
+  },
+  'bad TCP data offset': (r, p) => { const f = servicePacket(r, p); if (f[23] === TCP) f[l4Of(f) + 12] = (r.int(0, 16) << 4) | (f[l4Of(f) + 12]! & 15); return f; },
+  'bad UDP length': (r, p) => { const f = servicePacket(r, p); if (f[23] === UDP) f.writeUInt16BE(r.pick([0, 7, 8, f.readUInt16BE(l4Of(f) + 4) - 1, f.readUInt16BE(l4Of(f) + 4) + 1, 65535]), l4Of(f) + 4); return f; },
+  'bad IPv4 checksum': (r, p) => { const f = servicePacket(r, p); f.writeUInt16BE(f.readUInt16BE(24) ^ (1 << r.int(0, 16)), 24); return f; },
+  'fragment': (r, p) => { const f = servicePacket(r, p); f.writeUInt16BE(r.next() < 0.5 ? 0x2000 | r.int(0, 0x2000) : r.int(1, 0x2000), 20); return fixIp(f); },
+  'VLAN-tagged': (r, p) => { const f = servicePacket(r, p); return Buffer.concat([f.subarray(0, 12), Buffer.from([0x81, 0x00, 0, r.int(1, 255)]), f.subarray(12)]); },
+  'IPv6 with extension headers': (r) => {
+    const exts = Array.from({ length: r.int(0, 4) }, () => r.pick([0, 43, 60, 44]));
+    const chain: number[] = [];
+    for (let i = 0; i < exts.length; i++) chain.push(exts[i + 1] ?? r.pick([TCP, UDP]), 0, ...Array(6).fill(0));
+    const l4 = Buffer.alloc(20); l4.writeUInt16BE(r.int(1, 65536), 0); l4.writeUInt16BE(r.pick([80, 53, 30080]), 2);
+    const payload = Buffer.concat([Buffer.from(chain), l4]);
+    const ip6 = Buffer.alloc(40); ip6[0] = 0x60; ip6.writeUInt16BE(payload.length, 4); ip6[6] = exts[0] ?? r.pick([TCP, UDP]); ip6[7] = 64;
+    const eth = Buffer.alloc(14); eth.writeUInt16BE(0x86dd, 12);
+    return Buffer.concat([eth, ip6, payload]).subarray(0, r.next() < 0.2 ? r.int(14, 54 + payload.length) : undefined);
+  },
+  'mutated Service packet': (r, p) => {
+    const f = servicePacket(r, p);
+    for (let k = r.int(1, 5); k > 0; k--) f[r.int(12, f.length)] = r.int(0, 256);
+    if (r.next() < 0.5) fixIp(f);
+    return f;
+  },
+};
+/** Categories that hold no well-formed packet at all: they must leave conntrack empty. */
+const NEVER_VALID = new Set(['bad IPv4 checksum', 'fragment', 'VLAN-tagged', 'IPv6 with extension headers', 'bad version']);
+
+describe(`packet fuzz: ${CASES} frames per program (seed ${SEED})`, { skip: isRoot ? false : 'needs root (BPF_PROG_TEST_RUN, bpffs)' }, () => {
+  let dp: Dataplane | null = null;
+  before(() => { ensureBpffs(); dp = new Dataplane(undefined, 'kx-fuzz'); dp.writeState(STATE); });
+  after(() => dp?.close());
+
+  for (const program of ['xdp', 'tc'] as const) {
+    test(`${program}: every frame untouched or translated exactly`, (t) => {
+      assert.ok(dp);
+      const r = prng(SEED ^ (program === 'tc' ? 0x7c : 0));
+      const names = Object.keys(CATEGORIES);
+      const seen: Record<string, { n: number; translated: number; refused: number }> = {};
+      const only = process.env.KX_FUZZ_CASE === undefined ? null : Number(process.env.KX_FUZZ_CASE);
+      // Categories without a single well-formed packet first, on an empty conntrack.
+      const order = [...names.filter((n) => NEVER_VALID.has(n)), ...names.filter((n) => !NEVER_VALID.has(n))];
+      dp.clearCt(1 << 20);
+      let ctChecked = false;
+      for (let i = 0; i < CASES; i++) {
+        const cat = order[Math.floor((i * order.length) / CASES)]!;
+        if (!ctChecked && !NEVER_VALID.has(cat)) {
+          assert.equal(dp.ctEntries(1 << 20).length, 0, 'malformed frames created conntrack entries');
+          ctChecked = true;
+        }
+        // SNAT ports of the NodePort with a remote backend would run out (4,536, each held by an
+        // unreplied flow for 3 s): a dropped flow is correct then, but not what this test is about.
+        if (ctChecked && i % 1000 === 0) dp.clearCt(1 << 20);
+        const frame = CATEGORIES[cat]!(r, program);
+        if (only !== null && i !== only) continue;
+        const s = (seen[cat] ??= { n: 0, translated: 0, refused: 0 });
+        s.n++;
+        let out: { verdict: number; out: Buffer };
+        try {
+          out = dp.run(program, frame);
+        } catch (e) {
+          // test_run refuses frames shorter than an Ethernet header, and for skb programs
+          // shorter than the IPv4 / IPv6 header their EtherType announces: no such frame can
+          // reach the programs through it.
+          const type = frame.length >= 14 ? frame.readUInt16BE(12) : 0;
+          const tooShort = frame.length < 14 || (program === 'tc' && ((type === 0x0800 && frame.length < 34) || (type === 0x86dd && frame.length < 54)));
+          if ((e as { code?: string }).code === 'EINVAL' && tooShort) { s.refused++; continue; }
+          throw new Error(`${(e as Error).message} on ${frame.toString('hex')}`);
+        }
+        const why = check(frame, out.out, out.verdict, program);
+        if (why !== null) {
+          assert.fail(`${program} case ${i} (${cat}): ${why}\n  replay: KX_FUZZ_SEED=${SEED} KX_FUZZ_CASE=${i}\n  in:  ${frame.toString('hex')}\n  out: ${out.out.toString('hex')}`);
+        }
+        if (!out.out.equals(frame)) s.translated++;
+      }
+      t.diagnostic(`seed ${SEED}: ${Object.entries(seen).map(([k, v]) => `${k} ${v.n} (${v.translated} translated${v.refused ? `, ${v.refused} refused by test_run` : ''})`).join('; ')}`);
+      if (only === null) assert.ok(seen['valid Service packet']!.translated > 0, 'some packets were translated');
+    });
+  }
+});
