@@ -11,7 +11,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Libkx } from '../src/kernel/libkx.js';
-import { MAPS } from '../src/dataplane/ebpf/maps.js';
+import { MAPS, STAT_NAMES, STATS_MAP } from '../src/dataplane/ebpf/maps.js';
 import { REPO } from '../test/bpf/fixture.js';
 import { createLab, ensureBpffs, type Lab, type LabPod, type NodeName } from '../test/lab/lab.js';
 import { Controller } from '../test/lab/kube-xdp.js';
@@ -20,6 +20,8 @@ import type { Summary } from '../test/lab/client.js';
 
 const MINUTES = Number(process.env.KX_SOAK_MINUTES ?? 30);
 const SAMPLE_MS = 10_000;
+/** KX_SOAK_STATIC=1 keeps the endpoints fixed: the baseline to tell churn's failures from the lab's. */
+const STATIC = process.env.KX_SOAK_STATIC === '1';
 const CHURN_MS = 100;
 const CLIENT_SEGMENT_MS = 60_000;
 const CLUSTER_IP = '10.96.0.10', OTHER_IP = '10.96.0.11', NODE_PORT = 30080;
@@ -31,6 +33,8 @@ interface Sample {
   maps: Record<NodeName, Record<string, number>>;
   syncs: number; sync_p50_ms: number; sync_p99_ms: number; change_to_sync_p99_ms: number;
   connections: number; failures: number; errors: Record<string, number>;
+  /** node1's datapath counters (kx_stats), cumulative. */
+  stats: Record<string, number>;
 }
 
 const pct = (xs: number[], p: number): number => {
@@ -42,6 +46,23 @@ const rssMb = (pid: number): number => {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Math.round(Number(m[1]) / 1024) : 0;
 };
+
+function datapathStats(lib: Libkx, pinDir: string): Record<string, number> {
+  const fd = lib.objGet(join(pinDir, STATS_MAP));
+  try {
+    const d = lib.mapDump(fd, STAT_NAMES.length);
+    const stride = d.values.length / Math.max(d.count, 1);
+    const out: Record<string, number> = {};
+    for (let i = 0; i < d.count; i++) {
+      let sum = 0n;
+      for (let off = 0; off < stride; off += 8) sum += d.values.readBigUInt64LE(i * stride + off);
+      out[STAT_NAMES[d.keys.readUInt32LE(i * 4)]!] = Number(sum);
+    }
+    return out;
+  } finally {
+    lib.close(fd);
+  }
+}
 
 function mapFill(lib: Libkx, pinDir: string): Record<string, number> {
   const out: Record<string, number> = {};
@@ -149,8 +170,8 @@ async function main(): Promise<void> {
         startClients();
         lastClientsAt = now;
       }
-      const eps = pods('b', 'c', ...churning.filter(() => bit()));
-      const withOther = Math.floor((now - t0) / 10_000) % 2 === 0;
+      const eps = STATIC ? pods('b', 'c', ...churning) : pods('b', 'c', ...churning.filter(() => bit()));
+      const withOther = !STATIC && Math.floor((now - t0) / 10_000) % 2 === 0;
       writeSource(source, withOther ? [web(eps), other(pods('b', 'f'))] : [web(eps)]);
       changes++;
       if (now - lastSampleAt >= SAMPLE_MS) {
@@ -168,6 +189,7 @@ async function main(): Promise<void> {
           connections: segment.reduce((a, x) => a + x.ok + x.failed, 0),
           failures: segment.reduce((a, x) => a + x.failed, 0),
           errors: mergeErrors(segment),
+          stats: datapathStats(lib, l.pinDir('node1')),
         };
         samples.push(s);
         lastSampleAt = now;
