@@ -60,9 +60,16 @@ static __always_inline __u64 kx_ct_lifetime_ns(__u8 proto, __u16 flags)
 	return s * 1000000000ULL;
 }
 
+/* `now` was read before the entry was looked up: another CPU (the other direction of the flow)
+ * may have refreshed it since, to a time just after `now`. Such an entry is live, not 2^64 ns
+ * old; a time more than a second ahead is not one a packet wrote. */
 static __always_inline int kx_ct_live(const struct ct_value *ct, __u8 proto, __u64 now)
 {
-	return now - ct->last_seen_ns < kx_ct_lifetime_ns(proto, ct->flags);
+	__u64 seen = ct->last_seen_ns;
+
+	if (seen > now)
+		return seen - now < KX_CT_REFRESH_NS;
+	return now - seen < kx_ct_lifetime_ns(proto, ct->flags);
 }
 
 /* The live entry for a key: the established table first, then the new-flow table. An expired

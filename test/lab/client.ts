@@ -2,6 +2,8 @@
 //   node client.js --tcp|--udp --target IP:PORT [--count N] [--timeout-ms T] [--concurrency C]
 //   node client.js --tcp|--udp --target IP:PORT --steady [--interval-ms 20] --duration-ms D
 //   node client.js --tcp --target IP:PORT --hold [--interval-ms 20] --duration-ms D
+// --record (steady mode) adds every attempt to the summary: its start (epoch ms) and the pod
+// that answered, or the error.
 // Hold mode keeps ONE connection and sends a line every interval: byPod counts the answers,
 // so a connection that moved or broke shows up. It prints "first <pod>" on the first answer,
 // before the summary line.
@@ -22,6 +24,8 @@ export interface Summary {
   durationMs: number;
   /** Steady mode only: failures, `t` = ms from start when the attempt began. */
   timeline?: { t: number; code: string }[];
+  /** --record: every attempt, `at` = epoch ms when it began. */
+  records?: { at: number; pod?: string; code?: string }[];
 }
 
 type Outcome = { code: string } | { pod: string; replyPeer: string; seenPeer: string };
@@ -35,13 +39,14 @@ interface Args {
   concurrency: number;
   steady: boolean;
   hold: boolean;
+  record: boolean;
   intervalMs: number;
   durationMs: number;
 }
 
 function parseArgs(argv: string[]): Args {
   const a: Args = { proto: 'tcp', host: '', port: 0, count: 1, timeoutMs: 2000, concurrency: 1,
-    steady: false, hold: false, intervalMs: 20, durationMs: 0 };
+    steady: false, hold: false, record: false, intervalMs: 20, durationMs: 0 };
   let proto = '';
   const num = (v: string | undefined, flag: string): number => {
     const n = Number(v);
@@ -54,6 +59,7 @@ function parseArgs(argv: string[]): Args {
       case '--tcp': case '--udp': proto = f.slice(2); break;
       case '--steady': a.steady = true; break;
       case '--hold': a.hold = true; break;
+      case '--record': a.record = true; break;
       case '--target': {
         const t = argv[++i] ?? '';
         const c = t.lastIndexOf(':');
@@ -215,9 +221,14 @@ async function main(): Promise<void> {
     process.once('SIGTERM', () => { stop = true; });
     process.once('SIGINT', () => { stop = true; });
     const inflight = new Set<Promise<void>>();
+    if (a.record) s.records = [];
     while (!stop && performance.now() - start < a.durationMs) {
       const t = performance.now() - start;
-      const p = once().then((o) => record(o, t));
+      const at = Date.now();
+      const p = once().then((o) => {
+        record(o, t);
+        s.records?.push('code' in o ? { at, code: o.code } : { at, pod: o.pod });
+      });
       inflight.add(p);
       void p.finally(() => inflight.delete(p));
       await new Promise((r) => setTimeout(r, a.intervalMs));
