@@ -131,3 +131,14 @@ test('readback: a restarted controller plans zero writes against unchanged maps,
   const p = plan(withStray, d);
   assert.deepEqual(p.steps.map((s) => `${s.op} ${s.map}:${s.keys.length}`), ['delete slots:1']);
 });
+
+test('ids: an exhausted allocator names what ran out (admission should make this unreachable)', async () => {
+  const { IdAllocator } = await import('../../src/dataplane/ebpf/ids.js');
+  const ids = new IdAllocator(2, [], 'kx_backends ids');
+  ids.allocate();
+  const copy = ids.clone();
+  ids.allocate();
+  assert.throws(() => ids.allocate(), /^Error: all 2 kx_backends ids are in use$/);
+  copy.allocate();
+  assert.throws(() => copy.allocate(), /kx_backends ids/);
+});

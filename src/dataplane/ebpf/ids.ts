@@ -7,7 +7,8 @@ export class IdAllocator {
 
   /** `used`: ids found in the maps (after a restart); ids below the highest used one that
    * are not in use are queued in ascending order. Ids start at 1 (0 means "none"). */
-  constructor(readonly max: number, used: Iterable<number> = []) {
+  /** `what` names the ids in errors, e.g. "kx_backends ids". */
+  constructor(readonly max: number, used: Iterable<number> = [], readonly what = 'ids') {
     const taken = new Set(used);
     let top = 0;
     for (const id of taken) top = Math.max(top, id);
@@ -19,7 +20,8 @@ export class IdAllocator {
   allocate(): number {
     if (this.next <= this.max) return this.next++;
     const id = this.free.shift();
-    if (id === undefined) throw new Error(`all ${this.max} ids are in use`);
+    // Admission (capacity.ts) keeps every map within its limit, so this is a bug if it happens.
+    if (id === undefined) throw new Error(`all ${this.max} ${this.what} are in use`);
     return id;
   }
 
@@ -29,7 +31,7 @@ export class IdAllocator {
 
   clone(): IdAllocator {
     const c = Object.create(IdAllocator.prototype) as IdAllocator;
-    Object.assign(c, { max: this.max, next: this.next, free: [...this.free] });
+    Object.assign(c, { max: this.max, what: this.what, next: this.next, free: [...this.free] });
     return c;
   }
 

@@ -47,9 +47,9 @@ export function emptyApplied(): AppliedState {
     frontends: new Map(), backends: new Map(), revnats: new Map(), config: null,
     stale: { slots: [], backends: [], revnat: [] },
     ids: {
-      svc: new IdAllocator(KX_LIMITS.frontends),
-      backend: new IdAllocator(KX_LIMITS.backends),
-      revnat: new IdAllocator(KX_LIMITS.revnat),
+      svc: new IdAllocator(KX_LIMITS.frontends, [], 'service ids (kx_frontends)'),
+      backend: new IdAllocator(KX_LIMITS.backends, [], 'kx_backends ids'),
+      revnat: new IdAllocator(KX_LIMITS.revnat, [], 'kx_revnat ids'),
     },
   };
 }

@@ -52,9 +52,9 @@ export function appliedFromMaps(d: MapDumps): AppliedState {
     config: d.config,
     stale: { slots: staleSlots, backends: backends.stale, revnat: revnats.stale },
     ids: {
-      svc: new IdAllocator(KX_LIMITS.frontends, [...owned, ...staleSlots.map((k) => k.svcId)]),
-      backend: new IdAllocator(KX_LIMITS.backends, d.backends.map(([id]) => id)),
-      revnat: new IdAllocator(KX_LIMITS.revnat, d.revnat.map(([id]) => id)),
+      svc: new IdAllocator(KX_LIMITS.frontends, [...owned, ...staleSlots.map((k) => k.svcId)], 'service ids (kx_frontends)'),
+      backend: new IdAllocator(KX_LIMITS.backends, d.backends.map(([id]) => id), 'kx_backends ids'),
+      revnat: new IdAllocator(KX_LIMITS.revnat, d.revnat.map(([id]) => id), 'kx_revnat ids'),
     },
   };
 }
