@@ -101,3 +101,17 @@ test('capacity: frontends, backends and reverse-NAT entries are limits too', () 
     assert.deepEqual(a.shortfalls.map((s) => [s.map, s.limit, s.services]), [[m, limits[m === 'kx_frontends' ? 'frontends' : m === 'kx_backends' ? 'backends' : 'revnat'], ['default/s3:http']]], m);
   }
 });
+
+test('capacity: a programmed Service left out drops its removed endpoints (a removal needs no room) and keeps the rest', () => {
+  const io = new LimitedMaps(LIMITS);
+  let r = sync(io, emptyApplied(), [svc(1, 3), svc(2, 3), svc(3, 3)]);
+  // s1: endpoint 1 removed, three new ones (3 - 1 + 3 = 5 > the 10 - 6 room left): left out.
+  const eps = [2, 3, 4, 5, 6].map((k) => endpoint(`10.244.1.${k}`, 8080));
+  r = sync(io, r.applied, [servicePort('s1', { id: 'default/s1:http', clusterIPs: ['10.96.0.1'], endpoints: eps, clusterEndpoints: eps }), svc(2, 3), svc(3, 3)]);
+  assert.deepEqual(r.admission.leftOut, ['default/s1:http']);
+  const d = readMaps(io);
+  const addrs = d.backends.map(([, v]) => v.addr);
+  assert.ok(!addrs.includes('10.244.1.1'), 'the removed endpoint is no longer served');
+  assert.deepEqual(programmed(io), ['10.96.0.1:2', '10.96.0.2:3', '10.96.0.3:3']);
+  assert.deepEqual(appliedFromMaps(d).stale, { slots: [], backends: [], revnat: [] });
+});

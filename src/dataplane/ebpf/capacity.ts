@@ -4,8 +4,8 @@
 // what was programmed plus what is new: that peak, not the final size, must fit, or a batch
 // update fails half-way with E2BIG. Services are admitted whole (every frontend of a Service
 // port, or none) in a fixed order — those already programmed first, then by name — while every
-// map's peak stays within its limit. A Service left out keeps what it had programmed (nothing
-// is lost); a new one waits. Each map that turned a Service away is reported with its limit,
+// map's peak stays within its limit. A Service left out keeps what it had programmed, less the
+// endpoints that are gone (nothing is lost, nothing stale is served); a new one waits. Each map that turned a Service away is reported with its limit,
 // the demand and the Services left out.
 import { backendId, revNatId, type DesiredFrontend, type DesiredState } from './compile.js';
 import { KX_LIMITS } from './limits.js';
@@ -86,12 +86,18 @@ export function admit(applied: AppliedState, desired: DesiredState, limits: Capa
     }
     leftOut.push(service);
     for (const m of over) refused.set(m, [...(refused.get(m) ?? []), service]);
-    // What it had programmed stays as it was (its entries are counted in `used` already).
+    // It keeps what it had programmed (counted in `used` already), less the endpoints that are
+    // gone: a removal never needs room, and traffic must not reach a removed endpoint.
     for (const fe of fes) {
       const old = applied.frontends.get(fe.id);
       if (!old) continue;
       byId ??= new Map([...applied.backends.values()].map((b) => [b.id, b.value]));
-      frontends.set(fe.id, { ...fe, backends: old.slots.flatMap((id) => (id === undefined ? [] : [byId!.get(id)!])) });
+      const wanted = new Set(fe.backends.map(backendId));
+      const kept = old.slots.flatMap((id) => {
+        const b = id === undefined ? undefined : byId!.get(id);
+        return b && wanted.has(backendId(b)) ? [b] : [];
+      });
+      frontends.set(fe.id, { ...fe, backends: kept });
     }
   }
 
