@@ -634,17 +634,30 @@ static int load_trivial(enum bpf_prog_type type, enum bpf_attach_type expected, 
 		.log_size = 0,
 		.log_buf = NULL,
 	);
-	return bpf_prog_load(type, "kx_probe", "GPL", insns, 2, &opts);
+	return bpf_prog_load(type, "kx_probe", "GPL", insns, 2, &opts); /* fd or -errno (libbpf 1.x) */
 }
 
-/* Creates and at once destroys an unpinned link on lo. 0 if the kernel accepts it. */
-static int probe_link(enum bpf_prog_type type, int expected, int attach_type, __u32 flags)
+int kx_probe_prog(int prog_type, int expected_attach_type, int retval)
 {
-	int ifindex = if_nametoindex("lo"), pfd, lfd;
+	int fd;
 
+	BEGIN();
+	fd = load_trivial(prog_type, expected_attach_type, retval);
+	if (fd < 0)
+		return fd;
+	close(fd);
+	return 0;
+}
+
+int kx_probe_link(int prog_type, int expected_attach_type, int attach_type, uint32_t flags)
+{
+	int ifindex, pfd, lfd;
+
+	BEGIN();
+	ifindex = if_nametoindex("lo");
 	if (!ifindex)
 		return -errno;
-	pfd = load_trivial(type, expected, type == BPF_PROG_TYPE_XDP ? 2 /* XDP_PASS */ : 0);
+	pfd = load_trivial(prog_type, expected_attach_type, prog_type == BPF_PROG_TYPE_XDP ? 2 /* XDP_PASS */ : 0);
 	if (pfd < 0)
 		return pfd;
 	LIBBPF_OPTS(bpf_link_create_opts, copts,
@@ -663,20 +676,49 @@ static int probe_link(enum bpf_prog_type type, int expected, int attach_type, __
 	return 0;
 }
 
-int kx_probe(char *why, int len)
+int kx_probe_helper(int prog_type, int helper_id)
 {
-	int tcx, xdp, btf, mask = 0;
+	BEGIN();
+	return libbpf_probe_bpf_helper(prog_type, helper_id, NULL);
+}
+
+int kx_probe_map_type(int map_type)
+{
+	BEGIN();
+	return libbpf_probe_bpf_map_type(map_type, NULL);
+}
+
+int kx_probe_test_run(void)
+{
+	unsigned char frame[64] = { 0 };
+	unsigned char out[64];
+	int fd, err;
 
 	BEGIN();
-	tcx = probe_link(BPF_PROG_TYPE_SCHED_CLS, 0, KX_BPF_TCX_INGRESS, 0);
-	xdp = probe_link(BPF_PROG_TYPE_XDP, BPF_XDP, BPF_XDP, XDP_FLAGS_SKB_MODE);
-	btf = access("/sys/kernel/btf/vmlinux", R_OK) ? -errno : 0;
-	mask |= tcx ? 0 : KX_PROBE_TCX;
-	mask |= xdp ? 0 : KX_PROBE_XDP_LINK;
-	mask |= btf ? 0 : KX_PROBE_BTF;
-	if (why && len > 0)
-		snprintf(why, len, "tcx: %d\nxdp_link: %d\nbtf: %d\n", tcx, xdp, btf);
-	return mask;
+	fd = load_trivial(BPF_PROG_TYPE_XDP, BPF_XDP, 2 /* XDP_PASS */);
+	if (fd < 0)
+		return fd;
+	LIBBPF_OPTS(bpf_test_run_opts, topts,
+		.data_in = frame,
+		.data_out = out,
+		.data_size_in = sizeof(frame),
+		.data_size_out = sizeof(out),
+		.ctx_in = NULL,
+		.ctx_out = NULL,
+		.ctx_size_in = 0,
+		.ctx_size_out = 0,
+		.retval = 0,
+		.repeat = 1,
+		.duration = 0,
+		.flags = 0,
+		.cpu = 0,
+		.batch_size = 0,
+	);
+	err = bpf_prog_test_run_opts(fd, &topts);
+	close(fd);
+	if (err)
+		return -errno;
+	return topts.retval == 2 ? 0 : -EPROTO;
 }
 
 /* ---- test run ---- */

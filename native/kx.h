@@ -19,10 +19,6 @@
 
 #include <stdint.h>
 
-/* kx_probe() bits. */
-#define KX_PROBE_TCX       (1u << 0) /* bpf_link_create(BPF_TCX_*) works (kernel >= 6.6) */
-#define KX_PROBE_XDP_LINK  (1u << 1) /* bpf_link_create(BPF_XDP) works (kernel >= 5.9) */
-#define KX_PROBE_BTF       (1u << 2) /* /sys/kernel/btf/vmlinux is readable */
 
 /* kx_attach_xdp() modes. */
 #define KX_XDP_NATIVE  1 /* XDP_FLAGS_DRV_MODE */
@@ -87,10 +83,18 @@ int kx_attach_tc(int prog_fd, int ifindex, int direction, int use_tcx, const cha
 int kx_detach_tc(int ifindex, int direction, int use_tcx, const char *link_pin_path);
 int kx_detach_link(const char *link_pin_path);
 
-/* Returns KX_PROBE_* bits; why (may be NULL) receives one "name: ok|-errno" line per probe.
- * The TCX and XDP probes attach a trivial program to `lo` of the CURRENT network namespace
- * for an instant (XDP in generic mode, XDP_PASS) and detach it at once. */
-int kx_probe(char *why, int len);
+/* Feature probes for the startup report (src/kernel/probe.ts decides what they mean).
+ * Each returns 0 (or 1 for helper/map: supported) when the kernel accepts, else -errno. */
+/* Loads (and closes) a two-instruction program returning retval. */
+int kx_probe_prog(int prog_type, int expected_attach_type, int retval);
+/* Creates and at once destroys an unpinned link of a trivial program on `lo` of the CURRENT
+ * network namespace (XDP: pass flags = XDP_FLAGS_SKB_MODE). */
+int kx_probe_link(int prog_type, int expected_attach_type, int attach_type, uint32_t flags);
+/* libbpf_probe_bpf_helper / libbpf_probe_bpf_map_type: 1 supported, 0 not, <0 error. */
+int kx_probe_helper(int prog_type, int helper_id);
+int kx_probe_map_type(int map_type);
+/* BPF_PROG_TEST_RUN of a trivial XDP program (the conntrack GC runs through it). */
+int kx_probe_test_run(void);
 
 /* bpf_prog_test_run_opts for XDP and tc programs (data = a full Ethernet frame).
  * size_out is in: capacity of data_out, out: bytes written. repeat 0 means 1. */

@@ -2,6 +2,7 @@
 // kube-xdp: a drop-in replacement for kube-proxy. Subcommands: run, inspect, cleanup, probe.
 import { ConfigError } from '../config/flags.js';
 import { Libkx } from '../kernel/libkx.js';
+import { formatReport, probeKernel } from '../kernel/probe.js';
 import { cleanup } from './cleanup.js';
 import { inspect } from './inspect.js';
 import { render } from './render.js';
@@ -26,8 +27,17 @@ const USAGE = `usage: kube-xdp <command> [flags]
   cleanup  [--bpf-pin-dir DIR] [--pod-interfaces GLOB,...]   detach programs, remove pins, remove
            every KUBE-* chain and jump rule (iptables and ip6tables, nft and legacy), every IPVS
            virtual server, kube-ipvs0 and kube-proxy's ipsets
-  probe    kernel features the startup probe sees (TCX, XDP links, BTF)
+  probe    [-o text|json]   the BPF features this kernel offers, each tried for real, and whether
+           the eBPF mode can run (exit 3 when it cannot)
 `;
+
+function probe(args: string[]): void {
+  const json = args.join('=') === '-o=json' || args.join('=') === '--output=json';
+  if (args.length && !json && args.join('=') !== '-o=text') throw new ConfigError('probe', `usage: kube-xdp probe [-o text|json]`);
+  const r = probeKernel(new Libkx());
+  process.stdout.write(json ? `${JSON.stringify(r, null, 2)}\n` : `${formatReport(r)}\n`);
+  if (r.ebpfUnusable !== null) process.exitCode = 3;
+}
 
 async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
@@ -36,7 +46,7 @@ async function main(argv: string[]): Promise<void> {
     case 'inspect': return inspect(rest);
     case 'cleanup': return cleanup(rest);
     case 'render': return render(rest);
-    case 'probe': process.stdout.write(`${JSON.stringify(new Libkx().probe(), null, 2)}\n`); return;
+    case 'probe': return probe(rest);
     case undefined: case '-h': case '--help': case 'help': process.stdout.write(USAGE); return;
     default: throw new ConfigError('command', `unknown command ${JSON.stringify(cmd)}\n${USAGE}`);
   }

@@ -5,7 +5,9 @@ import { existsSync } from 'node:fs';
 import type { ProxyMode } from '../config/kube-proxy-config.js';
 import type { RunConfig } from '../config/run-config.js';
 import { CommandError, runCommand } from '../kernel/command.js';
+import { Libkx, defaultLibkxPath } from '../kernel/libkx.js';
 import { ensureModules } from '../kernel/modules.js';
+import { probeKernel } from '../kernel/probe.js';
 
 export type ConcreteMode = Exclude<ProxyMode, 'auto'>;
 export const AUTO_ORDER: readonly ConcreteMode[] = ['ebpf', 'ipvs', 'iptables'];
@@ -49,12 +51,18 @@ export function checkIpvs(scheduler: string): string | null {
   return runs('ipvsadm', ['--version']) ?? runs('ipset', ['--version']);
 }
 
-/** eBPF needs its interfaces named, BTF, and the libbpf shim; the shim's own probe runs later. */
+/** eBPF needs its interfaces named, its object and shim, and every required kernel feature
+ *  (probe.ts: each tried for real, the missing ones named with the kernel that brought them). */
 export function checkEbpf(cfg: Pick<RunConfig, 'externalInterfaces' | 'objectPath'>): string | null {
   if (cfg.externalInterfaces.length === 0) return 'no --external-interfaces given';
-  if (!existsSync('/sys/kernel/btf/vmlinux')) return 'the kernel has no BTF (/sys/kernel/btf/vmlinux)';
   if (!existsSync(cfg.objectPath)) return `BPF object ${cfg.objectPath} not found`;
-  return null;
+  let lib: Libkx;
+  try {
+    lib = new Libkx();
+  } catch (err) {
+    return `the libbpf shim ${defaultLibkxPath()} cannot be loaded: ${(err as Error).message}`;
+  }
+  return probeKernel(lib).ebpfUnusable;
 }
 
 export function checkIptables(): string | null {
@@ -68,12 +76,12 @@ export function checkMode(mode: ConcreteMode, cfg: RunConfig): ModeCheck {
 }
 
 /** The mode to run and, for auto, every check made (for the log). Throws ModeUnavailableError
- *  when an explicitly asked-for IPVS mode cannot run. */
+ *  when an explicitly asked-for eBPF or IPVS mode cannot run. */
 export function resolveMode(cfg: RunConfig): { mode: ConcreteMode; checks: ModeCheck[] } {
   const asked = cfg.proxy.mode;
   if (asked !== 'auto') {
-    // eBPF and iptables report their own problems when they start; IPVS needs modules first.
-    const check = asked === 'ipvs' ? checkMode('ipvs', cfg) : { mode: asked, unusable: null };
+    // iptables reports its own problems when it starts; eBPF needs kernel features, IPVS modules.
+    const check = asked === 'iptables' ? { mode: asked, unusable: null } : checkMode(asked, cfg);
     if (check.unusable !== null) throw new ModeUnavailableError(asked, check.unusable);
     return { mode: asked, checks: [check] };
   }

@@ -13,10 +13,6 @@ export const XDP_GENERIC = 2;
 export type XdpMode = typeof XDP_NATIVE | typeof XDP_GENERIC;
 export type TcDirection = 'ingress' | 'egress';
 
-export const PROBE_TCX = 1;
-export const PROBE_XDP_LINK = 2;
-export const PROBE_BTF = 4;
-
 export interface MapInfo {
   type: number;
   keySize: number;
@@ -27,14 +23,6 @@ export interface MapInfo {
   id: number;
   flags: number;
   name: string;
-}
-
-export interface ProbeResult {
-  tcx: boolean;
-  xdpLink: boolean;
-  btf: boolean;
-  /** One "name: 0|-errno" line per probe, for the startup log. */
-  why: string;
 }
 
 export interface TestRunResult {
@@ -68,7 +56,11 @@ const SIGNATURES = {
   kx_attach_tc: [I, [I, I, I, I, S]],
   kx_detach_tc: [I, [I, I, I, S]],
   kx_detach_link: [I, [S]],
-  kx_probe: [I, [P, I]],
+  kx_probe_prog: [I, [I, I, I]],
+  kx_probe_link: [I, [I, I, I, U32]],
+  kx_probe_helper: [I, [I, I]],
+  kx_probe_map_type: [I, [I]],
+  kx_probe_test_run: [I, []],
   kx_prog_test_run: [I, [I, P, U32, P, P, U32, P, P]],
   kx_prog_test_run_each: [I, [I, P, U32, U32, U32, P]],
   kx_if_list: [I, [P, I]],
@@ -225,16 +217,23 @@ export class Libkx {
 
   // ---- probe, test run, interfaces ----
 
-  /** Attaches trivial programs to `lo` of the current netns for an instant. */
-  probe(): ProbeResult {
-    const why = Buffer.alloc(512);
-    const mask = this.check(this.n.kx_probe(why, why.length), 'probe', 'lo');
-    return {
-      tcx: (mask & PROBE_TCX) !== 0,
-      xdpLink: (mask & PROBE_XDP_LINK) !== 0,
-      btf: (mask & PROBE_BTF) !== 0,
-      why: cstr(why, why.indexOf(0)).trim(),
-    };
+  // Raw feature probes (src/kernel/probe.ts composes the report): 0 or 1 = accepted, <0 = -errno.
+  /** Loads a trivial program of this type (and expected attach type) returning retval. */
+  probeProg(progType: number, expectedAttachType: number, retval: number): number {
+    return this.n.kx_probe_prog(progType, expectedAttachType, retval);
+  }
+  /** A link of a trivial program on `lo` of the current netns, destroyed at once. */
+  probeLink(progType: number, expectedAttachType: number, attachType: number, flags: number): number {
+    return this.n.kx_probe_link(progType, expectedAttachType, attachType, flags);
+  }
+  probeHelper(progType: number, helperId: number): number {
+    return this.n.kx_probe_helper(progType, helperId);
+  }
+  probeMapType(mapType: number): number {
+    return this.n.kx_probe_map_type(mapType);
+  }
+  probeTestRun(): number {
+    return this.n.kx_probe_test_run();
   }
 
   /** bpf_prog_test_run_opts; data is a full Ethernet frame for XDP and tc programs. */

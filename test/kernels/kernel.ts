@@ -1,5 +1,6 @@
-// Fetch and cache a Debian cloud kernel (linux-image-6.1.0-*-cloud-amd64-unsigned) for the qemu
-// harness: the host kernel has no IP_VS, Debian's 6.1 cloud kernel has it as modules.
+// Fetch and cache a Debian 12 cloud kernel for the qemu harness: the 6.1 series
+// (linux-image-6.1.0-*-cloud-amd64-unsigned: Debian 12's own kernel, IPVS as modules, no TCX) and
+// the 6.12 backports (linux-image-6.12.*+deb12-cloud-amd64-unsigned, TCX).
 // Layout: $KUBE_XDP_KERNEL_CACHE (default /var/cache/kube-xdp/kernels)/<package>_<version>/
 // holding the unpacked package (boot/vmlinuz-*, lib/modules/<ver>/) plus a `.complete` marker.
 // Only `apt-cache` (local) is asked when the kernel is cached: no network on later runs.
@@ -24,7 +25,19 @@ export class KernelUnavailableError extends Error {
   override name = 'KernelUnavailableError';
 }
 
-const PKG_RE = /^linux-image-6\.1\.0-(\d+)-cloud-amd64-unsigned$/;
+/** The kernel series the harness boots. */
+export type KernelSeries = '6.1' | '6.12';
+export const KERNEL_SERIES: readonly KernelSeries[] = ['6.1', '6.12'];
+
+/** Package names of a series; group 1 orders them (ABI number for 6.1, patch level for 6.12). */
+const PKG_RE: Record<KernelSeries, RegExp> = {
+  '6.1': /^linux-image-6\.1\.0-(\d+)-cloud-amd64-unsigned$/,
+  '6.12': /^linux-image-6\.12\.(\d+)\+deb12-cloud-amd64-unsigned$/,
+};
+const APT_PATTERN: Record<KernelSeries, string> = {
+  '6.1': '^linux-image-6\\.1\\.0-[0-9]+-cloud-amd64-unsigned$',
+  '6.12': '^linux-image-6\\.12\\.[0-9]+\\+deb12-cloud-amd64-unsigned$',
+};
 
 export function kernelCacheDir(): string {
   return process.env.KUBE_XDP_KERNEL_CACHE || '/var/cache/kube-xdp/kernels';
@@ -42,15 +55,16 @@ async function run(cmd: string, args: string[], opts: { cwd?: string } = {}): Pr
 }
 
 /** The newest package apt can install (ABI number decides), as [{ pkg, abi, version }] or []. */
-async function aptCandidates(): Promise<{ pkg: string; abi: number; version: string }[]> {
+async function aptCandidates(series: KernelSeries): Promise<{ pkg: string; abi: number; version: string }[]> {
+  const re = PKG_RE[series];
   let names: string[] = [];
   try {
-    const out = await run('apt-cache', ['search', '--names-only', '^linux-image-6\\.1\\.0-[0-9]+-cloud-amd64-unsigned$']);
-    names = out.split('\n').map((l) => l.split(' - ')[0]!.trim()).filter((n) => PKG_RE.test(n));
+    const out = await run('apt-cache', ['search', '--names-only', APT_PATTERN[series]]);
+    names = out.split('\n').map((l) => l.split(' - ')[0]!.trim()).filter((n) => re.test(n));
   } catch {
     return [];
   }
-  const byAbi = names.map((pkg) => ({ pkg, abi: Number(PKG_RE.exec(pkg)![1]) })).sort((a, b) => b.abi - a.abi);
+  const byAbi = names.map((pkg) => ({ pkg, abi: Number(re.exec(pkg)![1]) })).sort((a, b) => b.abi - a.abi);
   const res: { pkg: string; abi: number; version: string }[] = [];
   for (const c of byAbi) {
     const pol = await run('apt-cache', ['policy', c.pkg]).catch(() => '');
@@ -73,10 +87,11 @@ async function resolveDir(dir: string): Promise<Kernel> {
 }
 
 /** Newest complete kernel already in the cache (used when apt knows no candidate, e.g. offline). */
-async function newestCached(cache: string): Promise<string | undefined> {
+async function newestCached(cache: string, series: KernelSeries): Promise<string | undefined> {
   if (!existsSync(cache)) return undefined;
+  const re = PKG_RE[series];
   const dirs = (await readdir(cache))
-    .map((d) => ({ d, m: /^linux-image-6\.1\.0-(\d+)-cloud-amd64-unsigned_/.exec(d) }))
+    .map((d) => ({ d, m: re.exec(d.split('_')[0]!) }))
     .filter((x) => x.m && existsSync(join(cache, x.d, '.complete')))
     .sort((a, b) => Number(b.m![1]) - Number(a.m![1]));
   return dirs[0] ? join(cache, dirs[0].d) : undefined;
@@ -89,28 +104,32 @@ export interface EnsureKernelInfo {
   downloadMs?: number;
 }
 
-let memo: Promise<EnsureKernelInfo> | undefined;
+const memo = new Map<KernelSeries, Promise<EnsureKernelInfo>>();
 
 /** Like ensureKernel, also says whether the cache served it and what a download cost. */
-export function ensureKernelInfo(): Promise<EnsureKernelInfo> {
-  memo ??= doEnsure();
-  memo.catch(() => { memo = undefined; });
-  return memo;
+export function ensureKernelInfo(series: KernelSeries = '6.1'): Promise<EnsureKernelInfo> {
+  let p = memo.get(series);
+  if (!p) {
+    p = doEnsure(series);
+    memo.set(series, p);
+    p.catch(() => memo.delete(series));
+  }
+  return p;
 }
 
-export async function ensureKernel(): Promise<Kernel> {
-  return (await ensureKernelInfo()).kernel;
+export async function ensureKernel(series: KernelSeries = '6.1'): Promise<Kernel> {
+  return (await ensureKernelInfo(series)).kernel;
 }
 
-async function doEnsure(): Promise<EnsureKernelInfo> {
+async function doEnsure(series: KernelSeries): Promise<EnsureKernelInfo> {
   const cache = kernelCacheDir();
-  const cands = await aptCandidates();
+  const cands = await aptCandidates(series);
   const best = cands[0];
   if (!best) {
-    const hit = await newestCached(cache);
+    const hit = await newestCached(cache, series);
     if (hit) return { kernel: await resolveDir(hit), cached: true };
     throw new KernelUnavailableError(
-      'apt knows no linux-image-6.1.0-*-cloud-amd64-unsigned package and none is cached in ' + cache +
+      `apt knows no ${APT_PATTERN[series]} package and none is cached in ` + cache +
       ': run `apt-get update` on a Debian 12 (bookworm) host with bookworm and bookworm-security in sources, ' +
       'or point KUBE_XDP_KERNEL_CACHE at a directory holding an unpacked one');
   }

@@ -1,4 +1,4 @@
-// One qemu (TCG) boot of Debian's 6.1 cloud kernel serving many commands.
+// One qemu (TCG) boot of a Debian 12 cloud kernel (6.1 by default, or 6.12) serving many commands.
 //
 // Channels: ttyS0 (qemu stdio) is the kernel console only, kept in memory for error messages
 // (KUBE_XDP_VM_CONSOLE=1 streams it to stderr). ttyS1 is the command channel: qemu connects it
@@ -14,11 +14,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureKernelInfo, type Kernel } from './kernel.js';
+import { ensureKernelInfo, type Kernel, type KernelSeries } from './kernel.js';
 import { buildInitramfs, type Initramfs, type InitramfsOptions } from './initramfs.js';
 import { kubeXdpFiles, kubeXdpLibraries, type KubeXdpFilesOptions } from './guest-kube-xdp.js';
 
 export interface BootOptions {
+  /** Which Debian cloud kernel (default 6.1). */
+  kernel?: KernelSeries;
   /** Guest path -> content (mode 0755), e.g. a script to run. */
   extraFiles?: Record<string, string | Buffer>;
   memoryMb?: number;
@@ -125,7 +127,7 @@ export class KernelVM {
 
   static async boot(opts: BootOptions = {}): Promise<KernelVM> {
     installExitHook();
-    const info = await ensureKernelInfo();
+    const info = await ensureKernelInfo(opts.kernel);
     const kernel = info.kernel;
     const ifsOpts: InitramfsOptions = {};
     if (opts.withNode) ifsOpts.withNode = true;
@@ -325,7 +327,7 @@ export class KernelVM {
  * Why the harness cannot run here (null when it can): qemu, busybox-static, the host tools to
  * copy in, and a cloud kernel (cached, or downloadable through apt: this may download it).
  */
-export async function harnessUnavailable(): Promise<string | null> {
+export async function harnessUnavailable(series: KernelSeries = '6.1'): Promise<string | null> {
   if (process.getuid?.() !== 0) return 'not root (the kernel cache and apt-get download need root)';
   if (!['/usr/bin/qemu-system-x86_64', '/usr/local/bin/qemu-system-x86_64'].some((p) => existsSync(p))) {
     return 'qemu-system-x86_64 missing (apt-get install qemu-system-x86)';
@@ -335,7 +337,7 @@ export async function harnessUnavailable(): Promise<string | null> {
     if (!existsSync(b)) return `${b} missing (apt-get install ipvsadm ipset iptables iproute2)`;
   }
   try {
-    await ensureKernelInfo();
+    await ensureKernelInfo(series);
   } catch (err) {
     return `no cloud kernel: ${(err as Error).message}`;
   }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { KernelError } from '../../kernel/kernel-error.js';
 import { XDP_GENERIC, XDP_NATIVE, type Libkx } from '../../kernel/libkx.js';
+import { FEATURES, probeKernel } from '../../kernel/probe.js';
 import { ensureSysctl } from '../../kernel/sysctl.js';
 import { SNAT_PORTS } from './maps.js';
 import { dropIncompatiblePins } from './pins.js';
@@ -58,15 +59,17 @@ export class Loader {
     mkdirSync(linkDir(this.opts.pinDir), { recursive: true });
     dropIncompatiblePins(this.lib, this.opts.pinDir, this.log);
     this.handle = this.lib.objOpenLoad(this.opts.objectPath, this.opts.pinDir);
-    const probe = this.lib.probe();
+    const probe = probeKernel(this.lib);
+    const absent = FEATURES.filter((f) => !probe.features[f.name].ok).map((f) => `${f.name}: ${probe.features[f.name].detail}`);
+    const ctx = { kernel: probe.kernel, absentFeatures: absent };
     if (this.opts.tcMode === 'auto') {
-      this.tcKind = probe.tcx ? 'tcx' : 'clsact';
-      this.log.info({ probe: probe.why, tc: this.tcKind }, probe.tcx
+      this.tcKind = probe.tc;
+      this.log.info({ ...ctx, tc: this.tcKind }, probe.tc === 'tcx'
         ? 'tc programs attach as TCX links (kernel supports BPF_TCX_INGRESS)'
-        : 'TCX links unavailable (kernel < 6.6?): falling back to a clsact qdisc filter');
+        : 'TCX links unavailable (kernel < 6.6): falling back to a clsact qdisc filter');
     } else {
       this.tcKind = this.opts.tcMode;
-      this.log.info({ probe: probe.why, tc: this.tcKind }, `tc attach mode forced to ${this.tcKind}`);
+      this.log.info({ ...ctx, tc: this.tcKind }, `tc attach mode forced to ${this.tcKind}`);
     }
     this.checkPortRange();
     return this.handle;
