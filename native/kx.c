@@ -676,6 +676,54 @@ int kx_probe_link(int prog_type, int expected_attach_type, int attach_type, uint
 	return 0;
 }
 
+int kx_probe_clsact(void)
+{
+	struct bpf_tc_hook hook;
+	int ifindex, pfd, err, created;
+
+	BEGIN();
+	ifindex = if_nametoindex("lo");
+	if (!ifindex)
+		return -errno;
+	tc_hook(&hook, ifindex, 0);
+	err = bpf_tc_hook_create(&hook); /* the kernel loads sch_ingress (alias sch_clsact) on demand */
+	if (err && err != -EEXIST)
+		return err;
+	created = !err;
+	pfd = load_trivial(BPF_PROG_TYPE_SCHED_CLS, 0, 0);
+	if (pfd < 0) {
+		err = pfd;
+		goto out;
+	}
+	LIBBPF_OPTS(bpf_tc_opts, opts,
+		.prog_fd = pfd,
+		.flags = 0,
+		.prog_id = 0,
+		.handle = KX_TC_HANDLE + 1, /* never the dataplane's own filter */
+		.priority = KX_TC_PRIORITY,
+	);
+	err = bpf_tc_attach(&hook, &opts); /* and cls_bpf */
+	close(pfd);
+	if (!err) {
+		LIBBPF_OPTS(bpf_tc_opts, dopts,
+			.prog_fd = 0,
+			.flags = 0,
+			.prog_id = 0,
+			.handle = KX_TC_HANDLE + 1,
+			.priority = KX_TC_PRIORITY,
+		);
+		bpf_tc_detach(&hook, &dopts);
+	} else if (err == -EEXIST) {
+		err = 0;
+	}
+out:
+	if (created) {
+		hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS; /* removes the qdisc we made */
+		bpf_tc_hook_destroy(&hook);
+	}
+	return err;
+}
+
 int kx_probe_helper(int prog_type, int helper_id)
 {
 	BEGIN();

@@ -90,6 +90,9 @@ int kx_probe_prog(int prog_type, int expected_attach_type, int retval);
 /* Creates and at once destroys an unpinned link of a trivial program on `lo` of the CURRENT
  * network namespace (XDP: pass flags = XDP_FLAGS_SKB_MODE). */
 int kx_probe_link(int prog_type, int expected_attach_type, int attach_type, uint32_t flags);
+/* Creates a clsact qdisc on `lo` of the CURRENT network namespace with a trivial cls_bpf filter
+ * (the kernel loads sch_ingress and cls_bpf on demand), then removes what it made. */
+int kx_probe_clsact(void);
 /* libbpf_probe_bpf_helper / libbpf_probe_bpf_map_type: 1 supported, 0 not, <0 error. */
 int kx_probe_helper(int prog_type, int helper_id);
 int kx_probe_map_type(int map_type);

@@ -33,22 +33,26 @@ enum kx_parse_result {
 #define KX_TCP_ACK 0x10
 
 /* The IPv4 header checksum: the one's-complement sum over the header is 0xffff when valid.
- */
+ * Unrolled, each word at a constant offset from iph; whether a word lies inside the header is
+ * computed without a branch on hlen. Branching on hlen (a test per word) splits its range into
+ * constants and lets older verifiers (6.1) derive contradictory bounds on dead paths, after
+ * which they turn iph + hlen into a scalar and reject the program. */
 static __always_inline int kx_ipv4_csum_ok(const struct iphdr *iph, void *data_end, __u32 hlen)
 {
-	__u32 sum = 0;
+	__u32 sum = 0, missing = 0;
 
-	/* Unrolled: each word at a constant offset from iph, which the verifier can bound. */
 #pragma unroll
 	for (int i = 0; i < 30; i++) {
 		const __u16 *w = (const void *)iph + i * 2;
+		__u32 inside = ((__u32)(i * 2) - hlen) >> 31; /* 1 while i * 2 < hlen (hlen <= 60) */
 
-		if (i * 2 < hlen) {
-			if ((void *)(w + 1) > data_end)
-				return 0;
-			sum += *w;
-		}
+		if ((void *)(w + 1) <= data_end)
+			sum += *w & -inside;
+		else
+			missing |= inside;
 	}
+	if (missing)
+		return 0;
 	sum = (sum & 0xffff) + (sum >> 16);
 	sum = (sum & 0xffff) + (sum >> 16);
 	return sum == 0xffff;

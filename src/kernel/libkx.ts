@@ -58,6 +58,7 @@ const SIGNATURES = {
   kx_detach_link: [I, [S]],
   kx_probe_prog: [I, [I, I, I]],
   kx_probe_link: [I, [I, I, I, U32]],
+  kx_probe_clsact: [I, []],
   kx_probe_helper: [I, [I, I]],
   kx_probe_map_type: [I, [I]],
   kx_probe_test_run: [I, []],
@@ -225,6 +226,10 @@ export class Libkx {
   /** A link of a trivial program on `lo` of the current netns, destroyed at once. */
   probeLink(progType: number, expectedAttachType: number, attachType: number, flags: number): number {
     return this.n.kx_probe_link(progType, expectedAttachType, attachType, flags);
+  }
+  /** A clsact qdisc with a trivial cls_bpf filter on `lo`, removed at once (what we made only). */
+  probeClsact(): number {
+    return this.n.kx_probe_clsact();
   }
   probeHelper(progType: number, helperId: number): number {
     return this.n.kx_probe_helper(progType, helperId);

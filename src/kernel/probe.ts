@@ -1,6 +1,6 @@
 // The startup probe: which BPF features this kernel offers, each tried for real (a trivial
-// program loaded, a link created on `lo` for an instant, libbpf's helper and map probes), and
-// what the eBPF mode makes of them. `kube-xdp probe` prints the report; `--mode auto` skips the
+// program loaded, a link or a clsact qdisc created on `lo` for an instant, libbpf's helper and
+// map probes), and what the eBPF mode makes of them. `kube-xdp probe` prints the report; `--mode auto` skips the
 // eBPF mode when a required feature is missing and `--mode ebpf` fails naming it.
 import { existsSync } from 'node:fs';
 import { release } from 'node:os';
@@ -16,7 +16,7 @@ const HELPER_FOR_EACH_MAP_ELEM = 164, HELPER_FIB_LOOKUP = 69, HELPER_SKB_STORE_B
 
 export type FeatureName =
   | 'btf' | 'xdp' | 'tc' | 'hashMaps' | 'lruHash' | 'percpuArray' | 'forEachMapElem' | 'testRun' | 'xdpLink'
-  | 'skbRewrite' | 'tcx' | 'fibLookup'
+  | 'skbRewrite' | 'tcx' | 'clsact' | 'fibLookup'
   | 'connect4' | 'connect6' | 'sendmsg4' | 'sendmsg6' | 'recvmsg4' | 'recvmsg6' | 'getpeername4' | 'getpeername6';
 
 /** What the eBPF mode does without a feature: cannot run, or does something else (written in `without`). */
@@ -42,6 +42,7 @@ export const FEATURES: readonly FeatureSpec[] = [
   { name: 'testRun', what: 'BPF_PROG_TEST_RUN of XDP programs (the conntrack GC runs through it)', since: '4.12', required: true },
   { name: 'xdpLink', what: 'XDP links (bpf_link_create BPF_XDP)', since: '5.9', required: true },
   { name: 'tcx', what: 'TCX links (bpf_link_create BPF_TCX_INGRESS)', since: '6.6', required: false, without: 'tc programs go on a clsact qdisc filter' },
+  { name: 'clsact', what: 'a clsact qdisc with a cls_bpf filter (Debian: modules sch_ingress, cls_bpf, loaded on demand)', since: '4.5', required: false, without: 'needed only without TCX' },
   { name: 'fibLookup', what: 'the bpf_fib_lookup helper in XDP', since: '4.18', required: false, without: 'not used yet' },
   { name: 'connect4', what: 'cgroup connect4 hooks', since: '4.17', required: false, without: 'host-network clients not served by socket hooks' },
   { name: 'connect6', what: 'cgroup connect6 hooks', since: '4.17', required: false, without: 'as connect4' },
@@ -90,6 +91,7 @@ export function probeKernel(lib: Libkx): ProbeReport {
     testRun: fromRc(lib.probeTestRun()),
     xdpLink: fromRc(lib.probeLink(PROG_XDP, ATTACH_XDP, ATTACH_XDP, XDP_FLAGS_SKB_MODE)),
     tcx: fromRc(lib.probeLink(PROG_SCHED_CLS, 0, ATTACH_TCX_INGRESS, 0)),
+    clsact: fromRc(lib.probeClsact()),
     fibLookup: fromProbe(lib.probeHelper(PROG_XDP, HELPER_FIB_LOOKUP)),
     connect4: sockAddr(10),
     connect6: sockAddr(11),
@@ -107,6 +109,9 @@ export function probeKernel(lib: Libkx): ProbeReport {
 export function report(kernel: string, features: Record<FeatureName, FeatureResult>): ProbeReport {
   const missing = FEATURES.filter((f) => f.required && !features[f.name].ok)
     .map((f) => `${f.what}, kernel ≥ ${f.since} (probe: ${features[f.name].detail})`);
+  if (!features.tcx.ok && !features.clsact.ok) {
+    missing.push(`a way to attach tc programs: TCX links (kernel ≥ 6.6) or the clsact qdisc with cls_bpf (probe: ${features.clsact.detail})`);
+  }
   return {
     kernel,
     features,

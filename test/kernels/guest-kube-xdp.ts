@@ -30,6 +30,8 @@ export function repoRoot(): string {
 export interface KubeXdpFilesOptions {
   /** Guest directory (default KUBE_XDP_GUEST_DIR). */
   guestDir?: string;
+  /** Also the BPF fixture suites (dist/test/bpf, their helpers) to run under the guest's kernel. */
+  withBpfTests?: boolean;
 }
 
 export interface KubeXdpBundle {
@@ -141,7 +143,7 @@ const memo = new Map<string, Promise<KubeXdpBundle>>();
 
 /** The bundle with its sizes (memoized per root and options: dist/ is not expected to change during a run). */
 export function kubeXdpBundle(root: string = repoRoot(), opts: KubeXdpFilesOptions = {}): Promise<KubeXdpBundle> {
-  const key = JSON.stringify([root, opts.guestDir ?? KUBE_XDP_GUEST_DIR]);
+  const key = JSON.stringify([root, opts.guestDir ?? KUBE_XDP_GUEST_DIR, opts.withBpfTests === true]);
   let p = memo.get(key);
   if (!p) {
     p = build(root, opts);
@@ -151,7 +153,7 @@ export function kubeXdpBundle(root: string = repoRoot(), opts: KubeXdpFilesOptio
   return p;
 }
 
-/** extraFiles for the guest: /opt/kube-xdp/{package.json, dist/src/**, dist/test/lab/{echo-server,client}.js, build/libkx.so, node_modules/...}. */
+/** extraFiles for the guest: /opt/kube-xdp/{package.json, dist/src/**, dist/test/lab/{echo-server,client}.js, build/{libkx.so,*.bpf.o}, node_modules/...}. */
 export async function kubeXdpFiles(root: string = repoRoot(), opts: KubeXdpFilesOptions = {}): Promise<Record<string, Buffer>> {
   return (await kubeXdpBundle(root, opts)).files;
 }
@@ -171,6 +173,11 @@ async function build(root: string, opts: KubeXdpFilesOptions): Promise<KubeXdpBu
   }
   const libkx = join(root, 'build', 'libkx.so');
   if (existsSync(libkx)) hostFiles.push(libkx);
+  // The eBPF mode's objects (build/kube_xdp.bpf.o, and empty.bpf.o the fixtures use).
+  if (existsSync(join(root, 'build'))) hostFiles.push(...await treeFiles(join(root, 'build'), (n) => n.endsWith('.bpf.o')));
+  if (opts.withBpfTests) {
+    for (const d of ['bpf', 'unit/helpers']) hostFiles.push(...await treeFiles(join(root, 'dist', 'test', d), (n) => n.endsWith('.js')));
+  }
 
   const { dirs, missing } = await dependencyClosure(root, RUNTIME_PACKAGES);
   for (const d of dirs) hostFiles.push(...await packageFiles(d));

@@ -19,7 +19,7 @@ import type { Kernel } from './kernel.js';
 import { kernelCacheDir } from './kernel.js';
 
 const exec = promisify(execFile);
-const HARNESS_VERSION = 5; // bump when the archive layout or /init changes
+const HARNESS_VERSION = 6; // bump when the archive layout or /init changes
 
 // ---------------------------------------------------------------------------------------------
 // newc writer
@@ -133,6 +133,16 @@ function modinfoDepends(ko: Buffer): string[] {
   if (i < 0) return [];
   const end = ko.indexOf(0, i + key.length);
   return ko.subarray(i + key.length, end).toString().split(',').filter(Boolean).map((n) => n.replace(/-/g, '_'));
+}
+
+/** `alias=` entries of a module's .modinfo (what depmod writes to modules.alias). */
+function modinfoAliases(ko: Buffer): string[] {
+  const out: string[] = [];
+  const key = Buffer.from('\0alias=');
+  for (let i = ko.indexOf(key); i >= 0; i = ko.indexOf(key, i + 1)) {
+    out.push(ko.subarray(i + key.length, ko.indexOf(0, i + key.length)).toString());
+  }
+  return out;
 }
 
 export interface ResolvedModules {
@@ -261,6 +271,9 @@ export interface InitramfsOptions {
   withNode?: boolean;
   /** Module names (default DEFAULT_MODULES); dependencies are added. */
   modules?: string[];
+  /** Modules placed in the tree and modules.dep but not loaded by /init: left for modprobe, as
+   *  on a real node (kube-xdp loads them itself). Dependencies already loaded are not repeated. */
+  loadableModules?: string[];
   /** Host binaries to copy besides DEFAULT_BINARIES (placed at the same path). */
   binaries?: string[];
   /** Guest path -> content, appended as a second archive (mode 0755). */
@@ -322,7 +335,7 @@ export async function buildInitramfs(kernel: Kernel, opts: InitramfsOptions = {}
   const bbPath = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p)) ?? '/bin/busybox';
 
   const key = createHash('sha256').update(JSON.stringify({
-    v: HARNESS_VERSION, kernel: kernel.vmlinuz, wanted, init: initScript(),
+    v: HARNESS_VERSION, kernel: kernel.vmlinuz, wanted, loadable: opts.loadableModules ?? [], init: initScript(),
     files: await fileKey([...bins, ...xtables, ...libs, ...(existsSync(bbPath) ? [bbPath] : [])]),
   })).digest('hex').slice(0, 16);
   const dir = join(kernelCacheDir(), 'initramfs');
@@ -378,25 +391,31 @@ export async function buildInitramfs(kernel: Kernel, opts: InitramfsOptions = {}
     tree.add({ type: 'file', path: '/etc/nsswitch.conf', data: 'passwd: files\ngroup: files\nhosts: files\nprotocols: files\nservices: files\n' });
 
     const mods = await resolveModules(kernel, wanted);
-    for (const [name, ko] of mods.bytes) {
+    const loadable = await resolveModules(kernel, opts.loadableModules ?? []);
+    const onDisk = new Map([...loadable.bytes, ...mods.bytes]);
+    for (const [name, ko] of onDisk) {
       tree.add({ type: 'file', path: `/lib/modules/${kernel.version}/kx/${name}.ko`, data: ko });
     }
     tree.add({ type: 'file', path: '/etc/kx/modules', data: mods.order.join('\n') + '\n' });
     // modules.dep lists a module's dependencies so that `modprobe X` (ipvsadm runs it) finds them;
-    // all of them are already loaded by /init, so modprobe has nothing left to do.
+    // the ones /init loads are loaded already, so modprobe has nothing left to do for those.
+    const deps = new Map([...loadable.deps, ...mods.deps]);
     const transitive = (n: string, acc: string[] = []): string[] => {
-      for (const d of mods.deps.get(n) ?? []) if (!acc.includes(d)) { acc.push(d); transitive(d, acc); }
+      for (const d of deps.get(n) ?? []) if (!acc.includes(d)) { acc.push(d); transitive(d, acc); }
       return acc;
     };
-    const depLines = mods.order.map((n) => `kx/${n}.ko:${transitive(n).map((d) => ` kx/${d}.ko`).join('')}`);
+    const depLines = [...onDisk.keys()].map((n) => `kx/${n}.ko:${transitive(n).map((d) => ` kx/${d}.ko`).join('')}`);
     tree.add({ type: 'file', path: `/lib/modules/${kernel.version}/modules.dep`, data: depLines.join('\n') + '\n' });
+    // modules.alias, so that the kernel's on-demand loads (request_module("sch_clsact")) find them.
+    const aliasLines = [...onDisk].flatMap(([n, ko]) => modinfoAliases(ko).map((a) => `alias ${a} ${n}`));
+    tree.add({ type: 'file', path: `/lib/modules/${kernel.version}/modules.alias`, data: aliasLines.join('\n') + '\n' });
     tree.add({ type: 'dir', path: '/etc/kx/init.d' });
     tree.add({ type: 'file', path: '/init', data: initScript(), mode: 0o755 });
 
     const cpio = newc(tree.list());
     const tmp = `${basePath}.${process.pid}.tmp`;
     await writeFile(tmp, compressBase ? gzipSync(cpio, { level: 6 }) : cpio);
-    meta = { modules: mods.order, missing: mods.missing, containers: tree.containers() };
+    meta = { modules: mods.order, missing: [...mods.missing, ...loadable.missing], containers: tree.containers() };
     await writeFile(metaPath, JSON.stringify(meta));
     await rename(tmp, basePath);
     baseCached = false;

@@ -30,6 +30,8 @@ export interface BootOptions {
   withNode?: boolean;
   /** Kernel modules to load (default initramfs.DEFAULT_MODULES). */
   modules?: string[];
+  /** Kernel modules present for modprobe but not loaded at boot. */
+  loadableModules?: string[];
   /** Extra host binaries to copy (same path in the guest, with their libraries). */
   binaries?: string[];
   /** Extra kernel command line. */
@@ -132,6 +134,7 @@ export class KernelVM {
     const ifsOpts: InitramfsOptions = {};
     if (opts.withNode) ifsOpts.withNode = true;
     if (opts.modules) ifsOpts.modules = opts.modules;
+    if (opts.loadableModules) ifsOpts.loadableModules = opts.loadableModules;
     if (opts.binaries) ifsOpts.binaries = opts.binaries;
     if (opts.extraFiles) ifsOpts.extraFiles = opts.extraFiles;
     if (opts.withKubeXdp) {
