@@ -63,13 +63,15 @@ static __always_inline __u64 kx_ct_lifetime_ns(__u8 proto, __u16 flags)
 /* `now` was read before the entry was looked up: another CPU (the other direction of the flow)
  * may have refreshed it since, to a time just after `now`. Such an entry is live, not 2^64 ns
  * old; a time more than a second ahead is not one a packet wrote. */
+/* Ages are taken modulo 2^64: an entry stamped a day ago reads as a day old even on a machine
+ * up for less than that (its stamp wrapped below 0), which is what the fixtures write. */
 static __always_inline int kx_ct_live(const struct ct_value *ct, __u8 proto, __u64 now)
 {
-	__u64 seen = ct->last_seen_ns;
+	__s64 age = (__s64)(now - ct->last_seen_ns);
 
-	if (seen > now)
-		return seen - now < KX_CT_REFRESH_NS;
-	return now - seen < kx_ct_lifetime_ns(proto, ct->flags);
+	if (age < 0) /* refreshed by another CPU after this one read the clock */
+		return -age < (__s64)KX_CT_REFRESH_NS;
+	return (__u64)age < kx_ct_lifetime_ns(proto, ct->flags);
 }
 
 /* The live entry for a key: the established table first, then the new-flow table. An expired
@@ -236,7 +238,7 @@ static __always_inline int kx_snat_port(const struct kx_tuple *t, __be32 snat_ad
 			*port = bpf_htons(p);
 			return 1;
 		}
-		if (!reclaim && in_new && now - ct->last_seen_ns > KX_CT_SNAT_RECLAIM_NS)
+		if (!reclaim && in_new && (__s64)(now - ct->last_seen_ns) > (__s64)KX_CT_SNAT_RECLAIM_NS)
 			reclaim = p;
 	}
 	if (!reclaim)

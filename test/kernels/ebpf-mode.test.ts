@@ -6,7 +6,9 @@
 // with real sockets: ClusterIP and NodePort, an update, a restart under traffic, and a kernel
 // without a required feature (BTF hidden) that `--mode ebpf` refuses and `--mode auto` passes by.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Summary } from '../lab/client.js';
 import type { LabPod } from '../lab/lab.js';
@@ -105,7 +107,7 @@ for (const series of SERIES) {
       }
     };
     const ok = (cmd: string, timeoutMs = 60_000): Promise<string> => vm.check(cmd, timeoutMs);
-    const syncs = async () => Number((await ok("grep -c '\"msg\":\"synced\"' /tmp/kx.log || true")).trim());
+    const syncs = async (log = '/tmp/kx.log') => Number((await ok(`grep -c '"msg":"synced"' ${log} || true`)).trim());
     const waitFor = async (what: string, probe: () => Promise<boolean>, tries = 300) => {
       for (let i = 0; i < tries; i++) {
         if (await probe()) return;
@@ -115,7 +117,7 @@ for (const series of SERIES) {
     };
     const startController = async (log = '/tmp/kx.log') => {
       await ok(`node ${CLI} run --mode ebpf ${RUN_FLAGS} > /dev/null 2> ${log} & echo $! > /tmp/kx.pid`);
-      await waitFor('first sync', async () => (await syncs()) > 0);
+      await waitFor('first sync', async () => (await syncs(log)) > 0);
     };
     const switchTo = async (backends: readonly PodName[]) => {
       const n = await syncs();
@@ -176,8 +178,16 @@ for (const series of SERIES) {
       const files = BPF_SUITES.map((s) => `${KUBE_XDP_GUEST_DIR}/dist/test/bpf/${s}.test.js`).join(' ');
       const r = await timed('BPF suites', () => vm.run(`cd /tmp && ${GUEST_BPF_ENV} node --test --test-concurrency=1 ${files} 2>&1`, 900_000));
       const count = (k: string) => Number(new RegExp(`^# ${k} (\\d+)$`, 'm').exec(r.stdout)?.[1] ?? NaN);
-      notes.push(`BPF suites: ${count('pass')} passed, ${count('fail')} failed, ${count('skipped')} skipped`);
-      assert.equal(r.code, 0, r.stdout.split('\n').filter((l) => /^not ok|error|Error|expected|actual/.test(l)).slice(0, 60).join('\n'));
+      notes.push(`BPF suites: ${count('pass')} passed, ${count('fail')} failed, ${count('skipped')} skipped, ${count('todo')} todo`);
+      if (r.code !== 0) {
+        const path = join(tmpdir(), `kx-guest-bpf-${series}.tap`);
+        writeFileSync(path, r.stdout);
+        // The failing tests with their error and location (TAP), without the TODO ones.
+        const lines = r.stdout.split('\n');
+        const failing = lines.flatMap((l, i) => (/^\s*not ok /.test(l) && !/# TODO/.test(l) ? lines.slice(i, i + 30) : []))
+          .filter((l) => !/^\s+(at |stack|\.\.\.|---|duration_ms|failureType)/.test(l) && !/cancelled/.test(l));
+        assert.fail(`exit ${r.code}; whole TAP output in ${path}\n${failing.slice(0, 120).join('\n')}`);
+      }
       assert.equal(count('fail'), 0);
       assert.equal(count('skipped'), 0);
       assert.ok(count('pass') >= 100, `${count('pass')} tests passed`);
