@@ -33,66 +33,45 @@ enum kx_parse_result {
 #define KX_TCP_ACK 0x10
 
 /* The IPv4 header checksum: the one's-complement sum over the header is 0xffff when valid.
- * Unrolled, each word at a constant offset from iph; whether a word lies inside the header is
- * computed without a branch on hlen. Branching on hlen (a test per word) splits its range into
- * constants and lets older verifiers (6.1) derive contradictory bounds on dead paths, after
- * which they turn iph + hlen into a scalar and reject the program. */
-static __always_inline int kx_ipv4_csum_ok(const struct iphdr *iph, void *data_end, __u32 hlen)
+ * hlen is a compile-time constant at every call (see kx_parse), so every load is at a constant
+ * offset that one bounds check covers. */
+static __always_inline int kx_ipv4_csum_ok(const struct iphdr *iph, const __u32 hlen)
 {
-	__u32 sum = 0, missing = 0;
+	const __u16 *w = (const void *)iph;
+	__u32 sum = 0;
 
 #pragma unroll
-	for (int i = 0; i < 30; i++) {
-		const __u16 *w = (const void *)iph + i * 2;
-		__u32 inside = ((__u32)(i * 2) - hlen) >> 31; /* 1 while i * 2 < hlen (hlen <= 60) */
-
-		if ((void *)(w + 1) <= data_end)
-			sum += *w & -inside;
-		else
-			missing |= inside;
-	}
-	if (missing)
-		return 0;
+	for (__u32 i = 0; i < hlen / 2; i++)
+		sum += w[i];
 	sum = (sum & 0xffff) + (sum >> 16);
 	sum = (sum & 0xffff) + (sum >> 16);
 	return sum == 0xffff;
 }
 
-/* Fragments are never translated: only the first carries ports, and translating it alone
+/* Everything after the Ethernet header, for one header length (a constant: see kx_parse).
+ * Fragments are never translated: only the first carries ports, and translating it alone
  * would split one datagram across two destinations. They pass untouched.
  * The L4 header is bounded by the IP total length, never by the end of the frame: bytes after
  * the datagram are Ethernet padding, not header. The L4 checksum is not verified: an
  * incremental update keeps a bad checksum bad, so the receiver still discards the packet.
  * pkt_len is the whole frame's length, which in tc exceeds data_end - data when the payload
  * sits in page fragments (TCP data does): data_end only bounds the headers we read. */
-static __always_inline int kx_parse(void *data, void *data_end, __u32 pkt_len, struct kx_pkt *p)
+static __always_inline int kx_parse_ipv4(struct iphdr *iph, void *data_end, __u32 pkt_len, const __u32 hlen,
+					 struct kx_pkt *p)
 {
-	struct ethhdr *eth = data;
-	struct iphdr *iph;
-	__u32 hlen, tot_len, l4_len;
+	__u32 tot_len = bpf_ntohs(iph->tot_len), l4_len;
 
-	if ((void *)(eth + 1) > data_end)
-		return KX_PARSE_NOT_OURS;
-	if (eth->h_proto != bpf_htons(ETH_P_IP))
-		return KX_PARSE_NOT_OURS;
-	iph = (void *)(eth + 1);
-	if ((void *)(iph + 1) > data_end)
+	if ((void *)iph + hlen > data_end)
 		return KX_PARSE_MALFORMED;
-	if (iph->protocol != IPPROTO_TCP && iph->protocol != IPPROTO_UDP)
-		return KX_PARSE_NOT_OURS;
-	if (iph->version != 4 || iph->ihl < 5)
+	if (tot_len < hlen || sizeof(struct ethhdr) + tot_len > pkt_len)
 		return KX_PARSE_MALFORMED;
-	hlen = (__u32)iph->ihl * 4;
-	tot_len = bpf_ntohs(iph->tot_len);
-	if (tot_len < hlen || sizeof(*eth) + tot_len > pkt_len)
-		return KX_PARSE_MALFORMED;
-	if (!kx_ipv4_csum_ok(iph, data_end, hlen))
+	if (!kx_ipv4_csum_ok(iph, hlen))
 		return KX_PARSE_MALFORMED;
 	if (iph->frag_off & bpf_htons(IP_MF | IP_OFFSET))
 		return KX_PARSE_FRAGMENT;
 
 	l4_len = tot_len - hlen;
-	p->l4_off = sizeof(*eth) + hlen;
+	p->l4_off = sizeof(struct ethhdr) + hlen;
 	if (iph->protocol == IPPROTO_TCP) {
 		struct tcphdr *th = (void *)iph + hlen;
 		__u32 doff;
@@ -119,6 +98,42 @@ static __always_inline int kx_parse(void *data, void *data_end, __u32 pkt_len, s
 	p->t.daddr = iph->daddr;
 	p->t.proto = iph->protocol;
 	return KX_PARSE_OK;
+}
+
+/* One copy of kx_parse_ipv4 per IPv4 header length (IHL 5..15): every offset in each is a
+ * constant. A variable header length (iph + ihl * 4) needs the verifier to track its bounds
+ * through the checksum and the L4 offsets, and verifiers differ there: Debian's 6.1 turned
+ * iph + hlen into a scalar after dead-path bounds, 6.12 hit a register-invariant check. */
+static __always_inline int kx_parse(void *data, void *data_end, __u32 pkt_len, struct kx_pkt *p)
+{
+	struct ethhdr *eth = data;
+	struct iphdr *iph;
+
+	if ((void *)(eth + 1) > data_end)
+		return KX_PARSE_NOT_OURS;
+	if (eth->h_proto != bpf_htons(ETH_P_IP))
+		return KX_PARSE_NOT_OURS;
+	iph = (void *)(eth + 1);
+	if ((void *)(iph + 1) > data_end)
+		return KX_PARSE_MALFORMED;
+	if (iph->protocol != IPPROTO_TCP && iph->protocol != IPPROTO_UDP)
+		return KX_PARSE_NOT_OURS;
+	if (iph->version != 4)
+		return KX_PARSE_MALFORMED;
+	switch (iph->ihl) {
+	case 5: return kx_parse_ipv4(iph, data_end, pkt_len, 20, p);
+	case 6: return kx_parse_ipv4(iph, data_end, pkt_len, 24, p);
+	case 7: return kx_parse_ipv4(iph, data_end, pkt_len, 28, p);
+	case 8: return kx_parse_ipv4(iph, data_end, pkt_len, 32, p);
+	case 9: return kx_parse_ipv4(iph, data_end, pkt_len, 36, p);
+	case 10: return kx_parse_ipv4(iph, data_end, pkt_len, 40, p);
+	case 11: return kx_parse_ipv4(iph, data_end, pkt_len, 44, p);
+	case 12: return kx_parse_ipv4(iph, data_end, pkt_len, 48, p);
+	case 13: return kx_parse_ipv4(iph, data_end, pkt_len, 52, p);
+	case 14: return kx_parse_ipv4(iph, data_end, pkt_len, 56, p);
+	case 15: return kx_parse_ipv4(iph, data_end, pkt_len, 60, p);
+	default: return KX_PARSE_MALFORMED; /* IHL < 5 */
+	}
 }
 
 #endif
