@@ -738,35 +738,19 @@ int kx_probe_map_type(int map_type)
 
 int kx_probe_test_run(void)
 {
-	unsigned char frame[64] = { 0 };
-	unsigned char out[64];
+	unsigned char frame[64] = { 0 }, out[64];
+	uint32_t size = sizeof(out), retval = 0;
 	int fd, err;
 
 	BEGIN();
 	fd = load_trivial(BPF_PROG_TYPE_XDP, BPF_XDP, 2 /* XDP_PASS */);
 	if (fd < 0)
 		return fd;
-	LIBBPF_OPTS(bpf_test_run_opts, topts,
-		.data_in = frame,
-		.data_out = out,
-		.data_size_in = sizeof(frame),
-		.data_size_out = sizeof(out),
-		.ctx_in = NULL,
-		.ctx_out = NULL,
-		.ctx_size_in = 0,
-		.ctx_size_out = 0,
-		.retval = 0,
-		.repeat = 1,
-		.duration = 0,
-		.flags = 0,
-		.cpu = 0,
-		.batch_size = 0,
-	);
-	err = bpf_prog_test_run_opts(fd, &topts);
+	err = kx_prog_test_run(fd, frame, sizeof(frame), out, &size, 1, &retval, NULL);
 	close(fd);
 	if (err)
-		return -errno;
-	return topts.retval == 2 ? 0 : -EPROTO;
+		return err;
+	return retval == 2 ? 0 : -EPROTO;
 }
 
 /* ---- test run ---- */

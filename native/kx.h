@@ -19,7 +19,6 @@
 
 #include <stdint.h>
 
-
 /* kx_attach_xdp() modes. */
 #define KX_XDP_NATIVE  1 /* XDP_FLAGS_DRV_MODE */
 #define KX_XDP_GENERIC 2 /* XDP_FLAGS_SKB_MODE */

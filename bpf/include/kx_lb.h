@@ -60,11 +60,11 @@ static __always_inline __u64 kx_ct_lifetime_ns(__u8 proto, __u16 flags)
 	return s * 1000000000ULL;
 }
 
-/* `now` was read before the entry was looked up: another CPU (the other direction of the flow)
- * may have refreshed it since, to a time just after `now`. Such an entry is live, not 2^64 ns
- * old; a time more than a second ahead is not one a packet wrote. */
-/* Ages are taken modulo 2^64: an entry stamped a day ago reads as a day old even on a machine
- * up for less than that (its stamp wrapped below 0), which is what the fixtures write. */
+/* Ages are taken modulo 2^64, as signed: an entry stamped a day ago reads as a day old even on
+ * a machine up for less than that (its stamp wrapped below 0, as the fixtures write it).
+ * `now` was read before the entry was looked up: another CPU (the other direction of the flow)
+ * may have refreshed it since, to a time just after `now`. Such an entry is live; a time more
+ * than a second ahead is not one a packet wrote. */
 static __always_inline int kx_ct_live(const struct ct_value *ct, __u8 proto, __u64 now)
 {
 	__s64 age = (__s64)(now - ct->last_seen_ns);

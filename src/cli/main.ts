@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // kube-xdp: a drop-in replacement for kube-proxy. Subcommands: run, inspect, cleanup, probe.
-import { ConfigError } from '../config/flags.js';
+import { ConfigError, readFlags } from '../config/flags.js';
 import { Libkx } from '../kernel/libkx.js';
 import { formatReport, probeKernel } from '../kernel/probe.js';
 import { cleanup } from './cleanup.js';
@@ -31,11 +31,11 @@ const USAGE = `usage: kube-xdp <command> [flags]
            the eBPF mode can run (exit 3 when it cannot)
 `;
 
-function probe(args: string[]): void {
-  const json = args.join('=') === '-o=json' || args.join('=') === '--output=json';
-  if (args.length && !json && args.join('=') !== '-o=text') throw new ConfigError('probe', `usage: kube-xdp probe [-o text|json]`);
+function probe(argv: string[]): void {
+  const { values } = readFlags(argv, { output: { type: 'string', short: 'o', default: 'text' } });
+  if (values.output !== 'text' && values.output !== 'json') throw new ConfigError('output', `must be text or json, not ${JSON.stringify(values.output)}`);
   const r = probeKernel(new Libkx());
-  process.stdout.write(json ? `${JSON.stringify(r, null, 2)}\n` : `${formatReport(r)}\n`);
+  process.stdout.write(values.output === 'json' ? `${JSON.stringify(r, null, 2)}\n` : `${formatReport(r)}\n`);
   if (r.ebpfUnusable !== null) process.exitCode = 3;
 }
 

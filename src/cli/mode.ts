@@ -7,7 +7,7 @@ import type { RunConfig } from '../config/run-config.js';
 import { CommandError, runCommand } from '../kernel/command.js';
 import { Libkx, defaultLibkxPath } from '../kernel/libkx.js';
 import { ensureModules } from '../kernel/modules.js';
-import { probeKernel } from '../kernel/probe.js';
+import { probeKernel, type ProbeReport } from '../kernel/probe.js';
 
 export type ConcreteMode = Exclude<ProxyMode, 'auto'>;
 export const AUTO_ORDER: readonly ConcreteMode[] = ['ebpf', 'ipvs', 'iptables'];
@@ -16,6 +16,8 @@ export interface ModeCheck {
   readonly mode: ConcreteMode;
   /** null: usable; else why not. */
   readonly unusable: string | null;
+  /** eBPF: the kernel probe the check ran (the loader reuses it rather than probing again). */
+  readonly probe?: ProbeReport;
 }
 
 export class ModeUnavailableError extends Error {
@@ -53,16 +55,18 @@ export function checkIpvs(scheduler: string): string | null {
 
 /** eBPF needs its interfaces named, its object and shim, and every required kernel feature
  *  (probe.ts: each tried for real, the missing ones named with the kernel that brought them). */
-export function checkEbpf(cfg: Pick<RunConfig, 'externalInterfaces' | 'objectPath'>): string | null {
-  if (cfg.externalInterfaces.length === 0) return 'no --external-interfaces given';
-  if (!existsSync(cfg.objectPath)) return `BPF object ${cfg.objectPath} not found`;
+export function checkEbpf(cfg: Pick<RunConfig, 'externalInterfaces' | 'objectPath'>): ModeCheck {
+  const no = (unusable: string): ModeCheck => ({ mode: 'ebpf', unusable });
+  if (cfg.externalInterfaces.length === 0) return no('no --external-interfaces given');
+  if (!existsSync(cfg.objectPath)) return no(`BPF object ${cfg.objectPath} not found`);
   let lib: Libkx;
   try {
     lib = new Libkx();
   } catch (err) {
-    return `the libbpf shim ${defaultLibkxPath()} cannot be loaded: ${(err as Error).message}`;
+    return no(`the libbpf shim ${defaultLibkxPath()} cannot be loaded: ${(err as Error).message}`);
   }
-  return probeKernel(lib).ebpfUnusable;
+  const probe = probeKernel(lib);
+  return { mode: 'ebpf', unusable: probe.ebpfUnusable, probe };
 }
 
 export function checkIptables(): string | null {
@@ -71,8 +75,8 @@ export function checkIptables(): string | null {
 }
 
 export function checkMode(mode: ConcreteMode, cfg: RunConfig): ModeCheck {
-  const unusable = mode === 'ebpf' ? checkEbpf(cfg) : mode === 'ipvs' ? checkIpvs(cfg.proxy.ipvs.scheduler) : checkIptables();
-  return { mode, unusable };
+  if (mode === 'ebpf') return checkEbpf(cfg);
+  return { mode, unusable: mode === 'ipvs' ? checkIpvs(cfg.proxy.ipvs.scheduler) : checkIptables() };
 }
 
 /** The mode to run and, for auto, every check made (for the log). Throws ModeUnavailableError

@@ -21,7 +21,7 @@ import { createLogger } from '../observe/log.js';
 import { Metrics } from '../observe/metrics.js';
 import { FileSource } from '../source/file-source.js';
 import { SyncRunner } from '../sync/runner.js';
-import { resolveMode, type ConcreteMode } from './mode.js';
+import { resolveMode, type ConcreteMode, type ModeCheck } from './mode.js';
 
 /** eBPF mode: the IPv4 addresses NodePorts answer on: --node-ip or the Node's, else the external interfaces'. */
 export function nodeAddresses(cfg: Pick<RunConfig, 'proxy' | 'externalInterfaces'>): string[] {
@@ -30,13 +30,14 @@ export function nodeAddresses(cfg: Pick<RunConfig, 'proxy' | 'externalInterfaces
   return cfg.externalInterfaces.flatMap((name) => (ifs[name] ?? []).filter((a) => a.family === 'IPv4').map((a) => a.address));
 }
 
-function ebpfDataplane(cfg: RunConfig, log: Logger, metrics: Metrics): { dataplane: Dataplane; families: IPFamily[] } {
+function ebpfDataplane(cfg: RunConfig, log: Logger, metrics: Metrics, check: ModeCheck): { dataplane: Dataplane; families: IPFamily[] } {
   const addresses = nodeAddresses(cfg);
   if (addresses.length === 0) throw new Error(`no IPv4 address on ${cfg.externalInterfaces.join(', ')}: give --node-ip`);
   log.info({ node: cfg.proxy.nodeName, nodeAddresses: addresses, pinDir: cfg.pinDir, source: cfg.source }, 'starting kube-xdp (eBPF mode)');
   const dataplane = new EbpfDataplane(new Libkx(), log, metrics, {
     objectPath: cfg.objectPath, pinDir: cfg.pinDir, externalInterfaces: cfg.externalInterfaces,
     podInterfaces: cfg.podInterfaces, xdpMode: cfg.xdpMode, tcMode: cfg.tcMode, nodeAddresses: addresses,
+    ...(check.probe ? { probe: check.probe } : {}),
   });
   dataplane.start();
   return { dataplane, families: ['IPv4'] };
@@ -69,7 +70,7 @@ function ipvsDataplane(cfg: RunConfig, log: Logger, metrics: Metrics): { datapla
   return { dataplane, families };
 }
 
-const DATAPLANES: Record<ConcreteMode, typeof ipvsDataplane> = { ebpf: ebpfDataplane, iptables: iptablesDataplane, ipvs: ipvsDataplane };
+const DATAPLANES: Record<ConcreteMode, typeof ebpfDataplane> = { ebpf: ebpfDataplane, iptables: iptablesDataplane, ipvs: ipvsDataplane };
 
 async function makeSource(cfg: RunConfig, metrics: Metrics, log: Logger): Promise<Source> {
   const src = cfg.source;
@@ -211,7 +212,7 @@ export async function run(argv: string[]): Promise<void> {
   let scan: NodeJS.Timeout | null = null;
   if (first === null) {
     const proxy = { ...cfg.proxy, nodeIPs: effectiveNodeIPs(cfg.proxy.nodeIPs, seenNode) };
-    const built = DATAPLANES[mode]({ ...cfg, proxy }, log, metrics);
+    const built = DATAPLANES[mode]({ ...cfg, proxy }, log, metrics, checks.find((c) => c.mode === mode)!);
     dataplane = built.dataplane;
     node = { nodeName: cfg.proxy.nodeName, zone: seenNode?.zone ?? null, ipFamilies: built.families };
     log.info('source synced: programming the dataplane');

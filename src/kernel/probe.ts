@@ -1,7 +1,8 @@
 // The startup probe: which BPF features this kernel offers, each tried for real (a trivial
 // program loaded, a link or a clsact qdisc created on `lo` for an instant, libbpf's helper and
-// map probes), and what the eBPF mode makes of them. `kube-xdp probe` prints the report; `--mode auto` skips the
-// eBPF mode when a required feature is missing and `--mode ebpf` fails naming it.
+// map probes), and what the eBPF mode makes of them. `kube-xdp probe` prints the report;
+// `--mode auto` skips the eBPF mode when a required feature is missing, `--mode ebpf` fails
+// naming it.
 import { existsSync } from 'node:fs';
 import { release } from 'node:os';
 import { errnoCode } from './kernel-error.js';

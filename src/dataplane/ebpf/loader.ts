@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { KernelError } from '../../kernel/kernel-error.js';
 import { XDP_GENERIC, XDP_NATIVE, type Libkx } from '../../kernel/libkx.js';
-import { FEATURES, probeKernel } from '../../kernel/probe.js';
+import { FEATURES, probeKernel, type ProbeReport } from '../../kernel/probe.js';
 import { ensureSysctl } from '../../kernel/sysctl.js';
 import { SNAT_PORTS } from './maps.js';
 import { dropIncompatiblePins } from './pins.js';
@@ -27,6 +27,8 @@ export interface LoaderOptions {
   readonly podInterfaces: readonly string[];
   readonly xdpMode: XdpModeSetting;
   readonly tcMode: TcModeSetting;
+  /** The kernel probe, when the mode check already ran it (else load() runs it). */
+  readonly probe?: ProbeReport;
 }
 
 export interface AttachState {
@@ -59,7 +61,7 @@ export class Loader {
     mkdirSync(linkDir(this.opts.pinDir), { recursive: true });
     dropIncompatiblePins(this.lib, this.opts.pinDir, this.log);
     this.handle = this.lib.objOpenLoad(this.opts.objectPath, this.opts.pinDir);
-    const probe = probeKernel(this.lib);
+    const probe = this.opts.probe ?? probeKernel(this.lib);
     const absent = FEATURES.filter((f) => !probe.features[f.name].ok).map((f) => `${f.name}: ${probe.features[f.name].detail}`);
     const ctx = { kernel: probe.kernel, absentFeatures: absent };
     if (this.opts.tcMode === 'auto') {
