@@ -11,22 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Summary } from '../lab/client.js';
-import type { LabPod } from '../lab/lab.js';
-import { serviceObjects } from '../lab/manifests.js';
 import type { ProbeReport } from '../../src/kernel/probe.js';
 import { KUBE_XDP_GUEST_DIR } from './guest-kube-xdp.js';
+import { CLIENT_POD, CLUSTER_IP, GUEST_CLI, GUEST_LAB, LAB_FILES, NODE_IP, NODE_PORT, PODS, guestClient, labSetup, peersByIP, type PodName } from './guest-lab.js';
 import { KERNEL_SERIES, type KernelSeries } from './kernel.js';
 import { KernelVM, harnessUnavailable } from './vm.js';
 
-const CLI = `${KUBE_XDP_GUEST_DIR}/dist/src/cli/main.js`;
-const LAB = `${KUBE_XDP_GUEST_DIR}/dist/test/lab`;
-const NODE_IP = '192.168.77.1';
-const EXT_IP = '192.168.77.100';
-const CLUSTER_IP = '10.96.0.10';
-const NODE_PORT = 30080;
-const PODS = { a: '10.244.1.2', b: '10.244.1.3', c: '10.244.1.4' } as const;
-const CLIENT_POD = '10.244.1.9';
-type PodName = keyof typeof PODS;
 const PIN_DIR = '/sys/fs/bpf/kx';
 /** Tools the checks read the kernel with (copied from the host). */
 const TOOLS = ['/usr/sbin/bpftool', '/usr/sbin/tc', '/usr/sbin/ethtool'];
@@ -37,52 +27,6 @@ const BPF_SUITES = ['datapath', 'conntrack', 'fuzz', 'capacity', 'stats-metrics'
 const GUEST_BPF_ENV = 'CI=true KX_FLOOD=200000 KX_FUZZ_CASES=3000';
 /** KUBE_XDP_KERNELS=6.12 runs one kernel of the matrix. */
 const SERIES = (process.env.KUBE_XDP_KERNELS?.split(',') ?? KERNEL_SERIES) as KernelSeries[];
-
-function objects(backends: readonly PodName[]): string {
-  const pod = (name: PodName): LabPod => ({ name, ns: name, node: 'node1', ip: PODS[name], hostIf: `v${name}`, ports: [8080], pid: 0 });
-  const items = serviceObjects({
-    name: 'web', clusterIP: CLUSTER_IP, port: 80, targetPort: 8080, type: 'NodePort', nodePort: NODE_PORT,
-    protocols: ['TCP', 'UDP'], endpoints: backends.map(pod),
-  });
-  return JSON.stringify({ apiVersion: 'v1', kind: 'List', items });
-}
-
-/** Calico-style pods (a /32 routed per veth, proxy ARP for the gateway: it answers for an
- *  address the node routes elsewhere, so the node has a default route) and an outside client
- *  on eth0, whose transmit checksum offload is off (XDP sees complete checksums, as from a NIC). */
-const SETUP = `set -e
-echo 1 > /proc/sys/net/ipv4/ip_forward
-echo 0 > /proc/sys/net/ipv4/conf/all/rp_filter
-echo 0 > /proc/sys/net/ipv4/conf/default/rp_filter
-ip link set lo up
-ip netns add ext
-ip link add eth0 type veth peer name ext0 netns ext
-ip addr add ${NODE_IP}/24 dev eth0
-ip link set eth0 up
-ip -n ext addr add ${EXT_IP}/24 dev ext0
-ip -n ext link set ext0 up
-ip -n ext link set lo up
-ip netns exec ext ethtool -K ext0 tx off >/dev/null
-ip -n ext route add 10.96.0.0/16 via ${NODE_IP}
-ip route add default via ${EXT_IP} dev eth0
-for p in ${Object.entries({ ...PODS, client: CLIENT_POD }).map(([n, ip]) => `${n}:${ip}`).join(' ')}; do
-  n=\${p%%:*}; ip=\${p#*:}
-  ip netns add $n
-  ip link add v$n type veth peer name eth0 netns $n
-  ip link set v$n up
-  echo 1 > /proc/sys/net/ipv4/conf/v$n/proxy_arp
-  ip route add $ip/32 dev v$n
-  ip -n $n link set lo up
-  ip -n $n addr add $ip/32 dev eth0
-  ip -n $n link set eth0 up
-  ip -n $n route add 169.254.1.1 dev eth0
-  ip -n $n route add default via 169.254.1.1 dev eth0
-done
-for n in ${Object.keys(PODS).join(' ')}; do
-  ip netns exec $n node ${LAB}/echo-server.js --name $n --port 8080 > /tmp/echo-$n.log 2>&1 &
-done
-cp /opt/kx/objects-abc.json /tmp/objects.json
-`;
 
 const RUN_FLAGS = `--source file:/tmp/objects.json --node-name node1 --node-ip ${NODE_IP} --external-interfaces eth0 --pod-interfaces 'v*' --bpf-pin-dir ${PIN_DIR} --metrics-bind-address '' --healthz-bind-address ''`;
 
@@ -116,7 +60,7 @@ for (const series of SERIES) {
       assert.fail(`${what}: not within ${tries / 10} s\n${await ok('tail -20 /tmp/kx.log')}`);
     };
     const startController = async (log = '/tmp/kx.log') => {
-      await ok(`node ${CLI} run --mode ebpf ${RUN_FLAGS} > /dev/null 2> ${log} & echo $! > /tmp/kx.pid`);
+      await ok(`node ${GUEST_CLI} run --mode ebpf ${RUN_FLAGS} > /dev/null 2> ${log} & echo $! > /tmp/kx.pid`);
       await waitFor('first sync', async () => (await syncs(log)) > 0);
     };
     const switchTo = async (backends: readonly PodName[]) => {
@@ -124,15 +68,7 @@ for (const series of SERIES) {
       await ok(`cp /opt/kx/objects-${backends.join('')}.json /tmp/objects.new && mv /tmp/objects.new /tmp/objects.json`);
       await waitFor('a sync after the update', async () => (await syncs()) > n);
     };
-    const client = async (ns: string, proto: 'tcp' | 'udp', target: string, count: number): Promise<Summary> => {
-      const out = await ok(`ip netns exec ${ns} node ${LAB}/client.js --${proto} --target ${target} --count ${count} --timeout-ms 5000`);
-      return JSON.parse(out.trim().split('\n').pop()!) as Summary;
-    };
-    const peersByIP = (s: Summary) => {
-      const out: Record<string, number> = {};
-      for (const [peer, n] of Object.entries(s.seenPeers)) out[peer.replace(/:\d+$/, '')] = (out[peer.replace(/:\d+$/, '')] ?? 0) + n;
-      return out;
-    };
+    const client = (ns: string, proto: 'tcp' | 'udp', target: string, count: number) => guestClient(vm, ns, proto, target, count, 5000);
     let report: ProbeReport;
 
     before(async () => {
@@ -142,7 +78,7 @@ for (const series of SERIES) {
         binaries: TOOLS,
         // As on a Debian node: present, loaded by the kernel on demand when a clsact qdisc is made.
         loadableModules: ['sch_ingress', 'cls_bpf'],
-        extraFiles: { '/opt/kx/objects-abc.json': objects(['a', 'b', 'c']), '/opt/kx/objects-a.json': objects(['a']) },
+        extraFiles: LAB_FILES,
         memoryMb: 1536,
         timeoutMs: 240_000,
       }));
@@ -161,10 +97,10 @@ for (const series of SERIES) {
     });
 
     test('the startup probe: every required feature there, tc attach as the kernel allows', async () => {
-      const r = await vm.run(`node ${CLI} probe -o json`);
+      const r = await vm.run(`node ${GUEST_CLI} probe -o json`);
       assert.equal(r.code, 0, r.stderr + r.stdout);
       report = JSON.parse(r.stdout) as ProbeReport;
-      notes.push(`probe: ${(await ok(`node ${CLI} probe`)).trim().split('\n').filter((l) => /^no |^tc |^eBPF/.test(l)).join(' | ')}`);
+      notes.push(`probe: ${(await ok(`node ${GUEST_CLI} probe`)).trim().split('\n').filter((l) => /^no |^tc |^eBPF/.test(l)).join(' | ')}`);
       assert.equal(report.kernel, vm.kernel.version);
       assert.equal(report.ebpfUnusable, null);
       // TCX came in 6.6: Debian's 6.1 must fall back to clsact, 6.12 has TCX.
@@ -194,7 +130,7 @@ for (const series of SERIES) {
     });
 
     test('the controller starts in eBPF mode: XDP on eth0, tc on every pod veth the way the probe said', async () => {
-      await timed('namespaces, veths, echo servers', () => ok(SETUP));
+      await timed('namespaces, veths, echo servers', () => ok(labSetup({ forwarding: true, extTxOff: true })));
       await timed('controller start → first sync', () => startController());
       const log = await ok('cat /tmp/kx.log');
       assert.match(log, /"msg":"starting kube-xdp \(eBPF mode\)"/);
@@ -249,8 +185,8 @@ for (const series of SERIES) {
     });
 
     test('a controller killed and restarted under traffic: no new connection fails, a held one stays on its backend', async () => {
-      await ok(`ip netns exec ext node ${LAB}/client.js --tcp --target ${NODE_IP}:${NODE_PORT} --steady --interval-ms 100 --duration-ms 9000 --timeout-ms 5000 > /tmp/steady.json 2>&1 &
-ip netns exec client node ${LAB}/client.js --tcp --target ${CLUSTER_IP}:80 --hold --interval-ms 100 --duration-ms 9000 --timeout-ms 5000 > /tmp/hold.json 2>&1 &`);
+      await ok(`ip netns exec ext node ${GUEST_LAB}/client.js --tcp --target ${NODE_IP}:${NODE_PORT} --steady --interval-ms 100 --duration-ms 9000 --timeout-ms 5000 > /tmp/steady.json 2>&1 &
+ip netns exec client node ${GUEST_LAB}/client.js --tcp --target ${CLUSTER_IP}:80 --hold --interval-ms 100 --duration-ms 9000 --timeout-ms 5000 > /tmp/hold.json 2>&1 &`);
       await new Promise((r) => setTimeout(r, 2500));
       await ok('kill -9 $(cat /tmp/kx.pid)');
       await new Promise((r) => setTimeout(r, 1500)); // traffic with no controller at all: the pinned maps and links serve it
@@ -271,18 +207,18 @@ ip netns exec client node ${LAB}/client.js --tcp --target ${CLUSTER_IP}:80 --hol
 
     test('cleanup detaches everything; with BTF hidden, --mode ebpf refuses naming it and --mode auto runs IPVS', async () => {
       await ok('kill $(cat /tmp/kx.pid); sleep 1');
-      await ok(`node ${CLI} cleanup --bpf-pin-dir ${PIN_DIR} --pod-interfaces 'v*' 2>&1`);
+      await ok(`node ${GUEST_CLI} cleanup --bpf-pin-dir ${PIN_DIR} --pod-interfaces 'v*' 2>&1`);
       assert.doesNotMatch(await ok('ip -d link show eth0'), /prog\/xdp/);
       assert.doesNotMatch(await ok('bpftool net show'), /kx_/);
       assert.notEqual((await vm.run(`ls ${PIN_DIR}`)).code, 0, 'pin dir removed');
 
       await ok('mount -t tmpfs none /sys/kernel/btf');
       try {
-        const r = await vm.run(`node ${CLI} run --mode ebpf ${RUN_FLAGS}`, 60_000);
+        const r = await vm.run(`node ${GUEST_CLI} run --mode ebpf ${RUN_FLAGS}`, 60_000);
         assert.notEqual(r.code, 0);
         assert.match(r.stderr, /--mode ebpf cannot run on this node: missing kernel BTF \(\/sys\/kernel\/btf\/vmlinux\), kernel ≥ 5\.4/);
         assert.notEqual((await vm.run(`ls ${PIN_DIR}`)).code, 0, 'nothing loaded');
-        await ok(`node ${CLI} run --mode auto ${RUN_FLAGS} --cluster-cidr 10.244.0.0/16 > /dev/null 2> /tmp/kx-auto.log & echo $! > /tmp/kx.pid`);
+        await ok(`node ${GUEST_CLI} run --mode auto ${RUN_FLAGS} --cluster-cidr 10.244.0.0/16 > /dev/null 2> /tmp/kx-auto.log & echo $! > /tmp/kx.pid`);
         await waitFor('the IPVS mode to sync', async () => /"msg":"synced"/.test(await ok('cat /tmp/kx-auto.log')));
         const log = await ok('cat /tmp/kx-auto.log');
         assert.match(log, /"msg":"--mode auto chose ipvs"/);
@@ -290,7 +226,7 @@ ip netns exec client node ${LAB}/client.js --tcp --target ${CLUSTER_IP}:80 --hol
         const s = await client('client', 'tcp', `${CLUSTER_IP}:80`, 9);
         assert.equal(s.ok, 9, JSON.stringify(s));
         await ok('kill $(cat /tmp/kx.pid); sleep 1');
-        await ok(`node ${CLI} cleanup --bpf-pin-dir ${PIN_DIR} --pod-interfaces 'v*' 2>&1`);
+        await ok(`node ${GUEST_CLI} cleanup --bpf-pin-dir ${PIN_DIR} --pod-interfaces 'v*' 2>&1`);
       } finally {
         await vm.run('umount /sys/kernel/btf');
       }

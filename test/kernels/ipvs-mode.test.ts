@@ -11,67 +11,15 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { SET_IDS, setName } from '../../src/dataplane/ipvs/ipsets.js';
 import { canonical, parseIpvsadmList, parseIpvsadmSave, type VirtualServer } from '../../src/dataplane/ipvs/virtual-servers.js';
-import type { Summary } from '../lab/client.js';
-import type { LabPod } from '../lab/lab.js';
-import { serviceObjects } from '../lab/manifests.js';
-import { KUBE_XDP_GUEST_DIR } from './guest-kube-xdp.js';
+import { CLIENT_POD, CLUSTER_IP, EXT_IP, GUEST_CLI, LAB_FILES, NODE_IP, NODE_PORT, PODS, guestClient, labObjects, labSetup, peersByIP, type PodName } from './guest-lab.js';
 import { KernelVM, harnessUnavailable } from './vm.js';
 
 const why = await harnessUnavailable();
 const skip = why !== null && process.env.CI !== 'true' ? why : false;
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
-const GUEST_CLI = `${KUBE_XDP_GUEST_DIR}/dist/src/cli/main.js`;
-const NODE_IP = '192.168.77.1';
-const EXT_IP = '192.168.77.100';
-const CLUSTER_IP = '10.96.0.10';
-const NODE_PORT = 30080;
-const PODS = { a: '10.244.1.2', b: '10.244.1.3', c: '10.244.1.4' } as const;
-const CLIENT_POD = '10.244.1.9';
-type PodName = keyof typeof PODS;
 /** The render flags; the guest's controller gets the same ones. */
 const NODE_FLAGS = ['--node-name', 'node1', '--node-ip', NODE_IP, '--cluster-cidr', '10.244.0.0/16'];
-
-function objects(backends: readonly PodName[]): string {
-  const pod = (name: PodName): LabPod => ({ name, ns: name, node: 'node1', ip: PODS[name], hostIf: `v${name}`, ports: [8080], pid: 0 });
-  const items = serviceObjects({
-    name: 'web', clusterIP: CLUSTER_IP, port: 80, targetPort: 8080, type: 'NodePort', nodePort: NODE_PORT,
-    protocols: ['TCP', 'UDP'], endpoints: backends.map(pod),
-  });
-  return JSON.stringify({ apiVersion: 'v1', kind: 'List', items });
-}
-
-/** Pods are routed per veth (no bridge), the host side answering ARP for the pods' gateway by
- *  proxy ARP, as Calico does (it answers for addresses the node routes elsewhere: the default). */
-const SETUP = `set -e
-ip link set lo up
-ip netns add ext
-ip link add eth0 type veth peer name ext0 netns ext
-ip addr add ${NODE_IP}/24 dev eth0
-ip link set eth0 up
-ip -n ext addr add ${EXT_IP}/24 dev ext0
-ip -n ext link set ext0 up
-ip -n ext link set lo up
-ip -n ext route add 10.96.0.0/16 via ${NODE_IP}
-ip route add default via ${EXT_IP} dev eth0
-for p in ${Object.entries({ ...PODS, client: CLIENT_POD }).map(([n, ip]) => `${n}:${ip}`).join(' ')}; do
-  n=\${p%%:*}; ip=\${p#*:}
-  ip netns add $n
-  ip link add v$n type veth peer name eth0 netns $n
-  ip link set v$n up
-  echo 1 > /proc/sys/net/ipv4/conf/v$n/proxy_arp
-  ip route add $ip/32 dev v$n
-  ip -n $n link set lo up
-  ip -n $n addr add $ip/32 dev eth0
-  ip -n $n link set eth0 up
-  ip -n $n route add 169.254.1.1 dev eth0
-  ip -n $n route add default via 169.254.1.1 dev eth0
-done
-for n in ${Object.keys(PODS).join(' ')}; do
-  ip netns exec $n node ${KUBE_XDP_GUEST_DIR}/dist/test/lab/echo-server.js --name $n --port 8080 > /tmp/echo-$n.log 2>&1 &
-done
-cp /opt/kx/objects-abc.json /tmp/objects.json
-`;
 
 describe('IPVS mode in a qemu guest', { skip: skip || why !== null }, () => {
   let vm: KernelVM;
@@ -94,20 +42,12 @@ describe('IPVS mode in a qemu guest', { skip: skip || why !== null }, () => {
     }
     assert.fail(`no sync after #${after}:\n${await ok('tail -20 /tmp/kx.log')}`);
   };
-  const client = async (ns: string, proto: 'tcp' | 'udp', target: string, count: number): Promise<Summary> => {
-    const out = await ok(`ip netns exec ${ns} node ${KUBE_XDP_GUEST_DIR}/dist/test/lab/client.js --${proto} --target ${target} --count ${count} --timeout-ms 3000`);
-    return JSON.parse(out.trim().split('\n').pop()!) as Summary;
-  };
-  const peersByIP = (s: Summary) => {
-    const out: Record<string, number> = {};
-    for (const [peer, n] of Object.entries(s.seenPeers)) out[peer.replace(/:\d+$/, '')] = (out[peer.replace(/:\d+$/, '')] ?? 0) + n;
-    return out;
-  };
+  const client = (ns: string, proto: 'tcp' | 'udp', target: string, count: number) => guestClient(vm, ns, proto, target, count, 3000);
   const kernelIpvs = async () => canonical(parseIpvsadmList(await ok('ipvsadm -Ln')));
   /** `kube-xdp render --mode ipvs` on the host for these backends: its four parts. */
   const render = (backends: readonly PodName[]) => {
     const path = join(dir, `objects-${backends.join('')}.json`);
-    writeFileSync(path, objects(backends));
+    writeFileSync(path, labObjects(backends));
     const r = spawnSync(process.execPath, [CLI, 'render', '--mode', 'ipvs', '--source', path, ...NODE_FLAGS], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     const parts = new Map<string, string>();
@@ -135,10 +75,10 @@ describe('IPVS mode in a qemu guest', { skip: skip || why !== null }, () => {
   before(async () => {
     vm = await timed('boot (qemu + kube-xdp bundle)', () => KernelVM.boot({
       withKubeXdp: true,
-      extraFiles: { '/opt/kx/objects-abc.json': objects(['a', 'b', 'c']), '/opt/kx/objects-a.json': objects(['a']) },
+      extraFiles: LAB_FILES,
       timeoutMs: 180_000,
     }));
-    await timed('namespaces, veths, echo servers', () => ok(SETUP));
+    await timed('namespaces, veths, echo servers', () => ok(labSetup()));
     await timed('controller start → first sync', async () => {
       await ok(`node ${GUEST_CLI} run --mode ipvs --source file:/tmp/objects.json ${NODE_FLAGS.join(' ')} --metrics-bind-address '' --healthz-bind-address '' --ipvs-drain-check-period 1s > /dev/null 2> /tmp/kx.log &`);
       await waitForSync(0);
