@@ -8,8 +8,19 @@ import {
 } from './maps.js';
 
 export interface EbpfNodeConfig {
-  /** IPv4 addresses NodePorts answer on; the first is also the SNAT source. */
+  /** The node's IPv4 addresses; the first is the SNAT source. NodePorts answer on those inside
+   *  nodePortAddresses. */
   readonly nodeAddresses: readonly string[];
+  /** kube-proxy's nodePortAddresses (CIDRs); empty or absent: every node address. */
+  readonly nodePortAddresses?: readonly string[];
+  /** kube-proxy's clusterCIDR (its LocalDetector): traffic to a ClusterIP from outside them is
+   *  masqueraded; absent: no detector. */
+  readonly clusterCIDRs?: readonly string[];
+  /** kube-proxy's masqueradeAll: every Service packet is source-NATed to the node. */
+  readonly masqueradeAll?: boolean;
+  /** Masquerade external traffic (externalTrafficPolicy Cluster) to local endpoints too, as
+   *  kube-proxy does; off by default: kube-xdp keeps the client address where it can. */
+  readonly masqueradeLocalEndpoints?: boolean;
 }
 
 export interface DesiredFrontend {
