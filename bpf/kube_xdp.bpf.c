@@ -12,6 +12,7 @@
 #include <bpf/bpf_endian.h>
 #include "kx_lb.h"
 #include "kx_csum.h"
+#include "kx_reject.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -118,6 +119,8 @@ int kx_xdp_ext(struct xdp_md *ctx)
 		return kx_xdp_apply(ctx, &p, &nat) ? XDP_DROP : XDP_PASS;
 	case KX_V_DROP:
 		return XDP_DROP;
+	case KX_V_REJECT:
+		return kx_xdp_reject(ctx, &p);
 	}
 	return XDP_PASS;
 }
@@ -145,6 +148,8 @@ int kx_tc_pod(struct __sk_buff *skb)
 		return kx_tc_apply(skb, &p, &nat) ? TC_ACT_SHOT : TC_ACT_OK;
 	case KX_V_DROP:
 		return TC_ACT_SHOT;
+	case KX_V_REJECT:
+		return kx_tc_reject(skb, &p);
 	}
 	return TC_ACT_OK;
 }

@@ -8,6 +8,8 @@
 #define IP_OFFSET   0x1FFF
 #define TC_ACT_OK   0
 #define TC_ACT_SHOT 2
+#define TC_ACT_REDIRECT 7
+#define ETH_ALEN    6
 
 /* Largest header prefix the programs read: Ethernet + IPv4 with options + TCP base header. */
 #define KX_MAX_HDR (14 + 60 + 20)

@@ -7,13 +7,14 @@
 #ifndef KX_LB_H
 #define KX_LB_H
 
-#include "kx_map_defs.h"
+#include "kx_service.h"
 #include "kx_parse.h"
 
 enum kx_verdict {
 	KX_V_PASS = 0, /* not a Service packet: untouched */
 	KX_V_NAT = 1,  /* rewrite as described by struct kx_nat */
 	KX_V_DROP = 2, /* Service packet that cannot be delivered */
+	KX_V_REJECT = 3, /* new flow to a Service without endpoints: answer ICMP port unreachable */
 };
 
 struct kx_nat {
@@ -248,21 +249,6 @@ static __always_inline int kx_snat_port(const struct kx_tuple *t, __be32 snat_ad
 	return 1;
 }
 
-static __always_inline int kx_pick_backend(const struct frontend_value *fe, __u32 *backend_id,
-					   struct backend_value **be)
-{
-	struct slot_key sk = { .svc_id = fe->svc_id, .slot = bpf_get_prandom_u32() % fe->count };
-	struct slot_value *sv = bpf_map_lookup_elem(&kx_slots, &sk);
-
-	if (!sv)
-		return 0;
-	*be = bpf_map_lookup_elem(&kx_backends, &sv->backend_id);
-	if (!*be)
-		return 0;
-	*backend_id = sv->backend_id;
-	return 1;
-}
-
 /* An established flow keeps its backend. When the backend entry is gone (endpoint removed,
  * or terminating and out of the slots), TCP stays on the address the flow chose, as
  * netfilter's conntrack keeps it under kube-proxy; UDP is re-balanced, as kube-proxy deletes
@@ -316,9 +302,8 @@ static __always_inline int kx_established(const struct kx_pkt *p, const struct c
 static __always_inline int kx_lb(const struct kx_pkt *p, __u8 scope, struct kx_nat *nat)
 {
 	const struct kx_tuple *t = &p->t;
-	struct frontend_key fk = { .addr = t->daddr, .port = t->dport, .proto = t->proto, .scope = scope };
 	struct frontend_value *fe;
-	struct backend_value *be = 0;
+	struct backend_value *be;
 	struct ct_key k, rk;
 	struct ct_value fwd = {}, rev;
 	__be32 snat_addr = 0;
@@ -337,20 +322,27 @@ static __always_inline int kx_lb(const struct kx_pkt *p, __u8 scope, struct kx_n
 		return KX_V_NAT;
 	}
 
-	fe = bpf_map_lookup_elem(&kx_frontends, &fk);
+	fe = kx_frontend(t->daddr, t->dport, t->proto, scope);
 	if (!fe)
 		return KX_V_PASS;
-	if (fe->count == 0 || !kx_pick_backend(fe, &backend_id, &be)) {
+	if (!kx_source_allowed(fe, t->saddr)) {
+		kx_count(KX_STAT_DENIED);
+		return KX_V_DROP;
+	}
+	if (fe->count == 0) {
+		kx_count(KX_STAT_NO_BACKEND);
+		if (!(fe->flags & KX_FE_REJECT))
+			return KX_V_DROP;
+		kx_count(KX_STAT_REJECTED);
+		return KX_V_REJECT;
+	}
+	be = kx_select_backend(fe, t->saddr, now, &backend_id);
+	if (!be) {
 		kx_count(KX_STAT_NO_BACKEND);
 		return KX_V_DROP;
 	}
 
-	/* Source NAT to the node: NodePort-style traffic leaving for another node must come back
-	 * through this one (unless the policy is Local), and a pod that reaches itself through a
-	 * Service (hairpin) must not see its own address as the peer. */
-	if ((scope == KX_SCOPE_EXT && (fe->flags & KX_FE_NODEPORT) &&
-	     !(fe->flags & KX_FE_LOCAL_ONLY) && !(be->flags & KX_BE_LOCAL)) ||
-	    t->saddr == be->addr) {
+	if (kx_masquerade(fe, be, t->saddr)) {
 		struct config_value *cfg = bpf_map_lookup_elem(&kx_config, &zero);
 
 		snat_addr = cfg && cfg->node_addr ? cfg->node_addr : t->daddr;

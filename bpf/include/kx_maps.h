@@ -14,10 +14,20 @@
 #define KX_SCOPE_EXT 0
 #define KX_SCOPE_INT 1
 
-/* frontend_value.flags */
-#define KX_FE_NODEPORT    0x0001 /* NodePort / externalIP / LB: SNAT to the node for remote backends */
-#define KX_FE_LOCAL_ONLY  0x0002 /* traffic policy Local: keep the client address, no SNAT */
-#define KX_FE_AFFINITY    0x0004 /* sessionAffinity ClientIP (reserved, not programmed yet) */
+/* frontend_value.flags. Which packets are source-NATed to the node is kube-proxy's choice
+ * (its KUBE-MARK-MASQ jumps), compiled per frontend by src/dataplane/ebpf/compile.ts; a pod that
+ * reaches itself through a Service (hairpin) is always source-NATed. */
+#define KX_FE_NODEPORT    0x0001 /* external address, externalTrafficPolicy Cluster: SNAT when the
+				  * endpoint is on another node (or always, with KX_FE_MASQ_LOCAL) */
+#define KX_FE_LOCAL_ONLY  0x0002 /* externalTrafficPolicy Local: no SNAT (overrides KX_FE_NODEPORT) */
+#define KX_FE_AFFINITY    0x0004 /* sessionAffinity ClientIP: kx_affinity, affinity_timeout seconds */
+#define KX_FE_REJECT      0x0008 /* with count 0: no endpoint anywhere, answer ICMP port
+				  * unreachable (kube-proxy's REJECT); without it count 0 drops */
+#define KX_FE_SRC_RANGES  0x0010 /* loadBalancerSourceRanges: only sources in kx_src_ranges */
+#define KX_FE_MASQ_ALL    0x0020 /* ClusterIP under masqueradeAll: always SNAT */
+#define KX_FE_MASQ_OFF_CLUSTER 0x0040 /* ClusterIP: SNAT sources outside kx_cluster_cidrs */
+#define KX_FE_MASQ_LOCAL  0x0080 /* with KX_FE_NODEPORT: SNAT local endpoints too (kube-proxy's
+				  * behaviour; off by default, the client address is kept) */
 
 /* backend_value.flags */
 #define KX_BE_LOCAL       0x01 /* the endpoint runs on this node */
@@ -56,6 +66,10 @@
 #define KX_MAX_CT         524288 /* flows that have seen a reply (two entries each) */
 #define KX_MAX_CT_NEW     131072 /* flows waiting for their first reply: a SYN flood churns
 				  * this table only, never the established flows */
+#define KX_MAX_SRC_RANGES 65536  /* loadBalancerSourceRanges CIDRs, over every frontend */
+#define KX_MAX_CLUSTER_CIDRS 256
+#define KX_MAX_AFFINITY   131072 /* (client, frontend) pairs under sessionAffinity ClientIP */
+#define KX_MAX_AFFINITY_MATCH KX_MAX_SLOTS /* (frontend, backend) pairs of frontends with affinity: at most one per slot */
 
 /* SNAT source ports for NodePort -> remote backend and hairpin: 61000..65535, above Linux's
  * default ip_local_port_range (32768..60999), so a node socket never shares a 5-tuple with a
@@ -124,6 +138,39 @@ struct ct_value {
 	__be16 backend_port; /* backend entry is gone (as netfilter's conntrack keeps it) */
 	__u16 pad;
 	__u64 last_seen_ns; /* bpf_ktime_get_ns() of the last packet, in steps of KX_CT_REFRESH_NS */
+};
+
+/* loadBalancerSourceRanges: an LPM trie over (frontend, source); prefixlen counts the 32 bits
+ * of svc_id plus the CIDR's length. Value: 1. */
+struct src_range_key {
+	__u32 prefixlen;
+	__u32 svc_id;  /* always matched whole (prefixlen >= 32), so host order is fine */
+	__be32 addr;
+};
+
+/* kube-proxy's clusterCIDR (its LocalDetector): which sources are pods. Value: 1. */
+struct cidr_key {
+	__u32 prefixlen;
+	__be32 addr;
+};
+
+/* sessionAffinity ClientIP: the backend a client was last sent to by one frontend. */
+struct affinity_key {
+	__be32 client;
+	__u32 svc_id;
+};
+
+/* The backends of each frontend with affinity (value 1): an affinity entry is honoured only
+ * while its backend is still one of the frontend's (ids are reused after a delete). */
+struct affinity_match_key {
+	__u32 svc_id;
+	__u32 backend_id;
+};
+
+struct affinity_value {
+	__u32 backend_id;
+	__u32 pad;
+	__u64 last_ns; /* bpf_ktime_get_ns() of the client's last new flow to this frontend */
 };
 
 /* Node-wide settings, one entry at index 0, written by the controller. */

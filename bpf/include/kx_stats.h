@@ -7,7 +7,7 @@ enum kx_stat {
 	KX_STAT_NEW_FLOW = 0,    /* frontend hit, backend chosen, conntrack created */
 	KX_STAT_ESTABLISHED = 1, /* forward packet of a tracked flow */
 	KX_STAT_REPLY = 2,       /* reply translated back */
-	KX_STAT_NO_BACKEND = 3,  /* frontend with no usable endpoint: dropped */
+	KX_STAT_NO_BACKEND = 3,  /* frontend with no usable endpoint: dropped or rejected */
 	KX_STAT_SNAT_EXHAUSTED = 4, /* no free SNAT port after KX_SNAT_PROBES tries: dropped */
 	KX_STAT_UNTRACKABLE = 5, /* IPv4 TCP/UDP fragment: passed untouched */
 	KX_STAT_MALFORMED = 6,   /* IPv4 TCP/UDP with bad lengths or header checksum: passed untouched */
@@ -16,7 +16,9 @@ enum kx_stat {
 	KX_STAT_PROMOTED = 8,    /* flow moved from kx_ct_new to kx_ct at its first reply */
 	KX_STAT_SNAT_RECLAIMED = 9, /* SNAT port taken over from a flow unreplied for > 3 s */
 	KX_STAT_CT_EXPIRED = 10, /* expired conntrack entries deleted by kx_ct_gc */
-	KX_STAT_MAX = 11,
+	KX_STAT_REJECTED = 11,   /* new flow to a Service without endpoints: ICMP port unreachable sent */
+	KX_STAT_DENIED = 12,     /* new flow from outside loadBalancerSourceRanges: dropped */
+	KX_STAT_MAX = 13,
 };
 
 #endif

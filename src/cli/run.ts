@@ -37,6 +37,8 @@ function ebpfDataplane(cfg: RunConfig, log: Logger, metrics: Metrics, check: Mod
   const dataplane = new EbpfDataplane(new Libkx(), log, metrics, {
     objectPath: cfg.objectPath, pinDir: cfg.pinDir, externalInterfaces: cfg.externalInterfaces,
     podInterfaces: cfg.podInterfaces, xdpMode: cfg.xdpMode, tcMode: cfg.tcMode, nodeAddresses: addresses,
+    nodePortAddresses: cfg.proxy.nodePortAddresses, clusterCIDRs: cfg.proxy.clusterCIDRs,
+    masqueradeAll: cfg.proxy.masqueradeAll, masqueradeLocalEndpoints: cfg.proxy.masqueradeLocalEndpoints,
     ...(check.probe ? { probe: check.probe } : {}),
   });
   dataplane.start();

@@ -23,6 +23,7 @@ export const PROXY_FLAGS: FlagSpec = {
   'cluster-cidr': { type: 'string', multiple: true },
   'nodeport-addresses': { type: 'string', multiple: true },
   'masquerade-all': { type: 'boolean' },
+  'masquerade-local-endpoints': { type: 'boolean' },
   'iptables-masquerade-bit': { type: 'string' },
   'iptables-localhost-nodeports': { type: 'string' },
   'ipvs-scheduler': { type: 'string' },
@@ -52,6 +53,9 @@ export interface ProxySettings {
   readonly clusterCIDRs: readonly string[];
   readonly nodePortAddresses: readonly string[];
   readonly masqueradeAll: boolean;
+  /** eBPF mode: masquerade external traffic to local endpoints too (kube-proxy's behaviour; by
+   *  default kube-xdp keeps the client address there). */
+  readonly masqueradeLocalEndpoints: boolean;
   readonly masqueradeBit: number;
   readonly localhostNodePorts: boolean;
   readonly ipvs: IpvsSettings;
@@ -93,6 +97,7 @@ export function proxySettings(v: Record<string, string | string[] | boolean | un
     clusterCIDRs,
     nodePortAddresses,
     masqueradeAll: v['masquerade-all'] === true || (kpc.masqueradeAll ?? false),
+    masqueradeLocalEndpoints: v['masquerade-local-endpoints'] === true,
     masqueradeBit: bit !== undefined ? validMasqueradeBit(Number(bit), 'iptables-masquerade-bit') : kpc.masqueradeBit ?? DEFAULT_MASQUERADE_BIT,
     localhostNodePorts: lh !== undefined ? boolFlag('iptables-localhost-nodeports', lh) : kpc.localhostNodePorts ?? true,
     ipvs: {

@@ -29,7 +29,7 @@ test('over capacity: the Services that fit are programmed, the full map is named
   const pinDir = uniquePinRoot('kx-capacity');
   const dp = new EbpfDataplane(new Libkx(), log, metrics, {
     objectPath: KX_OBJ, pinDir, externalInterfaces: [], podInterfaces: [], xdpMode: 'auto', tcMode: 'auto', nodeAddresses: ['192.168.77.1'],
-    limits: { frontends: 100, slots: 10, backends: 100, revnat: 100 },
+    limits: { frontends: 100, slots: 10, backends: 100, revnat: 100, srcRanges: 100 },
   });
   try {
     dp.start();
@@ -37,7 +37,7 @@ test('over capacity: the Services that fit are programmed, the full map is named
     const r = dp.sync({ services: four });
     dp.sync({ services: four }); // the same shortfall is not logged again
     assert.equal(r.detail?.servicesLeftOut, 1);
-    assert.deepEqual(dp.describe().frontends.map((f) => f.address).sort(), ['10.96.0.1', '10.96.0.2', '10.96.0.3']);
+    assert.deepEqual(dp.describe().frontends.filter((f) => f.scope === 'internal').map((f) => f.address).sort(), ['10.96.0.1', '10.96.0.2', '10.96.0.3']);
     const full = lines.filter((l) => l['map'] === 'kx_slots');
     assert.equal(full.length, 1, JSON.stringify(full));
     assert.match(String(full[0]!['msg']), /^kx_slots is full: it holds 10 entries, this state needs 12; 1 Service ports left out \(default\/s4:http\)/);
@@ -45,7 +45,7 @@ test('over capacity: the Services that fit are programmed, the full map is named
     assert.equal(metrics.get('kubexdp_services_not_programmed'), 1);
 
     dp.sync({ services: [svc(1, 3), svc(2, 3), svc(4, 3)] });
-    assert.deepEqual(dp.describe().frontends.map((f) => f.address).sort(), ['10.96.0.1', '10.96.0.2', '10.96.0.4']);
+    assert.deepEqual(dp.describe().frontends.filter((f) => f.scope === 'internal').map((f) => f.address).sort(), ['10.96.0.1', '10.96.0.2', '10.96.0.4']);
     assert.ok(lines.some((l) => l['msg'] === 'every Service fits the maps again'));
     assert.equal(metrics.get('kubexdp_map_capacity_shortfall', { map: 'kx_slots' }), 0);
   } finally {

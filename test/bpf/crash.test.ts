@@ -20,7 +20,7 @@ import { plan, type Plan } from '../../src/dataplane/ebpf/plan.js';
 import { appliedFromMaps, type MapDumps } from '../../src/dataplane/ebpf/readback.js';
 import type { ProxyState, ServicePort } from '../../src/model/types.js';
 import { endpoint, servicePort } from '../unit/helpers/service.js';
-import { ensureBpffs, KX_OBJ, PROGRAM_NAME, TC_ACT_OK, TC_ACT_SHOT, uniquePinRoot, XDP_DROP, XDP_PASS, type Program } from './fixture.js';
+import { ensureBpffs, KX_OBJ, PROGRAM_NAME, TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, uniquePinRoot, XDP_DROP, XDP_PASS, XDP_TX, type Program } from './fixture.js';
 import { buildFrame, parseFrame, TCP } from './packet.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -54,12 +54,12 @@ const B: ProxyState = {
   ],
 };
 
-type Outcome = 'pass' | 'drop' | `to ${string}`;
+type Outcome = 'pass' | 'drop' | 'reject' | `to ${string}`;
 /** What a new flow to one Service frontend may do in a state. */
 function outcomes(s: ProxyState, id: string): Set<Outcome> {
   const sp = s.services.find((x) => x.id === id);
   if (!sp) return new Set(['pass']);
-  if (sp.clusterEndpoints.length === 0) return new Set(['drop']);
+  if (sp.clusterEndpoints.length === 0) return new Set([sp.hasAnyEndpoints ? 'drop' : 'reject']);
   return new Set(sp.clusterEndpoints.map((e) => `to ${e.ip}:${e.port}` as Outcome));
 }
 
@@ -125,7 +125,9 @@ describe('a sync killed at any step converges after a restart, and no packet mee
   /** Sends a new flow to every frontend of every Service of A and B; returns the violations. */
   const reader = (progs: Record<Program, number>, states: ProxyState[]): string[] => {
     const bad: string[] = [];
-    const verdicts: Record<Program, { pass: number; drop: number }> = { xdp: { pass: XDP_PASS, drop: XDP_DROP }, tc: { pass: TC_ACT_OK, drop: TC_ACT_SHOT } };
+    const verdicts: Record<Program, { pass: number; drop: number; reject: number }> = {
+      xdp: { pass: XDP_PASS, drop: XDP_DROP, reject: XDP_TX }, tc: { pass: TC_ACT_OK, drop: TC_ACT_SHOT, reject: TC_ACT_REDIRECT },
+    };
     for (const id of new Set([...A.services, ...B.services].map((s) => s.id))) {
       const allowed = new Set(states.flatMap((st) => [...outcomes(st, id)]));
       const sp = (A.services.find((s) => s.id === id) ?? B.services.find((s) => s.id === id))!;
@@ -136,7 +138,7 @@ describe('a sync killed at any step converges after a restart, and no packet mee
         const frame = buildFrame({ src: `100.${64 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}`, dst: addr, sport: 40000, dport: port, proto: TCP });
         const r = lib.progTestRun({ fd: progs[prog], label: prog }, frame);
         const out = parseFrame(Buffer.from(r.data));
-        const got: Outcome = r.retval === verdicts[prog].drop ? 'drop'
+        const got: Outcome = r.retval === verdicts[prog].drop ? 'drop' : r.retval === verdicts[prog].reject ? 'reject'
           : out.dst === addr && out.dport === port ? 'pass' : `to ${out.dst}:${out.dport}`;
         if (!allowed.has(got)) bad.push(`${id} via ${prog}: ${got}, allowed ${[...allowed].join(' | ')}`);
       }
@@ -184,7 +186,7 @@ describe('a sync killed at any step converges after a restart, and no packet mee
           const after = readMaps(maps);
           assert.deepEqual(canonical(after), want, `after the restart (cut at step ${k}${half ? ', half' : ''})`);
           const stale = appliedFromMaps(after).stale;
-          assert.deepEqual(stale, { slots: [], backends: [], revnat: [] }, 'nothing orphaned');
+          assert.deepEqual(stale, { slots: [], backends: [], revnat: [], srcRanges: [], affinityMatch: [] }, 'nothing orphaned');
           assert.deepEqual(reader(progs, [B]).slice(0, 5), [], 'after the restart every flow follows B');
           stop(second);
         } finally {

@@ -22,8 +22,10 @@ export const EMPTY_OBJ = `${REPO}build/empty.bpf.o`;
 
 export const XDP_DROP = 1;
 export const XDP_PASS = 2;
+export const XDP_TX = 3;
 export const TC_ACT_OK = 0;
 export const TC_ACT_SHOT = 2;
+export const TC_ACT_REDIRECT = 7;
 
 export type Program = 'xdp' | 'tc';
 export const PROGRAM_NAME: Record<Program, string> = { xdp: 'kx_xdp_ext', tc: 'kx_tc_pod' };

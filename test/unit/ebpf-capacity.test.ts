@@ -7,7 +7,7 @@ import { admit, type CapacityLimits } from '../../src/dataplane/ebpf/capacity.js
 import { emptyApplied, plan, type AppliedState } from '../../src/dataplane/ebpf/plan.js';
 import { applyPlan, readMaps } from '../../src/dataplane/ebpf/apply.js';
 import { appliedFromMaps } from '../../src/dataplane/ebpf/readback.js';
-import { MAPS } from '../../src/dataplane/ebpf/maps.js';
+import { MAPS, SCOPE_INT } from '../../src/dataplane/ebpf/maps.js';
 import type { ServicePort } from '../../src/model/types.js';
 import { endpoint, servicePort } from './helpers/service.js';
 import { MemoryMaps } from './helpers/memory-maps.js';
@@ -18,8 +18,10 @@ const svc = (i: number, n: number, base = 0): ServicePort => {
   const eps = Array.from({ length: n }, (_, k) => endpoint(`10.244.${i}.${base + k + 1}`, 8080));
   return servicePort(`s${i}`, { id: `default/s${i}:http`, clusterIPs: [`10.96.0.${i}`], endpoints: eps, clusterEndpoints: eps });
 };
-const LIMITS: CapacityLimits = { frontends: 100, slots: 10, backends: 100, revnat: 100 };
-const NAMES: Record<keyof CapacityLimits, string> = { frontends: MAPS.frontends.name, slots: MAPS.slots.name, backends: MAPS.backends.name, revnat: MAPS.revnat.name };
+const LIMITS: CapacityLimits = { frontends: 100, slots: 10, backends: 100, revnat: 100, srcRanges: 100 };
+const NAMES: Record<keyof CapacityLimits, string> = {
+  frontends: MAPS.frontends.name, slots: MAPS.slots.name, backends: MAPS.backends.name, revnat: MAPS.revnat.name, srcRanges: MAPS.srcRanges.name,
+};
 
 /** MemoryMaps that refuse an update batch which would take a map past its limit. */
 class LimitedMaps extends MemoryMaps {
@@ -53,7 +55,8 @@ function sync(io: LimitedMaps, applied: AppliedState, services: ServicePort[]) {
 
 const programmed = (io: MemoryMaps) => {
   const d = readMaps(io);
-  return d.frontends.map(([k, v]) => `${k.addr}:${v.count}`).sort();
+  // internal frontends: each ClusterIP's external one shares its backend set
+  return d.frontends.filter(([k]) => k.scope === SCOPE_INT).map(([k, v]) => `${k.addr}:${v.count}`).sort();
 };
 
 test('capacity: Services are admitted whole, in order, until a map is full; the shortfall names the map, its limit, the demand and who is left out', () => {
@@ -63,7 +66,7 @@ test('capacity: Services are admitted whole, in order, until a map is full; the 
   assert.deepEqual(r.admission.leftOut, ['default/s4:http']);
   assert.deepEqual(r.admission.shortfalls, [{ map: 'kx_slots', limit: 10, demand: 12, services: ['default/s4:http'] }]);
   assert.deepEqual(programmed(io), ['10.96.0.1:3', '10.96.0.2:3', '10.96.0.3:3']);
-  assert.deepEqual(appliedFromMaps(readMaps(io)).stale, { slots: [], backends: [], revnat: [] }, 'nothing orphaned');
+  assert.deepEqual(appliedFromMaps(readMaps(io)).stale, { slots: [], backends: [], revnat: [], srcRanges: [], affinityMatch: [] }, 'nothing orphaned');
 });
 
 test('capacity: over capacity, an unrelated endpoint removal is still applied, and a programmed Service that grows keeps its old version', () => {
@@ -77,7 +80,7 @@ test('capacity: over capacity, an unrelated endpoint removal is still applied, a
   r = sync(io, r.applied, [svc(1, 5), svc(2, 2), svc(3, 3), svc(4, 3)]);
   assert.deepEqual(programmed(io), ['10.96.0.1:5', '10.96.0.2:2', '10.96.0.3:3']);
   assert.ok(!JSON.stringify(readMaps(io).backends).includes('10.244.2.3'), 'the removed endpoint is gone');
-  assert.deepEqual(appliedFromMaps(readMaps(io)).stale, { slots: [], backends: [], revnat: [] });
+  assert.deepEqual(appliedFromMaps(readMaps(io)).stale, { slots: [], backends: [], revnat: [], srcRanges: [], affinityMatch: [] });
 });
 
 test('capacity: the peak of a sync (new entries written before old ones go) never passes a limit; what only fits after the deletes is admitted by the second pass', () => {
@@ -93,7 +96,7 @@ test('capacity: the peak of a sync (new entries written before old ones go) neve
 
 test('capacity: frontends, backends and reverse-NAT entries are limits too', () => {
   for (const [m, limits] of [
-    ['kx_frontends', { ...LIMITS, slots: 100, frontends: 2 }],
+    ['kx_frontends', { ...LIMITS, slots: 100, frontends: 4 }], // two per ClusterIP
     ['kx_backends', { ...LIMITS, slots: 100, backends: 5 }],
     ['kx_revnat', { ...LIMITS, slots: 100, revnat: 2 }],
   ] as const) {
@@ -113,5 +116,5 @@ test('capacity: a programmed Service left out drops its removed endpoints (a rem
   const addrs = d.backends.map(([, v]) => v.addr);
   assert.ok(!addrs.includes('10.244.1.1'), 'the removed endpoint is no longer served');
   assert.deepEqual(programmed(io), ['10.96.0.1:2', '10.96.0.2:3', '10.96.0.3:3']);
-  assert.deepEqual(appliedFromMaps(d).stale, { slots: [], backends: [], revnat: [] });
+  assert.deepEqual(appliedFromMaps(d).stale, { slots: [], backends: [], revnat: [], srcRanges: [], affinityMatch: [] });
 });

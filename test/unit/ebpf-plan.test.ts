@@ -14,16 +14,23 @@ const eps = (n: number, base = 1) => Array.from({ length: n }, (_, i) => endpoin
 const state = (...services: ServicePort[]) => ({ services });
 const desired = (...s: ServicePort[]) => compile(state(...s), node).desired;
 
-test('compile: a ClusterIP is one internal frontend with backends sorted by "ip:port" string', () => {
+test('compile: a ClusterIP is an internal and an external frontend of one backend set, backends sorted by "ip:port" string', () => {
   const sp = servicePort('web', { endpoints: [endpoint('10.244.1.9', 80), endpoint('10.244.1.10', 80)] });
   const { desired: d, problems } = compile(state(sp), node);
   assert.deepEqual(problems, []);
-  assert.equal(d.frontends.size, 1);
-  const fe = [...d.frontends.values()][0]!;
-  assert.deepEqual(fe.key, { addr: '10.96.0.10', port: 80, proto: 6, scope: SCOPE_INT });
-  assert.deepEqual(fe.backends.map((b) => b.addr), ['10.244.1.10', '10.244.1.9']);
-  assert.deepEqual(fe.revNat, { addr: '10.96.0.10', port: 80 });
+  assert.deepEqual([...d.frontends.values()].map((f) => f.key), [
+    { addr: '10.96.0.10', port: 80, proto: 6, scope: SCOPE_INT },
+    { addr: '10.96.0.10', port: 80, proto: 6, scope: SCOPE_EXT },
+  ]);
+  const [int, ext] = [...d.frontends.values()];
+  assert.equal(int!.set, ext!.set);
+  assert.deepEqual(int!.backends.map((b) => b.addr), ['10.244.1.10', '10.244.1.9']);
+  assert.deepEqual(int!.revNat, { addr: '10.96.0.10', port: 80 });
   assert.equal(d.config.nodeAddr, '192.168.77.1');
+  // one set: one svc_id, one list of slots for both
+  const p = plan(emptyApplied(), d);
+  assert.deepEqual(p.steps.map((s) => `${s.op} ${s.map}:${s.keys.length}`), ['update config:1', 'update backends:2', 'update slots:2', 'update revnat:1', 'update frontends:2']);
+  assert.equal(new Set([...p.next.frontends.values()].map((f) => f.value.svcId)).size, 1);
 });
 
 test('compile: NodePort gets an external and an internal frontend per node address; Local keeps local endpoints', () => {
@@ -32,17 +39,21 @@ test('compile: NodePort gets an external and an internal frontend per node addre
     type: 'NodePort', nodePort: 30080, externalTrafficPolicy: 'Local', endpoints: all,
     clusterEndpoints: all, localEndpoints: all.filter((e) => e.isLocal),
   });
-  const d = compile(state(sp), { nodeAddresses: ['192.168.77.1', '172.16.0.1'] }).desired;
-  const ext = [...d.frontends.values()].filter((f) => f.key.scope === SCOPE_EXT);
+  const d = compile(state(sp), { nodeAddresses: ['192.168.77.1', '172.16.0.1'], clusterCIDRs: ['10.244.0.0/16'] }).desired;
+  const ext = [...d.frontends.values()].filter((f) => f.key.scope === SCOPE_EXT && f.key.port === 30080);
   const int = [...d.frontends.values()].filter((f) => f.key.scope === SCOPE_INT && f.key.port === 30080);
   assert.deepEqual(ext.map((f) => f.key.addr).sort(), ['172.16.0.1', '192.168.77.1']);
   for (const f of ext) {
     assert.equal(f.flags, FE_NODEPORT | FE_LOCAL_ONLY);
     assert.deepEqual(f.backends.map((b) => b.addr), ['10.244.1.1', '10.244.1.3']);
   }
-  // pods reaching the NodePort are short-circuited to every endpoint, as KUBE-EXT does
+  // pods reaching the NodePort are short-circuited to every endpoint, as KUBE-EXT does when
+  // it can tell pods (clusterCIDRs); without a detector they get the local ones, unmasqueraded
   assert.equal(int.length, 2);
   for (const f of int) assert.equal(f.backends.length, 4);
+  const noDetector = compile(state(sp), { nodeAddresses: ['192.168.77.1'] }).desired;
+  const fromPods = [...noDetector.frontends.values()].filter((f) => f.key.scope === SCOPE_INT && f.key.port === 30080);
+  assert.deepEqual(fromPods.map((f) => [f.backends.length, f.flags]), [[2, FE_NODEPORT | FE_LOCAL_ONLY]]);
 });
 
 test('compile: IPv6 addresses and endpoints are left out; SCTP and duplicate frontends are reported', () => {
@@ -50,7 +61,7 @@ test('compile: IPv6 addresses and endpoints are left out; SCTP and duplicate fro
   const sctp = servicePort('sctp', { protocol: 'SCTP', clusterIPs: ['10.96.0.12'] });
   const dup = servicePort('dup', { id: 'default/dup:http', clusterIPs: ['10.96.0.11'] });
   const { desired: d, problems } = compile(state(v6, sctp, dup), node);
-  assert.deepEqual([...d.frontends.values()].map((f) => f.key.addr), ['10.96.0.11']);
+  assert.deepEqual([...d.frontends.values()].map((f) => `${f.key.addr}/${f.key.scope}`), [`10.96.0.11/${SCOPE_INT}`, `10.96.0.11/${SCOPE_EXT}`]);
   assert.deepEqual([...d.frontends.values()][0]!.backends.map((b) => b.addr), ['10.244.1.1']);
   assert.equal(problems.length, 2);
   assert.match(problems[0]!.reason, /SCTP/);
@@ -61,7 +72,8 @@ test('compile: TCP and UDP on one address and port are two frontends (DNS)', () 
   const tcp = servicePort('dns', { id: 'kube-system/dns:tcp', endpoints: eps(2) });
   const udp = servicePort('dns', { id: 'kube-system/dns:udp', protocol: 'UDP', endpoints: eps(2) });
   const d = desired(tcp, udp);
-  assert.deepEqual([...d.frontends.values()].map((f) => f.key.proto).sort(), [17, 6].sort());
+  assert.deepEqual([...d.frontends.values()].map((f) => f.key.proto).sort(), [17, 17, 6, 6].sort());
+  assert.equal(new Set([...d.frontends.values()].map((f) => f.set)).size, 2, 'one backend set per protocol');
 });
 
 /** Checks what a packet arriving between any two steps could see. */
@@ -69,7 +81,7 @@ function checkConsistent(mem: MemoryMaps, label: string): void {
   const s = appliedFromMaps(readMaps(mem));
   for (const fe of s.frontends.values()) {
     for (let i = 0; i < fe.value.count; i++) {
-      const bid = fe.slots[i];
+      const bid = s.sets.get(fe.value.svcId)?.slots[i];
       assert.notEqual(bid, undefined, `${label}: frontend ${fe.key.addr}:${fe.key.port} count ${fe.value.count} but slot ${i} missing`);
       assert.ok([...s.backends.values()].some((b) => b.id === bid), `${label}: slot ${i} -> missing backend ${bid}`);
     }
@@ -90,11 +102,11 @@ test('plan: scale 3 -> 1 -> 4 keeps every intermediate state consistent and writ
   let applied = emptyApplied();
   let p = applyStepwise(mem, applied, desired(servicePort('web', { endpoints: eps(3) })));
   assert.deepEqual(p.steps.map((s) => `${s.op} ${s.map}`), ['update config', 'update backends', 'update slots', 'update revnat', 'update frontends']);
-  assert.equal(p.writes, 1 + 3 + 3 + 1 + 1);
+  assert.equal(p.writes, 1 + 3 + 3 + 1 + 2, 'the internal and external frontends share the 3 slots');
   applied = p.next;
 
   p = applyStepwise(mem, applied, desired(servicePort('web', { endpoints: eps(1) })));
-  assert.deepEqual(p.steps.map((s) => `${s.op} ${s.map}:${s.keys.length}`), ['update frontends:1', 'delete slots:2', 'delete backends:2']);
+  assert.deepEqual(p.steps.map((s) => `${s.op} ${s.map}:${s.keys.length}`), ['update frontends:2', 'delete slots:2', 'delete backends:2']);
   applied = p.next;
 
   p = applyStepwise(mem, applied, desired(servicePort('web', { endpoints: eps(4) })));
@@ -110,7 +122,7 @@ test('plan: nothing changed -> no step; a removed Service deletes frontend, slot
   const first = applyStepwise(mem, emptyApplied(), d);
   assert.equal(plan(first.next, d).writes, 0);
   const p = applyStepwise(mem, first.next, desired(servicePort('a', { endpoints: eps(2) })));
-  assert.deepEqual(p.steps.map((s) => `${s.op} ${s.map}:${s.keys.length}`), ['delete frontends:1', 'delete slots:2', 'delete revnat:1', 'delete backends:2']);
+  assert.deepEqual(p.steps.map((s) => `${s.op} ${s.map}:${s.keys.length}`), ['delete frontends:2', 'delete slots:2', 'delete revnat:1', 'delete backends:2']);
 });
 
 test('readback: a restarted controller plans zero writes against unchanged maps, and cleans strays', () => {

@@ -1,7 +1,7 @@
 // Executes a plan against the maps: one batch call per step, so FFI calls per sync are
 // O(maps), not O(entries). Also reads the maps back for restarts and full syncs.
 import { decodeAll, encodeAll, type Codec } from './codec.js';
-import { MAPS, type MapRole } from './maps.js';
+import { MAPS, type AffinityMatchKey, type CidrKey, type MapRole, type SrcRangeKey } from './maps.js';
 import { KX_LIMITS } from './limits.js';
 import type { Plan } from './plan.js';
 import type { MapDumps } from './readback.js';
@@ -33,12 +33,11 @@ export function applyPlan(io: MapIO, p: Plan): ApplyCounts {
   return { updates, deletes };
 }
 
-const MAX_ENTRIES: Record<Exclude<MapRole, 'ct' | 'ctNew'>, number> = {
-  frontends: KX_LIMITS.frontends, slots: KX_LIMITS.slots, backends: KX_LIMITS.backends,
-  revnat: KX_LIMITS.revnat, config: 1,
-};
+/** The maps the controller owns (the datapath writes the others). */
+type OwnedRole = Exclude<MapRole, 'ct' | 'ctNew' | 'affinity'>;
+const MAX_ENTRIES: Record<OwnedRole, number> = { ...KX_LIMITS, config: 1 };
 
-export function dumpMap<K, V>(io: MapIO, role: Exclude<MapRole, 'ct' | 'ctNew'>): Array<[K, V]> {
+export function dumpMap<K, V>(io: MapIO, role: OwnedRole): Array<[K, V]> {
   const spec = MAPS[role] as unknown as { name: string; key: Codec<K>; value: Codec<V> };
   const d = io.dump(spec.name, spec.key.size, spec.value.size, MAX_ENTRIES[role]);
   const keys = decodeAll(spec.key, d.keys, d.count);
@@ -53,6 +52,9 @@ export function readMaps(io: MapIO): MapDumps {
     slots: dumpMap(io, 'slots'),
     backends: dumpMap(io, 'backends'),
     revnat: dumpMap(io, 'revnat'),
+    srcRanges: dumpMap<SrcRangeKey, number>(io, 'srcRanges').map(([k]) => k),
+    clusterCidrs: dumpMap<CidrKey, number>(io, 'clusterCidrs').map(([k]) => k),
+    affinityMatch: dumpMap<AffinityMatchKey, number>(io, 'affinityMatch').map(([k]) => k),
     // An all-zero config entry is what an array map holds before the first write.
     config: config && config.nodeAddr !== '0.0.0.0' ? config : null,
   };

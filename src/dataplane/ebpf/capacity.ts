@@ -9,12 +9,18 @@
 // the demand and the Services left out.
 import { backendId, revNatId, type DesiredFrontend, type DesiredState } from './compile.js';
 import { KX_LIMITS } from './limits.js';
-import type { AppliedState } from './plan.js';
+import type { AppliedSet, AppliedState } from './plan.js';
 import type { BackendValue } from './maps.js';
 
-export type CapacityLimits = { readonly frontends: number; readonly slots: number; readonly backends: number; readonly revnat: number };
-export const MAP_LIMITS: CapacityLimits = { frontends: KX_LIMITS.frontends, slots: KX_LIMITS.slots, backends: KX_LIMITS.backends, revnat: KX_LIMITS.revnat };
-const MAP_NAMES: Record<keyof CapacityLimits, string> = { frontends: 'kx_frontends', slots: 'kx_slots', backends: 'kx_backends', revnat: 'kx_revnat' };
+export type CapacityLimits = {
+  readonly frontends: number; readonly slots: number; readonly backends: number; readonly revnat: number; readonly srcRanges: number;
+};
+export const MAP_LIMITS: CapacityLimits = {
+  frontends: KX_LIMITS.frontends, slots: KX_LIMITS.slots, backends: KX_LIMITS.backends, revnat: KX_LIMITS.revnat, srcRanges: KX_LIMITS.srcRanges,
+};
+const MAP_NAMES: Record<keyof CapacityLimits, string> = {
+  frontends: 'kx_frontends', slots: 'kx_slots', backends: 'kx_backends', revnat: 'kx_revnat', srcRanges: 'kx_src_ranges',
+};
 
 export interface Shortfall {
   readonly map: string;
@@ -34,6 +40,11 @@ export interface Admission {
 
 type Usage = Record<keyof CapacityLimits, number>;
 
+const appliedSetOf = (applied: AppliedState, fe: DesiredFrontend): AppliedSet | undefined => {
+  const svcId = applied.frontends.get(fe.id)?.value.svcId;
+  return svcId === undefined ? undefined : applied.sets.get(svcId);
+};
+
 export function admit(applied: AppliedState, desired: DesiredState, limits: CapacityLimits = MAP_LIMITS): Admission {
   const byService = new Map<string, DesiredFrontend[]>();
   for (const fe of desired.frontends.values()) {
@@ -50,9 +61,10 @@ export function admit(applied: AppliedState, desired: DesiredState, limits: Capa
   // Everything programmed stays in the maps until the deletes at the end of the sync.
   const used: Usage = {
     frontends: applied.frontends.size,
-    slots: [...applied.frontends.values()].reduce((n, f) => n + f.slots.filter((s) => s !== undefined).length, 0) + applied.stale.slots.length,
+    slots: [...applied.sets.values()].reduce((n, set) => n + set.slots.filter((s) => s !== undefined).length, 0) + applied.stale.slots.length,
     backends: applied.backends.size + applied.stale.backends.length,
     revnat: applied.revnats.size + applied.stale.revnat.length,
+    srcRanges: [...applied.sets.values()].reduce((n, set) => n + set.sourceRanges.length, 0) + applied.stale.srcRanges.length,
   };
   const demand: Usage = { ...used };
   const backends = new Set(applied.backends.keys());
@@ -64,12 +76,19 @@ export function admit(applied: AppliedState, desired: DesiredState, limits: Capa
 
   for (const service of order) {
     const fes = byService.get(service)!;
-    const extra: Usage = { frontends: 0, slots: 0, backends: 0, revnat: 0 };
+    const extra: Usage = { frontends: 0, slots: 0, backends: 0, revnat: 0, srcRanges: 0 };
     const newBackends = new Set<string>(), newRevnats = new Set<string>();
+    const setsSeen = new Set<string>();
     for (const fe of fes) {
-      const old = applied.frontends.get(fe.id);
-      extra.frontends += old ? 0 : 1;
-      extra.slots += Math.max(0, fe.backends.length - (old?.slots.length ?? 0));
+      extra.frontends += applied.frontends.has(fe.id) ? 0 : 1;
+      if (!setsSeen.has(fe.set)) {
+        // A set's entries are written once for all its frontends (plan.ts keeps its svc_id).
+        setsSeen.add(fe.set);
+        const members = fes.filter((f) => f.set === fe.set);
+        const old = members.map((f) => appliedSetOf(applied, f)).find((x) => x !== undefined);
+        extra.slots += Math.max(0, fe.backends.length - (old?.slots.length ?? 0));
+        extra.srcRanges += new Set(members.flatMap((f) => f.sourceRanges).filter((r) => !old?.sourceRanges.includes(r))).size;
+      }
       for (const b of fe.backends) if (!backends.has(backendId(b))) newBackends.add(backendId(b));
       if (!revnats.has(revNatId(fe.revNat))) newRevnats.add(revNatId(fe.revNat));
     }
@@ -89,7 +108,7 @@ export function admit(applied: AppliedState, desired: DesiredState, limits: Capa
     // It keeps what it had programmed (counted in `used` already), less the endpoints that are
     // gone: a removal never needs room, and traffic must not reach a removed endpoint.
     for (const fe of fes) {
-      const old = applied.frontends.get(fe.id);
+      const old = appliedSetOf(applied, fe);
       if (!old) continue;
       byId ??= new Map([...applied.backends.values()].map((b) => [b.id, b.value]));
       const wanted = new Set(fe.backends.map(backendId));

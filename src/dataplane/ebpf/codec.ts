@@ -83,6 +83,15 @@ export const u32Codec: Codec<number> = {
   decode(buf, offset) { return buf.readUInt32LE(offset); },
 };
 
+/** A codec for a bare __u8 value (the "present" value of set-like maps). */
+export const u8Codec: Codec<number> = {
+  struct: '__u8',
+  size: 1,
+  fields: [],
+  encode(value, buf, offset) { buf.writeUInt8(value, offset); },
+  decode(buf, offset) { return buf.readUInt8(offset); },
+};
+
 /** Encodes entries back to back, as the batch map calls want them. */
 export function encodeAll<T>(codec: Codec<T>, values: readonly T[]): Buffer {
   const buf = Buffer.alloc(codec.size * values.length);

@@ -1,9 +1,11 @@
 // ProxyState -> the frontends the eBPF dataplane must serve, with their backend lists.
 // Pure: no ids, no bytes, no kernel. Ids are the planner's business (plan.ts).
-import { isIPv4 } from 'node:net';
+import { cidrContains, cidrString, parseCidr, type Cidr } from '../../model/cidr.js';
+import { familyView } from '../../model/family.js';
 import type { Endpoint, ProxyState, ServicePort } from '../../model/types.js';
 import {
-  BE_LOCAL, BE_TERMINATING, FE_LOCAL_ONLY, FE_NODEPORT, PROTO_NUMBER, SCOPE_EXT, SCOPE_INT,
+  BE_LOCAL, BE_TERMINATING, FE_AFFINITY, FE_LOCAL_ONLY, FE_MASQ_ALL, FE_MASQ_LOCAL, FE_MASQ_OFF_CLUSTER, FE_NODEPORT,
+  FE_REJECT, FE_SRC_RANGES, PROTO_NUMBER, SCOPE_EXT, SCOPE_INT,
   type BackendValue, type ConfigValue, type FrontendKey,
 } from './maps.js';
 
@@ -30,12 +32,19 @@ export interface DesiredFrontend {
   readonly affinityTimeout: number;
   readonly revNat: { readonly addr: string; readonly port: number };
   readonly backends: readonly BackendValue[]; // sorted by backendId(), so slot order is stable
+  /** The backend set (Service port and view): frontends of one set share one svc_id, its
+   *  slots, source ranges and affinity, as every address of a kube-proxy chain does. */
+  readonly set: string;
+  /** loadBalancerSourceRanges (canonical CIDRs) when FE_SRC_RANGES is set, else []. */
+  readonly sourceRanges: readonly string[];
   readonly service: string; // ServicePort id, for logs and inspect
 }
 
 export interface DesiredState {
   readonly frontends: ReadonlyMap<string, DesiredFrontend>;
   readonly config: ConfigValue;
+  /** kx_cluster_cidrs: the IPv4 clusterCIDRs, canonical. */
+  readonly clusterCIDRs: readonly string[];
 }
 
 export interface CompileProblem { readonly service: string; readonly reason: string }
@@ -47,62 +56,121 @@ export const revNatId = (r: { addr: string; port: number }): string => `${r.addr
 function backendsOf(endpoints: readonly Endpoint[]): BackendValue[] {
   const byId = new Map<string, BackendValue>();
   for (const ep of endpoints) {
-    if (!isIPv4(ep.ip)) continue;
     const flags = (ep.isLocal ? BE_LOCAL : 0) | (ep.terminating ? BE_TERMINATING : 0);
     byId.set(backendId({ addr: ep.ip, port: ep.port }), { addr: ep.ip, port: ep.port, flags });
   }
   return [...byId.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, v]) => v);
 }
 
-/** The endpoints each view of a Service uses, as kube-proxy picks them. */
-function views(sp: ServicePort): { internal: Endpoint[]; external: Endpoint[]; externalFromPods: Endpoint[] } {
+const ipv4Cidrs = (list: readonly string[] | undefined): Cidr[] =>
+  (list ?? []).map((c) => parseCidr(c)).filter((c): c is Cidr => c !== null && c.bits === 32);
+
+/**
+ * One view of a Service port as kube-proxy's chains treat it: which endpoints, and whether
+ * the packet is masqueraded (its KUBE-MARK-MASQ jumps).
+ *  - ClusterIP (KUBE-SVC/SVL by internalTrafficPolicy): masqueradeAll, or sources outside the
+ *    clusterCIDRs when they are known (its LocalDetector).
+ *  - External address from outside the node (KUBE-EXT): externalTrafficPolicy Cluster
+ *    masquerades (kube-xdp: only for remote endpoints unless masqueradeLocalEndpoints), Local
+ *    keeps the client and uses local endpoints only.
+ *  - External address from a pod: with a detector, short-circuited to the cluster-wide set
+ *    without masquerade when the policy is Local; otherwise as from outside.
+ */
+interface View { readonly name: string; readonly endpoints: readonly Endpoint[]; readonly flags: number }
+
+function views(sp: ServicePort, node: EbpfNodeConfig): { cluster: View; external: View; externalFromPods: View } {
+  const detector = ipv4Cidrs(node.clusterCIDRs).length > 0;
+  const clusterMasq = node.masqueradeAll ? FE_MASQ_ALL : detector ? FE_MASQ_OFF_CLUSTER : 0;
   const internal = sp.internalTrafficPolicy === 'Local' ? sp.localEndpoints : sp.clusterEndpoints;
-  const external = sp.externalTrafficPolicy === 'Local' ? sp.localEndpoints : sp.clusterEndpoints;
-  // Pods reaching an external address are short-circuited to the cluster-wide set, as
-  // kube-proxy's KUBE-EXT chains do, unless the model computed none (both policies Local).
-  const externalFromPods = sp.usesClusterEndpoints ? sp.clusterEndpoints : sp.localEndpoints;
-  return { internal, external, externalFromPods };
+  const extLocal = sp.externalTrafficPolicy === 'Local';
+  const extFlags = extLocal ? FE_NODEPORT | FE_LOCAL_ONLY : FE_NODEPORT | (node.masqueradeLocalEndpoints ? FE_MASQ_LOCAL : 0);
+  const external: View = { name: 'external', endpoints: extLocal ? sp.localEndpoints : sp.clusterEndpoints, flags: extFlags };
+  // kube-proxy's KUBE-EXT short-circuit for pods (eTP Local with a detector): the cluster-wide
+  // set, unless the model computed none (both policies Local).
+  const shortCircuit = extLocal && detector;
+  const externalFromPods: View = shortCircuit
+    ? { name: 'from-pods', endpoints: sp.usesClusterEndpoints ? sp.clusterEndpoints : sp.localEndpoints, flags: 0 }
+    : external;
+  return { cluster: { name: 'cluster', endpoints: internal, flags: clusterMasq }, external, externalFromPods };
 }
 
 export function compile(state: ProxyState, node: EbpfNodeConfig): { desired: DesiredState; problems: CompileProblem[] } {
   const frontends = new Map<string, DesiredFrontend>();
   const problems: CompileProblem[] = [];
-  const add = (sp: ServicePort, addr: string, port: number, scope: number, flags: number, eps: Endpoint[]): void => {
-    const proto = PROTO_NUMBER[sp.protocol as keyof typeof PROTO_NUMBER];
-    const key: FrontendKey = { addr, port, proto, scope };
-    const id = frontendId(key);
-    const owner = frontends.get(id);
-    if (owner) {
-      problems.push({ service: sp.id, reason: `${sp.protocol} ${addr}:${port} is already served by ${owner.service}` });
-      return;
-    }
-    frontends.set(id, {
-      id, key, flags, service: sp.id,
-      affinityTimeout: sp.sessionAffinityTimeoutSeconds ?? 0,
-      revNat: { addr, port },
-      backends: backendsOf(eps),
-    });
-  };
+  const nodePortCidrs = ipv4Cidrs(node.nodePortAddresses);
+  const nodePortAddresses = node.nodeAddresses.filter((ip) => nodePortCidrs.length === 0 || nodePortCidrs.some((c) => cidrContains(c, ip)));
 
-  for (const sp of state.services) {
+  for (const full of state.services) {
+    const sp = familyView(full, 'IPv4');
+    if (!sp) continue;
     if (!(sp.protocol in PROTO_NUMBER)) {
       problems.push({ service: sp.id, reason: `protocol ${sp.protocol} is not supported by the eBPF dataplane` });
       continue;
     }
-    const v = views(sp);
-    const extFlags = FE_NODEPORT | (sp.externalTrafficPolicy === 'Local' ? FE_LOCAL_ONLY : 0);
-    for (const ip of sp.clusterIPs.filter((a) => isIPv4(a))) add(sp, ip, sp.port, SCOPE_INT, 0, v.internal);
-    const external = [...sp.externalIPs, ...sp.loadBalancerIPs].filter((a) => isIPv4(a));
-    for (const ip of external) {
-      add(sp, ip, sp.port, SCOPE_EXT, extFlags, v.external);
-      add(sp, ip, sp.port, SCOPE_INT, FE_NODEPORT, v.externalFromPods);
+    const proto = PROTO_NUMBER[sp.protocol as keyof typeof PROTO_NUMBER];
+    // kube-proxy REJECTs when no endpoint exists anywhere (in this family); a view that only
+    // lacks local endpoints DROPs.
+    const reject = sp.hasAnyEndpoints ? 0 : FE_REJECT;
+    const affinity = sp.sessionAffinityTimeoutSeconds !== null ? FE_AFFINITY : 0;
+    const ranges = sp.hasAnyEndpoints
+      ? ipv4Cidrs(sp.loadBalancerSourceRanges).map(cidrString)
+      : [];
+    // kube-proxy lets a node inside the ranges reach the LB IP with the LB IP as source (a VIP
+    // that is local to the node loops back with it).
+    const rangesWithNode = (lbIP: string) => {
+      const cidrs = ranges.map((r) => parseCidr(r)!);
+      const nodeInside = node.nodeAddresses.some((ip) => cidrs.some((c) => cidrContains(c, ip)));
+      return nodeInside ? [...ranges, `${lbIP}/32`] : ranges;
+    };
+    const add = (addr: string, port: number, scope: number, view: View, sourceRanges: readonly string[] = []): void => {
+      const key: FrontendKey = { addr, port, proto, scope };
+      const id = frontendId(key);
+      const owner = frontends.get(id);
+      if (owner) {
+        const reason = `${sp.protocol} ${addr}:${port} is already served by ${owner.service}`;
+        if (!problems.some((p) => p.service === sp.id && p.reason === reason)) problems.push({ service: sp.id, reason });
+        return;
+      }
+      const backends = backendsOf(view.endpoints);
+      frontends.set(id, {
+        id, key, service: sp.id,
+        flags: view.flags | affinity | (backends.length === 0 ? reject : 0) | (sourceRanges.length ? FE_SRC_RANGES : 0),
+        affinityTimeout: sp.sessionAffinityTimeoutSeconds ?? 0,
+        revNat: { addr, port },
+        backends,
+        set: `${sp.id}/${sp.protocol}/${view.name}`,
+        sourceRanges,
+      });
+    };
+
+    const v = views(sp, node);
+    // ClusterIPs answer pods (tc) and clients beyond the node (XDP) alike.
+    for (const ip of sp.clusterIPs) {
+      add(ip, sp.port, SCOPE_INT, v.cluster);
+      add(ip, sp.port, SCOPE_EXT, v.cluster);
+    }
+    for (const ip of sp.externalIPs) {
+      add(ip, sp.port, SCOPE_EXT, v.external);
+      add(ip, sp.port, SCOPE_INT, v.externalFromPods);
+    }
+    for (const ip of sp.loadBalancerIPs) {
+      const r = rangesWithNode(ip);
+      add(ip, sp.port, SCOPE_EXT, v.external, r);
+      add(ip, sp.port, SCOPE_INT, v.externalFromPods, r);
     }
     if (sp.nodePort) {
-      for (const ip of node.nodeAddresses) {
-        add(sp, ip, sp.nodePort, SCOPE_EXT, extFlags, v.external);
-        add(sp, ip, sp.nodePort, SCOPE_INT, FE_NODEPORT, v.externalFromPods);
+      for (const ip of nodePortAddresses) {
+        add(ip, sp.nodePort, SCOPE_EXT, v.external);
+        add(ip, sp.nodePort, SCOPE_INT, v.externalFromPods);
       }
     }
   }
-  return { desired: { frontends, config: { nodeAddr: node.nodeAddresses[0] ?? '0.0.0.0', flags: 0 } }, problems };
+  return {
+    desired: {
+      frontends,
+      config: { nodeAddr: node.nodeAddresses[0] ?? '0.0.0.0', flags: 0 },
+      clusterCIDRs: ipv4Cidrs(node.clusterCIDRs).map(cidrString),
+    },
+    problems,
+  };
 }

@@ -1,6 +1,15 @@
 // What the maps hold, joined into services and backends: for `kube-xdp inspect` and tests.
 import type { MapDumps } from './readback.js';
-import { BE_LOCAL, BE_TERMINATING, FE_LOCAL_ONLY, FE_NODEPORT, PROTO_NAME, SCOPE_EXT } from './maps.js';
+import {
+  BE_LOCAL, BE_TERMINATING, FE_AFFINITY, FE_LOCAL_ONLY, FE_MASQ_ALL, FE_MASQ_LOCAL, FE_MASQ_OFF_CLUSTER, FE_NODEPORT, FE_REJECT,
+  FE_SRC_RANGES, PROTO_NAME, SCOPE_EXT,
+} from './maps.js';
+
+const FRONTEND_FLAGS: ReadonlyArray<readonly [number, string]> = [
+  [FE_NODEPORT, 'snat-remote'], [FE_LOCAL_ONLY, 'local-only'], [FE_AFFINITY, 'affinity'], [FE_REJECT, 'reject'],
+  [FE_SRC_RANGES, 'source-ranges'], [FE_MASQ_ALL, 'masquerade-all'], [FE_MASQ_OFF_CLUSTER, 'masquerade-off-cluster'],
+  [FE_MASQ_LOCAL, 'snat-local'],
+];
 
 export interface DescribedBackend { readonly address: string; readonly port: number; readonly id: number; readonly flags: string[] }
 export interface DescribedFrontend {
@@ -22,7 +31,7 @@ export function describeMaps(d: MapDumps): Description {
     scope: k.scope === SCOPE_EXT ? 'external' : 'internal',
     svcId: v.svcId,
     revNat: revnat.get(v.revNatId) ?? null,
-    flags: flagNames(v.flags, [[FE_NODEPORT, 'snat-remote'], [FE_LOCAL_ONLY, 'local-only']]),
+    flags: flagNames(v.flags, FRONTEND_FLAGS),
     backends: Array.from({ length: v.count }, (_, slot) => {
       const id = slots.get(`${v.svcId}/${slot}`) ?? 0;
       const b = backends.get(id);
@@ -46,7 +55,7 @@ export function formatDescription(d: Description): string {
     '  -> RemoteAddress:Port           Id        Flags',
   ];
   for (const f of d.frontends) {
-    lines.push(`${f.protocol.padEnd(4)} ${`${f.address}:${f.port}`.padEnd(28)} ${f.scope.padEnd(9)} ${f.flags.join(',')}${f.backends.length === 0 ? ' (no endpoints: dropped)' : ''}`);
+    lines.push(`${f.protocol.padEnd(4)} ${`${f.address}:${f.port}`.padEnd(28)} ${f.scope.padEnd(9)} ${f.flags.join(',')}${f.backends.length === 0 ? (f.flags.includes('reject') ? ' (no endpoints: rejected)' : ' (no local endpoints: dropped)') : ''}`);
     for (const b of f.backends) lines.push(`  -> ${`${b.address}:${b.port}`.padEnd(28)} ${String(b.id).padEnd(9)} ${b.flags.join(',')}`);
   }
   return `${lines.join('\n')}\n`;

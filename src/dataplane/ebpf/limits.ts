@@ -7,4 +7,8 @@ export const KX_LIMITS = {
   revnat: 262144,
   ct: 524288,
   ctNew: 131072,
+  srcRanges: 65536,
+  clusterCidrs: 256,
+  affinity: 131072,
+  affinityMatch: 2097152,
 } as const;

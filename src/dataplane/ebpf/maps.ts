@@ -1,11 +1,17 @@
 // The maps of bpf/kube_xdp.bpf.c: names, key/value codecs and the constants of kx_maps.h.
-import { type Codec, structCodec, u32Codec } from './codec.js';
+import { type Codec, structCodec, u32Codec, u8Codec } from './codec.js';
 
 export const SCOPE_EXT = 0;
 export const SCOPE_INT = 1;
 
 export const FE_NODEPORT = 0x0001;
 export const FE_LOCAL_ONLY = 0x0002;
+export const FE_AFFINITY = 0x0004;
+export const FE_REJECT = 0x0008;
+export const FE_SRC_RANGES = 0x0010;
+export const FE_MASQ_ALL = 0x0020;
+export const FE_MASQ_OFF_CLUSTER = 0x0040;
+export const FE_MASQ_LOCAL = 0x0080;
 
 export const BE_LOCAL = 0x01;
 export const BE_TERMINATING = 0x02;
@@ -36,6 +42,12 @@ export interface CtValue {
   backendAddr: string; backendPort: number; lastSeenNs: bigint;
 }
 export interface ConfigValue { nodeAddr: string; flags: number }
+/** A CIDR of one frontend's loadBalancerSourceRanges; prefixlen = 32 (svcId) + the CIDR's. */
+export interface SrcRangeKey { prefixlen: number; svcId: number; addr: string }
+export interface CidrKey { prefixlen: number; addr: string }
+export interface AffinityKey { client: string; svcId: number }
+export interface AffinityMatchKey { svcId: number; backendId: number }
+export interface AffinityValue { backendId: number; lastNs: bigint }
 
 export const frontendKey = structCodec<FrontendKey>('frontend_key', 8, [
   { name: 'addr', type: 'ipv4', offset: 0 },
@@ -89,6 +101,28 @@ export const configValue = structCodec<ConfigValue>('config_value', 8, [
   { name: 'flags', type: 'u32', offset: 4 },
 ]);
 
+export const srcRangeKey = structCodec<SrcRangeKey>('src_range_key', 12, [
+  { name: 'prefixlen', type: 'u32', offset: 0 },
+  { name: 'svcId', type: 'u32', offset: 4 },
+  { name: 'addr', type: 'ipv4', offset: 8 },
+]);
+export const cidrKey = structCodec<CidrKey>('cidr_key', 8, [
+  { name: 'prefixlen', type: 'u32', offset: 0 },
+  { name: 'addr', type: 'ipv4', offset: 4 },
+]);
+export const affinityKey = structCodec<AffinityKey>('affinity_key', 8, [
+  { name: 'client', type: 'ipv4', offset: 0 },
+  { name: 'svcId', type: 'u32', offset: 4 },
+]);
+export const affinityMatchKey = structCodec<AffinityMatchKey>('affinity_match_key', 8, [
+  { name: 'svcId', type: 'u32', offset: 0 },
+  { name: 'backendId', type: 'u32', offset: 4 },
+]);
+export const affinityValue = structCodec<AffinityValue>('affinity_value', 16, [
+  { name: 'backendId', type: 'u32', offset: 0 },
+  { name: 'lastNs', type: 'u64', offset: 8 },
+]);
+
 export interface MapSpec<K, V> { readonly name: string; readonly key: Codec<K>; readonly value: Codec<V> }
 
 function spec<K, V>(name: string, key: Codec<K>, value: Codec<V>): MapSpec<K, V> {
@@ -104,6 +138,10 @@ export const MAPS = {
   ct: spec('kx_ct', ctKey, ctValue),
   ctNew: spec('kx_ct_new', ctKey, ctValue),
   config: spec('kx_config', u32Codec, configValue),
+  srcRanges: spec('kx_src_ranges', srcRangeKey, u8Codec),
+  clusterCidrs: spec('kx_cluster_cidrs', cidrKey, u8Codec),
+  affinityMatch: spec('kx_affinity_match', affinityMatchKey, u8Codec),
+  affinity: spec('kx_affinity', affinityKey, affinityValue),
 } as const;
 
 export type MapRole = keyof typeof MAPS;
@@ -111,5 +149,6 @@ export type MapRole = keyof typeof MAPS;
 /** Index names of the kx_stats per-CPU counters (enum kx_stat in bpf/include/kx_stats.h). */
 export const STAT_NAMES = [
   'new_flow', 'established', 'reply', 'no_backend', 'snat_exhausted', 'untrackable', 'malformed', 'ct_lost', 'promoted', 'snat_reclaimed', 'ct_expired',
+  'rejected', 'denied',
 ] as const;
 export const STATS_MAP = 'kx_stats';

@@ -3,31 +3,57 @@
 //
 // Write order (DESIGN.md §2), so a reader never sees a count that points past written slots
 // or a slot that points to a missing backend:
-//   config, backends, slots, reverse-NAT, frontends (count last) ->
-//   delete frontends, surplus slots, unreferenced reverse-NAT, unreferenced backends.
+//   config, cluster CIDRs, backends, slots, reverse-NAT, source ranges, affinity members,
+//   frontends (count last) -> delete frontends, surplus slots, unreferenced reverse-NAT,
+//   unreferenced backends, source ranges, affinity members and cluster CIDRs no longer wanted.
+// (A frontend never points to ranges not yet written: it would turn every client away.)
 import { IdAllocator } from './ids.js';
-import { backendId, revNatId, type DesiredState } from './compile.js';
+import { backendId, revNatId, type DesiredFrontend, type DesiredState } from './compile.js';
+import { cidrKeyOf, srcRangeKeyOf } from './cidr-keys.js';
 import { KX_LIMITS } from './limits.js';
-import type {
-  BackendValue, ConfigValue, FrontendKey, FrontendValue, MapRole, RevNatValue, SlotKey, SlotValue,
+import {
+  FE_AFFINITY,
+  type AffinityMatchKey, type BackendValue, type ConfigValue, type FrontendKey, type FrontendValue, type MapRole,
+  type RevNatValue, type SlotKey, type SlotValue, type SrcRangeKey, type CidrKey,
 } from './maps.js';
 
 export interface AppliedFrontend {
   readonly key: FrontendKey;
   readonly value: FrontendValue;
+}
+
+/** A backend set: what the frontends sharing one svc_id point to. */
+export interface AppliedSet {
   /** backend id per slot; holes possible only in state read back from the kernel */
   readonly slots: readonly (number | undefined)[];
+  /** kx_src_ranges CIDRs (canonical) */
+  readonly sourceRanges: readonly string[];
+  /** kx_affinity_match backend ids */
+  readonly affinityMembers: readonly number[];
 }
 
 export interface AppliedState {
   readonly frontends: ReadonlyMap<string, AppliedFrontend>;
+  /** by svc_id */
+  readonly sets: ReadonlyMap<number, AppliedSet>;
   readonly backends: ReadonlyMap<string, { readonly id: number; readonly value: BackendValue }>;
   readonly revnats: ReadonlyMap<string, { readonly id: number; readonly value: RevNatValue }>;
   readonly config: ConfigValue | null;
+  /** kx_cluster_cidrs (canonical CIDRs) */
+  readonly clusterCIDRs: readonly string[];
   /** entries found in the kernel that nothing references: the next plan deletes them */
-  readonly stale: { readonly slots: readonly SlotKey[]; readonly backends: readonly number[]; readonly revnat: readonly number[] };
+  readonly stale: Stale;
   readonly ids: { readonly svc: IdAllocator; readonly backend: IdAllocator; readonly revnat: IdAllocator };
 }
+
+export interface Stale {
+  readonly slots: readonly SlotKey[]; readonly backends: readonly number[]; readonly revnat: readonly number[];
+  readonly srcRanges: readonly SrcRangeKey[]; readonly affinityMatch: readonly AffinityMatchKey[];
+}
+/** Service ids held by stale entries: reserved until the plan deleting them ran. */
+export const staleSvcIds = (s: Stale): Set<number> =>
+  new Set([...s.slots, ...s.srcRanges, ...s.affinityMatch].map((k) => k.svcId));
+const NO_STALE: Stale = { slots: [], backends: [], revnat: [], srcRanges: [], affinityMatch: [] };
 
 export interface MapStep {
   readonly map: MapRole;
@@ -44,8 +70,8 @@ export interface Plan {
 
 export function emptyApplied(): AppliedState {
   return {
-    frontends: new Map(), backends: new Map(), revnats: new Map(), config: null,
-    stale: { slots: [], backends: [], revnat: [] },
+    frontends: new Map(), sets: new Map(), backends: new Map(), revnats: new Map(), config: null, clusterCIDRs: [],
+    stale: NO_STALE,
     ids: {
       svc: new IdAllocator(KX_LIMITS.frontends, [], 'service ids (kx_frontends)'),
       backend: new IdAllocator(KX_LIMITS.backends, [], 'kx_backends ids'),
@@ -77,16 +103,34 @@ class StepList {
   }
   ordered(): MapStep[] {
     const steps: MapStep[] = [];
-    for (const map of ['config', 'backends', 'slots', 'revnat', 'frontends'] as const) {
+    for (const map of ['config', 'clusterCidrs', 'backends', 'slots', 'revnat', 'srcRanges', 'affinityMatch', 'frontends'] as const) {
       const s = this.upd.get(map);
       if (s) steps.push({ map, op: 'update', keys: s.keys, values: s.values });
     }
-    for (const map of ['frontends', 'slots', 'revnat', 'backends'] as const) {
+    for (const map of ['frontends', 'slots', 'revnat', 'backends', 'srcRanges', 'affinityMatch', 'clusterCidrs'] as const) {
       const keys = this.del.get(map);
       if (keys) steps.push({ map, op: 'delete', keys, values: [] });
     }
     return steps;
   }
+}
+
+/** The desired frontends by backend set, in order of first appearance. */
+function groupBySet(desired: DesiredState): DesiredFrontend[][] {
+  const bySet = new Map<string, DesiredFrontend[]>();
+  for (const fe of desired.frontends.values()) {
+    const list = bySet.get(fe.set);
+    if (list) list.push(fe);
+    else bySet.set(fe.set, [fe]);
+  }
+  return [...bySet.values()];
+}
+
+/** Set-like maps (value 1): adds what is new, deletes what went. */
+function syncSet<T>(steps: StepList, map: MapRole, old: readonly T[], want: readonly T[], key: (m: T) => unknown): void {
+  const had = new Set(old), wanted = new Set(want);
+  for (const m of wanted) if (!had.has(m)) steps.update(map, key(m), 1);
+  for (const m of had) if (!wanted.has(m)) steps.delete(map, key(m));
 }
 
 export function plan(applied: AppliedState, desired: DesiredState): Plan {
@@ -96,9 +140,11 @@ export function plan(applied: AppliedState, desired: DesiredState): Plan {
   const backends = new Map<string, { id: number; value: BackendValue }>();
   const revnats = new Map<string, { id: number; value: RevNatValue }>();
   const frontends = new Map<string, AppliedFrontend>();
+  const sets = new Map<number, AppliedSet>();
 
-  for (const fe of desired.frontends.values()) {
-    for (const b of fe.backends) {
+  for (const fes of groupBySet(desired)) {
+    const first = fes[0]!;
+    for (const b of first.backends) {
       const bid = backendId(b);
       if (backends.has(bid)) continue;
       const old = applied.backends.get(bid);
@@ -106,41 +152,56 @@ export function plan(applied: AppliedState, desired: DesiredState): Plan {
       if (!sameRecord(old?.value, b)) steps.update('backends', entry.id, b);
       backends.set(bid, entry);
     }
-    const rid = revNatId(fe.revNat);
-    if (!revnats.has(rid)) {
-      const old = applied.revnats.get(rid);
-      const entry = { id: old?.id ?? ids.revnat.allocate(), value: fe.revNat };
-      if (!sameRecord(old?.value, fe.revNat)) steps.update('revnat', entry.id, fe.revNat);
-      revnats.set(rid, entry);
-    }
-
-    const old = applied.frontends.get(fe.id);
-    const svcId = old?.value.svcId ?? ids.svc.allocate();
-    const slots = fe.backends.map((b) => backends.get(backendId(b))!.id);
+    // The set keeps the svc_id one of its frontends points to, unless another set took it.
+    const kept = fes.map((fe) => applied.frontends.get(fe.id)?.value.svcId)
+      .find((id) => id !== undefined && applied.sets.has(id) && !sets.has(id));
+    const svcId = kept ?? ids.svc.allocate();
+    const old = kept !== undefined ? applied.sets.get(kept) : undefined;
+    const slots = first.backends.map((b) => backends.get(backendId(b))!.id);
     slots.forEach((bid, slot) => {
       if (old?.slots[slot] !== bid) steps.update('slots', { svcId, slot }, { backendId: bid } satisfies SlotValue);
     });
     old?.slots.forEach((bid, slot) => {
       if (slot >= slots.length && bid !== undefined) steps.delete('slots', { svcId, slot } satisfies SlotKey);
     });
-    const value: FrontendValue = {
-      svcId, count: slots.length, flags: fe.flags, affinityTimeout: fe.affinityTimeout,
-      revNatId: revnats.get(rid)!.id,
-    };
-    if (!sameRecord(old?.value, value)) steps.update('frontends', fe.key, value);
-    frontends.set(fe.id, { key: fe.key, value, slots });
+    const sourceRanges = [...new Set(fes.flatMap((fe) => fe.sourceRanges))].sort();
+    const affinityMembers = first.flags & FE_AFFINITY ? [...new Set(slots)] : [];
+    syncSet(steps, 'srcRanges', old?.sourceRanges ?? [], sourceRanges, (c) => srcRangeKeyOf(svcId, c));
+    syncSet(steps, 'affinityMatch', old?.affinityMembers ?? [], affinityMembers, (backendId) => ({ svcId, backendId }));
+    sets.set(svcId, { slots, sourceRanges, affinityMembers });
+
+    for (const fe of fes) {
+      const rid = revNatId(fe.revNat);
+      if (!revnats.has(rid)) {
+        const oldRn = applied.revnats.get(rid);
+        const entry = { id: oldRn?.id ?? ids.revnat.allocate(), value: fe.revNat };
+        if (!sameRecord(oldRn?.value, fe.revNat)) steps.update('revnat', entry.id, fe.revNat);
+        revnats.set(rid, entry);
+      }
+      const value: FrontendValue = {
+        svcId, count: slots.length, flags: fe.flags, affinityTimeout: fe.affinityTimeout,
+        revNatId: revnats.get(rid)!.id,
+      };
+      if (!sameRecord(applied.frontends.get(fe.id)?.value, value)) steps.update('frontends', fe.key, value);
+      frontends.set(fe.id, { key: fe.key, value });
+    }
   }
 
-  for (const [id, old] of applied.frontends) {
-    if (frontends.has(id)) continue;
-    steps.delete('frontends', old.key);
+  for (const [id, old] of applied.frontends) if (!frontends.has(id)) steps.delete('frontends', old.key);
+  for (const [svcId, old] of applied.sets) {
+    if (sets.has(svcId)) continue;
     old.slots.forEach((bid, slot) => {
-      if (bid !== undefined) steps.delete('slots', { svcId: old.value.svcId, slot } satisfies SlotKey);
+      if (bid !== undefined) steps.delete('slots', { svcId, slot } satisfies SlotKey);
     });
-    ids.svc.release(old.value.svcId);
+    syncSet(steps, 'srcRanges', old.sourceRanges, [], (c) => srcRangeKeyOf(svcId, c));
+    syncSet(steps, 'affinityMatch', old.affinityMembers, [], (backendId) => ({ svcId, backendId }));
+    ids.svc.release(svcId);
   }
+  for (const k of applied.stale.srcRanges) steps.delete('srcRanges', k);
+  for (const k of applied.stale.affinityMatch) steps.delete('affinityMatch', k);
+  syncSet(steps, 'clusterCidrs', applied.clusterCIDRs, desired.clusterCIDRs, cidrKeyOf);
   for (const k of applied.stale.slots) steps.delete('slots', k);
-  for (const svcId of new Set(applied.stale.slots.map((k) => k.svcId))) ids.svc.release(svcId);
+  for (const svcId of staleSvcIds(applied.stale)) ids.svc.release(svcId);
   for (const [bid, old] of applied.backends) {
     if (backends.has(bid)) continue;
     steps.delete('backends', old.id);
@@ -166,8 +227,8 @@ export function plan(applied: AppliedState, desired: DesiredState): Plan {
     steps: ordered,
     writes: ordered.reduce((n, s) => n + s.keys.length, 0),
     next: {
-      frontends, backends, revnats, config: desired.config,
-      stale: { slots: [], backends: [], revnat: [] }, ids,
+      frontends, sets, backends, revnats, config: desired.config, clusterCIDRs: desired.clusterCIDRs,
+      stale: NO_STALE, ids,
     },
   };
 }

@@ -3,9 +3,10 @@
 import { IdAllocator } from './ids.js';
 import { backendId, frontendId, revNatId } from './compile.js';
 import { KX_LIMITS } from './limits.js';
-import type { AppliedFrontend, AppliedState } from './plan.js';
+import { staleSvcIds, type AppliedFrontend, type AppliedSet, type AppliedState } from './plan.js';
+import { cidrOfKey, cidrOfSrcRangeKey } from './cidr-keys.js';
 import type {
-  BackendValue, ConfigValue, FrontendKey, FrontendValue, RevNatValue, SlotKey, SlotValue,
+  AffinityMatchKey, BackendValue, CidrKey, ConfigValue, FrontendKey, FrontendValue, RevNatValue, SlotKey, SlotValue, SrcRangeKey,
 } from './maps.js';
 
 export interface MapDumps {
@@ -13,6 +14,9 @@ export interface MapDumps {
   readonly slots: ReadonlyArray<readonly [SlotKey, SlotValue]>;
   readonly backends: ReadonlyArray<readonly [number, BackendValue]>;
   readonly revnat: ReadonlyArray<readonly [number, RevNatValue]>;
+  readonly srcRanges: readonly SrcRangeKey[];
+  readonly clusterCidrs: readonly CidrKey[];
+  readonly affinityMatch: readonly AffinityMatchKey[];
   readonly config: ConfigValue | null;
 }
 
@@ -28,6 +32,16 @@ function byIdentity<V>(entries: ReadonlyArray<readonly [number, V]>, identity: (
   return { map, stale };
 }
 
+function groupBy<T, V>(items: readonly T[], key: (t: T) => number, value: (t: T) => V): Map<number, V[]> {
+  const out = new Map<number, V[]>();
+  for (const t of items) {
+    const list = out.get(key(t));
+    if (list) list.push(value(t));
+    else out.set(key(t), [value(t)]);
+  }
+  return out;
+}
+
 export function appliedFromMaps(d: MapDumps): AppliedState {
   const backends = byIdentity(d.backends, (v) => backendId(v));
   const revnats = byIdentity(d.revnat, (v) => revNatId(v));
@@ -38,21 +52,35 @@ export function appliedFromMaps(d: MapDumps): AppliedState {
     list[k.slot] = v.backendId;
     slotsBySvc.set(k.svcId, list);
   }
+  const rangesBySvc = groupBy(d.srcRanges, (k) => k.svcId, cidrOfSrcRangeKey);
+  const membersBySvc = groupBy(d.affinityMatch, (k) => k.svcId, (k) => k.backendId);
   const frontends = new Map<string, AppliedFrontend>();
+  const sets = new Map<number, AppliedSet>();
   for (const [key, value] of d.frontends) {
-    frontends.set(frontendId(key), { key, value, slots: slotsBySvc.get(value.svcId) ?? [] });
+    frontends.set(frontendId(key), { key, value });
+    sets.set(value.svcId, {
+      slots: slotsBySvc.get(value.svcId) ?? [],
+      sourceRanges: rangesBySvc.get(value.svcId) ?? [], affinityMembers: membersBySvc.get(value.svcId) ?? [],
+    });
   }
-  const owned = new Set([...frontends.values()].map((f) => f.value.svcId));
+  const owned = new Set(sets.keys());
   const staleSlots: SlotKey[] = d.slots.filter(([k]) => !owned.has(k.svcId)).map(([k]) => k);
 
+  const stale = {
+    slots: staleSlots, backends: backends.stale, revnat: revnats.stale,
+    srcRanges: d.srcRanges.filter((k) => !owned.has(k.svcId)),
+    affinityMatch: d.affinityMatch.filter((k) => !owned.has(k.svcId)),
+  };
   return {
     frontends,
+    sets,
     backends: backends.map,
     revnats: revnats.map,
     config: d.config,
-    stale: { slots: staleSlots, backends: backends.stale, revnat: revnats.stale },
+    clusterCIDRs: d.clusterCidrs.map(cidrOfKey),
+    stale,
     ids: {
-      svc: new IdAllocator(KX_LIMITS.frontends, [...owned, ...staleSlots.map((k) => k.svcId)], 'service ids (kx_frontends)'),
+      svc: new IdAllocator(KX_LIMITS.frontends, [...owned, ...staleSvcIds(stale)], 'service ids (kx_frontends)'),
       backend: new IdAllocator(KX_LIMITS.backends, d.backends.map(([id]) => id), 'kx_backends ids'),
       revnat: new IdAllocator(KX_LIMITS.revnat, d.revnat.map(([id]) => id), 'kx_revnat ids'),
     },

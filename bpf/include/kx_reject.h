@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
+/*
+ * kube-proxy's REJECT for a Service without endpoints: iptables' default reply,
+ * ICMP destination unreachable / port unreachable, for TCP as for UDP, so that connect()
+ * fails at once with ECONNREFUSED instead of timing out. Built in place from the offending
+ * packet (RFC 792: the ICMP message quotes its IP header and the first 8 bytes after it) and
+ * sent back where the packet came from; its source is the Service address the client dialled.
+ * No rate limit (the kernel's icmp_ratelimit does not apply to packets built here).
+ */
+#ifndef KX_REJECT_H
+#define KX_REJECT_H
+
+#include "kx_parse.h"
+
+#define KX_ICMP_DEST_UNREACH 3
+#define KX_ICMP_PORT_UNREACH 3
+#define KX_ICMP_QUOTE_L4 8 /* bytes of the L4 header quoted */
+
+/* What goes between the Ethernet header and the quoted datagram. */
+struct kx_icmp_err {
+	struct iphdr ip;
+	__u8 type;
+	__u8 code;
+	__u16 check;
+	__u32 unused;
+};
+
+static __always_inline __u16 kx_fold(__u32 sum)
+{
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)~sum;
+}
+
+/* l4 holds the first 8 bytes of the L4 header as stored. The quoted IPv4 header needs no
+ * summing: its checksum is valid (the parser checked it), so it sums to 0xffff, the one's
+ * complement zero. Sums are over 16-bit words as stored, which is byte-order neutral. */
+static __always_inline void kx_icmp_unreach(struct kx_icmp_err *h, const struct kx_pkt *p, __u32 quote_len,
+					    const __u16 *l4)
+{
+	const __u16 *w = (const void *)&h->ip;
+	__u32 sum = 0;
+
+	__builtin_memset(h, 0, sizeof(*h));
+	h->ip.version = 4;
+	h->ip.ihl = 5;
+	h->ip.tos = 0xc0; /* internetwork control, as the kernel's own ICMP errors */
+	h->ip.tot_len = bpf_htons(sizeof(*h) + quote_len);
+	h->ip.ttl = 64;
+	h->ip.protocol = IPPROTO_ICMP;
+	h->ip.saddr = p->t.daddr;
+	h->ip.daddr = p->t.saddr;
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		sum += w[i];
+	h->ip.check = kx_fold(sum);
+	h->type = KX_ICMP_DEST_UNREACH;
+	h->code = KX_ICMP_PORT_UNREACH;
+	sum = ((__u16 *)&h->type)[0] + l4[0] + l4[1] + l4[2] + l4[3];
+	h->check = kx_fold(sum);
+}
+
+/* XDP: trim the frame to Ethernet + the quoted part, grow the head by the new IP and ICMP
+ * headers (the old Ethernet header is overwritten), and transmit back out. */
+static __always_inline int kx_xdp_reject(struct xdp_md *ctx, const struct kx_pkt *p)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 l4_off = p->l4_off & 0x7f; /* bounded for the verifier: <= 14 + 60 */
+	__u32 quote_len = l4_off - sizeof(struct ethhdr) + KX_ICMP_QUOTE_L4;
+	struct ethhdr *eth = data, old;
+	__u16 l4[4];
+	struct kx_icmp_err *h;
+	int trim;
+
+	if ((void *)(eth + 1) > data_end || data + l4_off + sizeof(l4) > data_end)
+		return XDP_DROP;
+	__builtin_memcpy(&old, eth, sizeof(old));
+	__builtin_memcpy(l4, data + l4_off, sizeof(l4));
+	trim = (int)(sizeof(struct ethhdr) + quote_len) - (int)(data_end - data);
+	if (trim < 0 && bpf_xdp_adjust_tail(ctx, trim))
+		return XDP_DROP;
+	if (bpf_xdp_adjust_head(ctx, -(int)sizeof(struct kx_icmp_err)))
+		return XDP_DROP;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	eth = data;
+	h = data + sizeof(struct ethhdr);
+	if ((void *)(h + 1) > data_end)
+		return XDP_DROP;
+	__builtin_memcpy(eth->h_dest, old.h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, old.h_dest, ETH_ALEN);
+	eth->h_proto = bpf_htons(ETH_P_IP);
+	kx_icmp_unreach(h, p, quote_len, l4);
+	return XDP_TX;
+}
+
+/* tc (a pod's veth, ingress): the same frame, sent back out of the veth to the pod. */
+static __always_inline int kx_tc_reject(struct __sk_buff *skb, const struct kx_pkt *p)
+{
+	__u32 l4_off = p->l4_off & 0x7f;
+	__u32 quote_len = l4_off - sizeof(struct ethhdr) + KX_ICMP_QUOTE_L4;
+	struct ethhdr old, eth;
+	struct kx_icmp_err h;
+	__u16 l4[4];
+
+	if (bpf_skb_load_bytes(skb, 0, &old, sizeof(old)) || bpf_skb_load_bytes(skb, l4_off, l4, sizeof(l4)))
+		return TC_ACT_SHOT;
+	if (bpf_skb_change_tail(skb, sizeof(struct ethhdr) + quote_len, 0) ||
+	    bpf_skb_change_head(skb, sizeof(h), 0))
+		return TC_ACT_SHOT;
+	__builtin_memcpy(eth.h_dest, old.h_source, ETH_ALEN);
+	__builtin_memcpy(eth.h_source, old.h_dest, ETH_ALEN);
+	eth.h_proto = bpf_htons(ETH_P_IP);
+	kx_icmp_unreach(&h, p, quote_len, l4);
+	if (bpf_skb_store_bytes(skb, 0, &eth, sizeof(eth), 0) ||
+	    bpf_skb_store_bytes(skb, sizeof(eth), &h, sizeof(h), 0))
+		return TC_ACT_SHOT;
+	return bpf_redirect(skb->ifindex, 0);
+}
+
+#endif
