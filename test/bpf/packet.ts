@@ -111,3 +111,67 @@ export function arpFrame(): Buffer {
   b.writeUInt16BE(0x0806, 12);
   return b;
 }
+
+export const ICMP = 1;
+export const SCTP = 132;
+
+/** An Ethernet/IPv4/ICMP frame, parsed for the checks of an ICMP error a program built. */
+export interface IcmpFrame {
+  ethDst: Buffer; ethSrc: Buffer; etherType: number;
+  version: number; ihl: number; totalLength: number; ipChecksumOk: boolean; proto: number; src: string; dst: string;
+  type: number; code: number; icmpChecksumOk: boolean;
+  /** What follows the 8-byte ICMP header: for an error, the offending datagram's start. */
+  quote: Buffer;
+}
+
+export function parseIcmpFrame(f: Buffer): IcmpFrame {
+  if (f.length < 14 + 20 + 8) throw new Error(`frame of ${f.length} bytes is too short for IPv4 + ICMP`);
+  const ip = f.subarray(14);
+  const ihl = (ip[0]! & 0xf) * 4;
+  const totalLength = ip.readUInt16BE(2);
+  const icmp = ip.subarray(ihl, Math.min(totalLength, ip.length));
+  return {
+    ethDst: f.subarray(0, 6), ethSrc: f.subarray(6, 12), etherType: f.readUInt16BE(12),
+    version: ip[0]! >> 4, ihl, totalLength, ipChecksumOk: checksum(ip.subarray(0, ihl)) === 0, proto: ip[9]!,
+    src: ipStr(ip, 12), dst: ipStr(ip, 16),
+    type: icmp[0] ?? -1, code: icmp[1] ?? -1, icmpChecksumOk: icmp.length >= 8 && checksum(icmp) === 0,
+    quote: icmp.subarray(8),
+  };
+}
+
+/** The 16 bytes of an IPv6 address ("::" expanded). */
+function ipv6Bytes(addr: string): Buffer {
+  const [head, tail] = addr.includes('::') ? addr.split('::') as [string, string] : [addr, null];
+  const words = (s: string) => (s === '' ? [] : s.split(':').map((w) => parseInt(w, 16)));
+  const h = words(head);
+  const t = tail === null ? [] : words(tail);
+  const all = tail === null ? h : [...h, ...new Array(8 - h.length - t.length).fill(0), ...t];
+  if (all.length !== 8 || all.some((w) => !(w >= 0 && w <= 0xffff))) throw new Error(`bad IPv6 address ${addr}`);
+  const b = Buffer.alloc(16);
+  all.forEach((w, i) => b.writeUInt16BE(w, i * 2));
+  return b;
+}
+
+/** Ethernet/IPv6 with buildFrame's TCP or UDP segment (same layout), its checksum over the IPv6
+ * pseudo-header. No IP options or fragments. */
+export function buildFrame6(s: Pick<FrameSpec, 'src' | 'dst' | 'sport' | 'dport' | 'proto' | 'payload' | 'tcpFlags'>): Buffer {
+  const v4 = buildFrame({ ...s, src: '0.0.0.0', dst: '0.0.0.0' });
+  const seg = Buffer.from(v4.subarray(14 + 20));
+  const csumAt = s.proto === TCP ? 16 : 6;
+  seg.writeUInt16BE(0, csumAt);
+  const ip = Buffer.alloc(40);
+  ip[0] = 0x60;
+  ip.writeUInt16BE(seg.length, 4);
+  ip[6] = s.proto;
+  ip[7] = 64;
+  ipv6Bytes(s.src).copy(ip, 8);
+  ipv6Bytes(s.dst).copy(ip, 24);
+  const pseudo = Buffer.alloc(40);
+  ip.copy(pseudo, 0, 8, 40);
+  pseudo.writeUInt32BE(seg.length, 32);
+  pseudo[39] = s.proto;
+  let c = checksum(Buffer.concat([pseudo, seg]));
+  if (s.proto === UDP && c === 0) c = 0xffff;
+  seg.writeUInt16BE(c, csumAt);
+  return Buffer.concat([v4.subarray(0, 12), Buffer.from([0x86, 0xdd]), ip, seg]); // buildFrame's MACs, EtherType IPv6
+}

@@ -2,6 +2,7 @@
 //   node client.js --tcp|--udp --target IP:PORT [--count N] [--timeout-ms T] [--concurrency C]
 //   node client.js --tcp|--udp --target IP:PORT --steady [--interval-ms 20] --duration-ms D
 //   node client.js --tcp --target IP:PORT --hold [--interval-ms 20] --duration-ms D
+// --connected (UDP) connects each socket first, so ICMP errors end a request as ECONNREFUSED.
 // --record (steady mode) adds every attempt to the summary: its start (epoch ms) and the pod
 // that answered, or the error.
 // Hold mode keeps ONE connection and sends a line every interval: byPod counts the answers,
@@ -40,13 +41,14 @@ interface Args {
   steady: boolean;
   hold: boolean;
   record: boolean;
+  connected: boolean;
   intervalMs: number;
   durationMs: number;
 }
 
 function parseArgs(argv: string[]): Args {
   const a: Args = { proto: 'tcp', host: '', port: 0, count: 1, timeoutMs: 2000, concurrency: 1,
-    steady: false, hold: false, record: false, intervalMs: 20, durationMs: 0 };
+    steady: false, hold: false, record: false, connected: false, intervalMs: 20, durationMs: 0 };
   let proto = '';
   const num = (v: string | undefined, flag: string): number => {
     const n = Number(v);
@@ -60,6 +62,7 @@ function parseArgs(argv: string[]): Args {
       case '--steady': a.steady = true; break;
       case '--hold': a.hold = true; break;
       case '--record': a.record = true; break;
+      case '--connected': a.connected = true; break;
       case '--target': {
         const t = argv[++i] ?? '';
         const c = t.lastIndexOf(':');
@@ -128,7 +131,9 @@ function tcpOnce(host: string, port: number, timeoutMs: number): Promise<Outcome
 
 // A fresh unconnected socket per request: a new source port each time, and the reply's
 // source address is whatever actually arrived (a connected socket would filter it).
-function udpOnce(host: string, port: number, timeoutMs: number): Promise<Outcome> {
+// `connected`: connect() first, so that an ICMP error (port unreachable) ends it as
+// ECONNREFUSED, as it does for a connected application.
+function udpOnce(host: string, port: number, timeoutMs: number, connected: boolean): Promise<Outcome> {
   return new Promise((resolve) => {
     const sock = createSocket('udp4');
     let done = false;
@@ -145,7 +150,13 @@ function udpOnce(host: string, port: number, timeoutMs: number): Promise<Outcome
       finish(r ? { pod: r.pod, replyPeer: `${rinfo.address}:${rinfo.port}`, seenPeer: r.peer } : { code: 'EBADREPLY' });
     });
     sock.on('error', (e) => finish({ code: errCode(e) }));
-    sock.send('ping\n', port, host, (e) => { if (e) finish({ code: errCode(e) }); });
+    const send = (): void => {
+      const cb = (e: Error | null): void => { if (e) finish({ code: errCode(e) }); };
+      if (connected) sock.send('ping\n', cb);
+      else sock.send('ping\n', port, host, cb);
+    };
+    if (connected) sock.connect(port, host, send);
+    else send();
   });
 }
 
@@ -197,7 +208,7 @@ function hold(a: Args, s: Summary, record: (o: Outcome, t: number) => void): Pro
 async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
   const once = (): Promise<Outcome> =>
-    (a.proto === 'tcp' ? tcpOnce : udpOnce)(a.host, a.port, a.timeoutMs);
+    (a.proto === 'tcp' ? tcpOnce(a.host, a.port, a.timeoutMs) : udpOnce(a.host, a.port, a.timeoutMs, a.connected));
   const s: Summary = { ok: 0, failed: 0, errors: {}, byPod: {}, replyPeers: {}, seenPeers: {}, durationMs: 0 };
   const start = performance.now();
   const record = (o: Outcome, t: number): void => {

@@ -20,6 +20,9 @@ if (unavailable && process.env.CI === 'true') {
 
 const CLUSTER_IP = '10.96.0.10';
 const NODE_PORT = 30080;
+const EMPTY_IP = '10.96.0.20', EMPTY_NODE_PORT = 30090;
+const STICKY_IP = '10.96.0.30';
+const LB_IP = '192.168.77.200';
 
 describe('eBPF dataplane in the netns lab', { skip: unavailable ?? false }, () => {
   let lab: Lab;
@@ -30,6 +33,15 @@ describe('eBPF dataplane in the netns lab', { skip: unavailable ?? false }, () =
   const web = (endpoints: LabPod[]): LabService => ({
     name: 'web', clusterIP: CLUSTER_IP, port: 80, targetPort: 8080, type: 'NodePort', nodePort: NODE_PORT, endpoints,
   });
+  /** Services of the kube-proxy semantics tests; the updates test drops them. */
+  const extras = (): LabService[] => [
+    { name: 'empty', clusterIP: EMPTY_IP, port: 80, targetPort: 8080, type: 'NodePort', nodePort: EMPTY_NODE_PORT, endpoints: [] },
+    { name: 'sticky', clusterIP: STICKY_IP, port: 80, targetPort: 8080, protocols: ['TCP'], affinityTimeoutS: 600, endpoints: pods('b', 'c', 'd') },
+    { name: 'lb-open', clusterIP: '10.96.0.40', port: 80, targetPort: 8080, protocols: ['TCP'], type: 'LoadBalancer', nodePort: 30100,
+      loadBalancerIP: LB_IP, sourceRanges: [`${lab.ext.ip}/32`], endpoints: pods('b', 'c', 'd') },
+    { name: 'lb-closed', clusterIP: '10.96.0.41', port: 81, targetPort: 8080, protocols: ['TCP'], type: 'LoadBalancer', nodePort: 30101,
+      loadBalancerIP: LB_IP, sourceRanges: ['198.51.100.0/24'], endpoints: pods('b', 'c', 'd') },
+  ];
   const share = (s: Summary, pod: string) => (s.byPod[pod] ?? 0) / s.ok;
   const addrs = (m: Record<string, number>) => [...new Set(Object.keys(m).map((k) => k.split(':')[0]))].sort();
 
@@ -43,7 +55,9 @@ describe('eBPF dataplane in the netns lab', { skip: unavailable ?? false }, () =
     });
     dir = mkdtempSync(join(tmpdir(), 'kx-ebpf-lab-'));
     source = join(dir, 'services.json');
-    writeSource(source, [web(pods('b', 'c', 'd'))]);
+    writeSource(source, [web(pods('b', 'c', 'd')), ...extras()]);
+    // the "cloud load balancer": the LB IP is routed to node1
+    await lab.exec(lab.ext.ns, ['ip', 'route', 'add', `${LB_IP}/32`, 'via', lab.nodes.node1.ip]);
     controllers.push(await Controller.start(lab, 'node1', source), await Controller.start(lab, 'node2', source));
   });
 
@@ -82,6 +96,41 @@ describe('eBPF dataplane in the netns lab', { skip: unavailable ?? false }, () =
     }
     const d = await controllers[0]!.inspect();
     assert.ok(d.stats.reply! > 0 && d.stats.new_flow! > 0, JSON.stringify(d.stats));
+  });
+
+  test('no endpoints: connect() fails at once with ECONNREFUSED (ICMP port unreachable built in tc and XDP), UDP too', async (t) => {
+    const cases = [
+      ['pod -> ClusterIP', lab.pod('cl').ns, `${EMPTY_IP}:80`],
+      ['external -> NodePort', lab.ext.ns, `${lab.nodes.node1.ip}:${EMPTY_NODE_PORT}`],
+    ] as const;
+    for (const [what, ns, target] of cases) {
+      for (const proto of ['tcp', 'udp'] as const) {
+        const s = await lab.client(ns, { proto, target, count: 20, timeoutMs: 2000, connected: proto === 'udp' });
+        assert.deepEqual(s.errors, { ECONNREFUSED: 20 }, `${what} ${proto}: ${JSON.stringify(s)}`);
+        t.diagnostic(`${what} ${proto}: 20 refusals in ${s.durationMs.toFixed(1)} ms (${(s.durationMs / 20).toFixed(2)} ms each, sequential)`);
+      }
+    }
+  });
+
+  test('sessionAffinity ClientIP: 50 connections from one pod reach one backend, another pod may land elsewhere', async () => {
+    const one = await lab.client(lab.pod('cl').ns, { proto: 'tcp', target: `${STICKY_IP}:80`, count: 50, concurrency: 5 });
+    assert.equal(one.ok, 50, JSON.stringify(one.errors));
+    assert.equal(Object.keys(one.byPod).length, 1, JSON.stringify(one.byPod));
+    const again = await lab.client(lab.pod('cl').ns, { proto: 'tcp', target: `${STICKY_IP}:80`, count: 10 });
+    assert.deepEqual(Object.keys(again.byPod), Object.keys(one.byPod), 'the same backend on later connections');
+    const ext = await lab.client(lab.ext.ns, { proto: 'tcp', target: `${LB_IP}:80`, count: 60, concurrency: 6 });
+    assert.ok(Object.keys(ext.byPod).length > 1, `no affinity on lb-open: ${JSON.stringify(ext.byPod)}`);
+  });
+
+  test('loadBalancerSourceRanges: an allowed client connects, one outside the ranges gets nothing', async () => {
+    const open = await lab.client(lab.ext.ns, { proto: 'tcp', target: `${LB_IP}:80`, count: 30, concurrency: 5 });
+    assert.equal(open.ok, 30, JSON.stringify(open.errors));
+    assert.deepEqual(Object.keys(open.replyPeers), [`${LB_IP}:80`]);
+    const closed = await lab.client(lab.ext.ns, { proto: 'tcp', target: `${LB_IP}:81`, count: 5, concurrency: 5, timeoutMs: 1500 });
+    assert.deepEqual(closed.errors, { ETIMEDOUT: 5 }, JSON.stringify(closed));
+    // NodePorts are not subject to the ranges (kube-proxy cannot restrict them either)
+    const np = await lab.client(lab.ext.ns, { proto: 'tcp', target: `${lab.nodes.node1.ip}:30101`, count: 10 });
+    assert.equal(np.ok, 10, JSON.stringify(np.errors));
   });
 
   test('updates: 3 -> 1 -> 4 endpoints; removed backends get no new connection; held connections to survivors keep working', async (t) => {

@@ -35,6 +35,8 @@ export type LabProcess = ChildProcess & {
 export interface ClientOptions {
   proto: 'tcp' | 'udp'; target: string; count?: number; timeoutMs?: number; concurrency?: number;
   steady?: { intervalMs?: number; durationMs: number };
+  /** UDP: connect() each socket, so ICMP errors surface as ECONNREFUSED. */
+  connected?: boolean;
 }
 export interface Lab {
   id: string;
@@ -60,6 +62,7 @@ export interface Lab {
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 const ECHO = `${HERE}echo-server.js`;
 const CLIENT = `${HERE}client.js`;
+const XDP_PASS_OBJ = fileURLToPath(new URL('../../../build/empty.bpf.o', import.meta.url));
 const BPFFS = '/sys/fs/bpf';
 const MARKERS = '/run/kx-labs'; // owner pid per lab id, so sweepLabs spares live labs
 const GW = '169.254.1.1';
@@ -254,6 +257,10 @@ class LabImpl implements Lab {
       ...ports.flatMap(([p, peerNs]) => [`link add ${p} type veth peer name eth0 netns ${peerNs}`, `link set ${p} master br0`, `link set ${p} up`])]);
     await Promise.all([
       this.sh(wire, {}, ports.map(([p]) => p)),
+      // A frame a node's XDP program sends back (XDP_TX: kube-xdp's REJECT) reaches the wire at
+      // once only when the peer veth runs XDP itself; with GRO alone it waits in the peer's
+      // queue for the next packet. A real NIC transmits it; a pass-through program here does.
+      this.ip(wire, ports.map(([p]) => `link set dev ${p} xdpdrv obj ${XDP_PASS_OBJ} sec xdp`)),
       this.ip(this.ext.ns, ['link set lo up', `addr add ${this.ext.ip}/24 dev eth0`, 'link set eth0 up']),
       this.sh(this.ext.ns, {}, ['eth0']),
       ...NODE_NAMES.flatMap((name) => {
@@ -408,6 +415,7 @@ function clientArgv(o: ClientOptions): string[] {
   if (o.timeoutMs !== undefined) a.push('--timeout-ms', String(o.timeoutMs));
   if (o.concurrency !== undefined) a.push('--concurrency', String(o.concurrency));
   if (o.steady) a.push('--steady', '--interval-ms', String(o.steady.intervalMs ?? 20), '--duration-ms', String(o.steady.durationMs));
+  if (o.connected) a.push('--connected');
   return a;
 }
 

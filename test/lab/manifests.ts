@@ -8,8 +8,13 @@ export interface LabService {
   clusterIP: string;
   port: number;
   targetPort: number;
-  type?: 'ClusterIP' | 'NodePort';
+  type?: 'ClusterIP' | 'NodePort' | 'LoadBalancer';
   nodePort?: number;
+  /** LoadBalancer: status.loadBalancer.ingress[0].ip, and spec.loadBalancerSourceRanges. */
+  loadBalancerIP?: string;
+  sourceRanges?: string[];
+  /** sessionAffinity ClientIP with this timeout (seconds). */
+  affinityTimeoutS?: number;
   externalTrafficPolicy?: 'Cluster' | 'Local';
   /** One Service port per protocol, named after it. */
   protocols?: Array<'TCP' | 'UDP'>;
@@ -23,15 +28,19 @@ export function serviceObjects(s: LabService): object[] {
     metadata: { name: s.name, namespace: 'default', uid: `uid-${s.name}`, resourceVersion: '1' },
     spec: {
       type: s.type ?? 'ClusterIP', clusterIP: s.clusterIP, clusterIPs: [s.clusterIP],
-      ipFamilies: ['IPv4'], ipFamilyPolicy: 'SingleStack', sessionAffinity: 'None',
+      ipFamilies: ['IPv4'], ipFamilyPolicy: 'SingleStack',
+      ...(s.affinityTimeoutS
+        ? { sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: s.affinityTimeoutS } } }
+        : { sessionAffinity: 'None' }),
       internalTrafficPolicy: 'Cluster',
-      ...(s.type === 'NodePort' ? { externalTrafficPolicy: s.externalTrafficPolicy ?? 'Cluster' } : {}),
+      ...(s.type === 'NodePort' || s.type === 'LoadBalancer' ? { externalTrafficPolicy: s.externalTrafficPolicy ?? 'Cluster' } : {}),
+      ...(s.sourceRanges ? { loadBalancerSourceRanges: s.sourceRanges } : {}),
       ports: protocols.map((p) => ({
         name: p.toLowerCase(), protocol: p, port: s.port, targetPort: s.targetPort,
         ...(s.nodePort ? { nodePort: s.nodePort } : {}),
       })),
     },
-    status: { loadBalancer: {} },
+    status: { loadBalancer: s.loadBalancerIP ? { ingress: [{ ip: s.loadBalancerIP }] } : {} },
   };
   const slice = {
     apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', addressType: 'IPv4',

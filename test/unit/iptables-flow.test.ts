@@ -1,38 +1,15 @@
-// kube-proxy's packet-flow tests (pkg/proxy/iptables/proxier_test.go, v1.28 unless an it()
+// kube-proxy's packet-flow tests (pkg/proxy/iptables/proxier_test.go, v1.28 unless a scenario
 // says otherwise) run against renderIptables: the same Services and EndpointSlices go through
 // our model, the rendered iptables-restore text is walked by a tracer with kube-proxy's
 // semantics, and each case must land on the same endpoints / verdict / masquerade decision.
+// The cases themselves are data (helpers/packet-flow-tables.ts), shared with the eBPF run.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { IptablesConfig } from '../../src/dataplane/iptables/config.js';
 import { renderIptables } from '../../src/dataplane/iptables/render.js';
-import type { NodeFacts } from '../../src/model/types.js';
-import { runPacketFlowTests, tracePacket, type PacketFlowTest } from './helpers/iptables-tracer.js';
-import { objects, type Json } from './helpers/kube-objects.js';
-import {
-  FAKE_IPTABLES_CONFIG, TEST_EXTERNAL_CLIENT, TEST_EXTERNAL_CLIENT_BLOCKED, TEST_EXTERNAL_IP, TEST_HOSTNAME, TEST_NODE_IP,
-  TEST_NODE_IP_ALT, TEST_NODE_IPS, TEST_NODE_IPV6, TEST_NODE_IPV6_ALT, clusterIPGeneralObjects, internalExternalMasqueradeObjects,
-  internalTrafficPolicyService, internalTrafficPolicySlice, loadBalancerObjects, noEndpointsRejectObjects, overallObjects, ready,
-  service, servingTerminating, slice, tcp, terminating, type Ep,
-} from './helpers/kube-proxy-fake.js';
-
-// Later kube-proxy versions (v1.31+) trace with every node address as LOCAL (TEST_NODE_IPS);
-// v1.28's tracer knows one node IP (plus loopback).
-const V128_NODE_IPS = [TEST_NODE_IP];
-
-// The Kubernetes objects (builders and shared scenarios) come from helpers/kube-proxy-fake.ts.
-
-/** A fake proxier: objects through the real model, synced with `renderIptables` (full sync). */
-function proxier(objs: Json[], cfg: Partial<IptablesConfig> = {}, node: Partial<NodeFacts> = {}) {
-  const o = objects(...objs);
-  return {
-    o,
-    rules(): string {
-      assert.deepEqual(o.problems, [], 'kube-proxy test objects must be valid for our model');
-      return renderIptables(o.state({ nodeName: TEST_HOSTNAME, ...node }), { ...FAKE_IPTABLES_CONFIG, ...cfg }).text;
-    },
-  };
-}
+import { runPacketFlowTests, tracePacket } from './helpers/iptables-tracer.js';
+import { objects } from './helpers/kube-objects.js';
+import { FAKE_IPTABLES_CONFIG, TEST_HOSTNAME, TEST_NODE_IP } from './helpers/kube-proxy-fake.js';
+import { FLOW_SCENARIOS, TRACE_PACKETS_CASES, V128_NODE_IPS, type FlowScenario } from './helpers/packet-flow-tables.js';
 
 // ---- the tracer itself --------------------------------------------------------------------
 
@@ -149,16 +126,6 @@ COMMIT
 COMMIT
 `;
 
-const TRACE_PACKETS_CASES: PacketFlowTest[] = [
-  { name: 'no match', sourceIP: '10.0.0.2', destIP: '10.0.0.3', destPort: 80, output: '' },
-  { name: 'single endpoint', sourceIP: '10.0.0.2', destIP: '172.30.0.41', destPort: 80, output: '10.180.0.1:80' },
-  { name: 'multiple endpoints', sourceIP: '10.0.0.2', destIP: '172.30.0.44', destPort: 80, output: '10.180.0.4:80, 10.180.0.5:80' },
-  { name: 'LOCAL, KUBE-MARK-MASQ', sourceIP: TEST_NODE_IP, destIP: '192.168.99.22', destPort: 80, output: '10.180.0.2:80', masq: true },
-  { name: 'DROP', sourceIP: TEST_EXTERNAL_CLIENT, destIP: '192.168.99.22', destPort: 80, output: 'DROP' },
-  { name: 'ACCEPT (NodePortHealthCheck)', sourceIP: TEST_NODE_IP, destIP: TEST_NODE_IP, destPort: 30000, output: 'ACCEPT' },
-  { name: 'REJECT', sourceIP: '10.0.0.2', destIP: '172.30.0.46', destPort: 80, output: 'REJECT' },
-];
-
 const wrap = (nat: string, filter = '') => `*filter\n:KUBE-SERVICES - [0:0]\n${filter}COMMIT\n*nat\n${nat}COMMIT\n`;
 
 describe('iptables tracer', () => {
@@ -232,378 +199,43 @@ describe('iptables tracer', () => {
 
 // ---- kube-proxy's flow tables against renderIptables --------------------------------------
 
-const P80 = [tcp('p80', 80)];
+/** One scenario, step by step: objects through the real model, a full renderIptables sync, every flow traced. */
+function traceScenario(s: FlowScenario): void {
+  const o = objects();
+  for (const step of s.steps) {
+    o.apply(...(step.apply ?? []));
+    o.remove(...(step.remove ?? []));
+    assert.deepEqual(o.problems, [], 'kube-proxy test objects must be valid for our model');
+    const text = renderIptables(o.state({ nodeName: TEST_HOSTNAME, ...s.node }), { ...FAKE_IPTABLES_CONFIG, ...s.config }).text;
+    runPacketFlowTests(text, s.nodeIPs, step.flows);
+  }
+}
+
+interface PathNode { name: string; children: PathNode[]; scenarios: FlowScenario[] }
+
+/** Scenarios as a tree of their paths, in first-seen order; one path can hold several scenarios. */
+function pathTree(scenarios: readonly FlowScenario[]): PathNode[] {
+  const root: PathNode = { name: '', children: [], scenarios: [] };
+  for (const s of scenarios) {
+    if (!s.path) continue; // the iptables tracer cannot run it (see its table entry)
+    let node = root;
+    for (const name of s.path) {
+      let child = node.children.find((c) => c.name === name);
+      if (!child) node.children.push((child = { name, children: [], scenarios: [] }));
+      node = child;
+    }
+    node.scenarios.push(s);
+  }
+  return root.children;
+}
+
+function register(nodes: PathNode[]): void {
+  for (const n of nodes) {
+    if (n.children.length > 0) describe(n.name, () => register(n.children));
+    else it(n.name, () => n.scenarios.forEach(traceScenario));
+  }
+}
 
 describe('kube-proxy packet flows through renderIptables', () => {
-  it('TestOverallIPTablesRulesWithMultipleServices, later TestOverallIPTablesRules (its services, traced with the TestTracePackets cases)', () => {
-    // TestTracePackets' static rules are this test's expected output, so its cases apply here.
-    // v1.28 gave svc5 no session affinity (TestTracePackets' rules have no "recent" match).
-    const objs = overallObjects();
-    const svc5 = objs[4]!;
-    delete svc5.spec.sessionAffinity;
-    delete svc5.spec.sessionAffinityConfig;
-    const fp = proxier(objs);
-    runPacketFlowTests(fp.rules(), V128_NODE_IPS, TRACE_PACKETS_CASES);
-  });
-
-  it('TestNoEndpointsReject', () => {
-    const fp = proxier(noEndpointsRejectObjects());
-    runPacketFlowTests(fp.rules(), V128_NODE_IPS, [
-      { name: 'pod to cluster IP with no endpoints', sourceIP: '10.0.0.2', destIP: '172.30.0.41', destPort: 80, output: 'REJECT' },
-      { name: 'external to external IP with no endpoints', sourceIP: TEST_EXTERNAL_CLIENT, destIP: '192.168.99.11', destPort: 80, output: 'REJECT' },
-      { name: 'pod to NodePort with no endpoints', sourceIP: '10.0.0.2', destIP: TEST_NODE_IP, destPort: 3001, output: 'REJECT' },
-      { name: 'external to NodePort with no endpoints', sourceIP: TEST_EXTERNAL_CLIENT, destIP: TEST_NODE_IP, destPort: 3001, output: 'REJECT' },
-      { name: 'pod to LoadBalancer IP with no endpoints', sourceIP: '10.0.0.2', destIP: '1.2.3.4', destPort: 80, output: 'REJECT' },
-      { name: 'external to LoadBalancer IP with no endpoints', sourceIP: TEST_EXTERNAL_CLIENT, destIP: '1.2.3.4', destPort: 80, output: 'REJECT' },
-    ]);
-  });
-
-  it('TestClusterIPGeneral (table of v1.31+, which adds the UDP port v1.28 left out for its conntrack fake)', () => {
-    const fp = proxier(clusterIPGeneralObjects());
-    runPacketFlowTests(fp.rules(), TEST_NODE_IPS, [
-      { name: 'simple clusterIP', sourceIP: '10.180.0.2', destIP: '172.30.0.41', destPort: 80, output: '10.180.0.1:80', masq: false },
-      { name: 'hairpin to cluster IP', sourceIP: '10.180.0.1', destIP: '172.30.0.41', destPort: 80, output: '10.180.0.1:80', masq: true },
-      { name: 'clusterIP with multiple endpoints', sourceIP: '10.180.0.2', destIP: '172.30.0.42', destPort: 80, output: '10.180.0.1:80, 10.180.2.1:80', masq: false },
-      { name: 'clusterIP with TargetPort', sourceIP: '10.180.0.2', destIP: '172.30.0.42', destPort: 443, output: '10.180.0.1:8443, 10.180.2.1:8443', masq: false },
-      { name: 'clusterIP with TCP, UDP, and SCTP on same port (TCP)', sourceIP: '10.180.0.2', protocol: 'TCP', destIP: '172.30.0.42', destPort: 53, output: '10.180.0.1:5353, 10.180.2.1:5353', masq: false },
-      { name: 'clusterIP with TCP, UDP, and SCTP on same port (UDP)', sourceIP: '10.180.0.2', protocol: 'UDP', destIP: '172.30.0.42', destPort: 53, output: '10.180.0.1:53, 10.180.2.1:53', masq: false },
-      { name: 'clusterIP with TCP, UDP, and SCTP on same port (SCTP)', sourceIP: '10.180.0.2', protocol: 'SCTP', destIP: '172.30.0.42', destPort: 53, output: '10.180.0.1:53, 10.180.2.1:53', masq: false },
-      { name: 'TCP-only port does not match UDP traffic', sourceIP: '10.180.0.2', protocol: 'UDP', destIP: '172.30.0.42', destPort: 80, output: '' },
-      { name: "svc1 does not accept svc2's ports", sourceIP: '10.180.0.2', destIP: '172.30.0.41', destPort: 443, output: '' },
-    ]);
-  });
-
-  it('TestLoadBalancer (loadBalancerSourceRanges / KUBE-FW / KUBE-PROXY-FIREWALL)', () => {
-    const fp = proxier(loadBalancerObjects());
-    const out = '10.180.0.1:80';
-    runPacketFlowTests(fp.rules(), V128_NODE_IPS, [
-      { name: 'pod to cluster IP', sourceIP: '10.0.0.2', destIP: '172.30.0.41', destPort: 80, output: out, masq: false },
-      { name: 'external to nodePort', sourceIP: TEST_EXTERNAL_CLIENT, destIP: TEST_NODE_IP, destPort: 3001, output: out, masq: true },
-      { name: 'nodePort bypasses LoadBalancerSourceRanges', sourceIP: TEST_EXTERNAL_CLIENT_BLOCKED, destIP: TEST_NODE_IP, destPort: 3001, output: out, masq: true },
-      { name: 'accepted external to LB1', sourceIP: TEST_EXTERNAL_CLIENT, destIP: '1.2.3.4', destPort: 80, output: out, masq: true },
-      { name: 'accepted external to LB2', sourceIP: TEST_EXTERNAL_CLIENT, destIP: '5.6.7.8', destPort: 80, output: out, masq: true },
-      { name: 'blocked external to LB1', sourceIP: TEST_EXTERNAL_CLIENT_BLOCKED, destIP: '1.2.3.4', destPort: 80, output: 'DROP' },
-      { name: 'blocked external to LB2', sourceIP: TEST_EXTERNAL_CLIENT_BLOCKED, destIP: '5.6.7.8', destPort: 80, output: 'DROP' },
-      { name: 'pod to LB1 (blocked by LoadBalancerSourceRanges)', sourceIP: '10.0.0.2', destIP: '1.2.3.4', destPort: 80, output: 'DROP' },
-      { name: 'pod to LB2 (blocked by LoadBalancerSourceRanges)', sourceIP: '10.0.0.2', destIP: '5.6.7.8', destPort: 80, output: 'DROP' },
-      { name: 'node to LB1 (allowed by LoadBalancerSourceRanges)', sourceIP: TEST_NODE_IP, destIP: '1.2.3.4', destPort: 80, output: out, masq: true },
-      { name: 'node to LB2 (allowed by LoadBalancerSourceRanges)', sourceIP: TEST_NODE_IP, destIP: '5.6.7.8', destPort: 80, output: out, masq: true },
-      { name: 'same node to LB1, SNATted to LB1 (implicitly allowed)', sourceIP: '1.2.3.4', destIP: '1.2.3.4', destPort: 80, output: out, masq: true },
-      { name: 'same node to LB2, SNATted to LB2 (implicitly allowed)', sourceIP: '5.6.7.8', destIP: '5.6.7.8', destPort: 80, output: out, masq: true },
-    ]);
-  });
-
-  it('TestNodePort', () => {
-    const fp = proxier([
-      service('ns1', 'svc1', { type: 'NodePort', clusterIP: '172.30.0.41', ports: [tcp('p80', 80, { nodePort: 3001 })] }),
-      slice('ns1', 'svc1', ['10.180.0.1'], P80),
-    ]);
-    const out = '10.180.0.1:80';
-    runPacketFlowTests(fp.rules(), V128_NODE_IPS, [
-      { name: 'pod to cluster IP', sourceIP: '10.0.0.2', destIP: '172.30.0.41', destPort: 80, output: out, masq: false },
-      { name: 'external to nodePort', sourceIP: TEST_EXTERNAL_CLIENT, destIP: TEST_NODE_IP, destPort: 3001, output: out, masq: true },
-      { name: 'node to nodePort', sourceIP: TEST_NODE_IP, destIP: TEST_NODE_IP, destPort: 3001, output: out, masq: true },
-      { name: 'localhost to nodePort gets masqueraded', sourceIP: '127.0.0.1', destIP: '127.0.0.1', destPort: 3001, output: out, masq: true },
-    ]);
-  });
-
-  describe('TestNodePorts (v1.31+: --nodeport-addresses x --localhost-nodeports, IPv4 and IPv6)', () => {
-    const cases = [
-      { name: 'ipv4, localhost-nodeports enabled', v6: false, localhostNodePorts: true, nodePortAddresses: [] as string[], allowAltNodeIP: true },
-      { name: 'ipv4, localhost-nodeports disabled', v6: false, localhostNodePorts: false, nodePortAddresses: [], allowAltNodeIP: true },
-      { name: 'ipv4, localhost-nodeports disabled, localhost in nodeport-addresses', v6: false, localhostNodePorts: false, nodePortAddresses: ['192.168.0.0/24', '127.0.0.1/32'], allowAltNodeIP: false },
-      { name: 'ipv4, localhost-nodeports enabled, multiple nodeport-addresses', v6: false, localhostNodePorts: false, nodePortAddresses: ['192.168.0.0/24', '192.168.1.0/24', '2001:db8::/64'], allowAltNodeIP: true },
-      { name: 'ipv6, localhost-nodeports enabled', v6: true, localhostNodePorts: true, nodePortAddresses: [], allowAltNodeIP: true },
-      { name: 'ipv6, localhost-nodeports disabled', v6: true, localhostNodePorts: false, nodePortAddresses: [], allowAltNodeIP: true },
-      { name: 'ipv6, localhost-nodeports disabled, multiple nodeport-addresses', v6: true, localhostNodePorts: false, nodePortAddresses: ['192.168.0.0/24', '192.168.1.0/24', '2001:db8::/64'], allowAltNodeIP: false },
-    ];
-    for (const tc of cases) {
-      it(tc.name, () => {
-        const [svcIP, epIP1, epIP2] = tc.v6 ? ['fd00:172:30::41', 'fd00:10:180::1', 'fd00:10:180::2:1'] : ['172.30.0.41', '10.180.0.1', '10.180.2.1'];
-        const [podIP, externalClientIP, nodeIP, altNodeIP, localhostIP] = tc.v6
-          ? ['fd00:10::2', '2600:5200::1', TEST_NODE_IPV6, TEST_NODE_IPV6_ALT, '::1']
-          : ['10.0.0.2', TEST_EXTERNAL_CLIENT, TEST_NODE_IP, TEST_NODE_IP_ALT, '127.0.0.1'];
-        // kube-proxy's fake interfaces of this version: lo 127.0.0.1 ::1, eth0 the five test node IPs.
-        const cfg: Partial<IptablesConfig> = tc.v6
-          ? { family: 'IPv6', nodeIP: TEST_NODE_IPV6, localAddresses: ['::1', TEST_NODE_IPV6, TEST_NODE_IPV6_ALT], clusterCIDRs: ['fd00:10::/64'] }
-          : { localAddresses: ['127.0.0.1', TEST_NODE_IP, TEST_NODE_IP_ALT, TEST_EXTERNAL_IP] };
-        const fp = proxier([
-          service('ns1', 'svc1', { type: 'NodePort', clusterIP: svcIP, ports: [tcp('p80', 80, { nodePort: 3001 })] }),
-          slice('ns1', 'svc1', [epIP1, { ip: epIP2, node: TEST_HOSTNAME }], P80, tc.v6 ? 'IPv6' : 'IPv4'),
-        ], { ...cfg, localhostNodePorts: tc.localhostNodePorts, nodePortAddresses: tc.nodePortAddresses }, { ipFamilies: [tc.v6 ? 'IPv6' : 'IPv4'] });
-        const hp = (ip: string) => (tc.v6 ? `[${ip}]:80` : `${ip}:80`);
-        const output = `${hp(epIP1)}, ${hp(epIP2)}`;
-        const localhostOK = !tc.v6 && tc.localhostNodePorts;
-        runPacketFlowTests(fp.rules(), TEST_NODE_IPS, [
-          { name: 'pod to cluster IP', sourceIP: podIP, destIP: svcIP, destPort: 80, output, masq: false },
-          { name: 'external to nodePort', sourceIP: externalClientIP, destIP: nodeIP, destPort: 3001, output, masq: true },
-          { name: 'node to nodePort', sourceIP: nodeIP, destIP: nodeIP, destPort: 3001, output, masq: true },
-          localhostOK
-            ? { name: 'localhost to nodePort gets masqueraded', sourceIP: localhostIP, destIP: localhostIP, destPort: 3001, output, masq: true }
-            : { name: 'localhost to nodePort is ignored', sourceIP: localhostIP, destIP: localhostIP, destPort: 3001, output: '' },
-          tc.allowAltNodeIP
-            ? { name: 'external to nodePort on secondary IP', sourceIP: externalClientIP, destIP: altNodeIP, destPort: 3001, output, masq: true }
-            : { name: 'secondary nodeIP ignores NodePorts', sourceIP: externalClientIP, destIP: altNodeIP, destPort: 3001, output: '' },
-        ]);
-      });
-    }
-  });
-
-  it('TestHealthCheckNodePort (nodePortAddresses 127.0.0.0/8; rule gone with the Service)', () => {
-    const svc1 = service('ns1', 'svc1', {
-      type: 'LoadBalancer', clusterIP: '172.30.0.42', ports: [tcp('p80', 80, { nodePort: 3001 })],
-      healthCheckNodePort: 30000, externalTrafficPolicy: 'Local',
-    });
-    const fp = proxier([svc1], { nodePortAddresses: ['127.0.0.0/8'] });
-    runPacketFlowTests(fp.rules(), V128_NODE_IPS, [
-      { name: 'firewall accepts HealthCheckNodePort', sourceIP: '1.2.3.4', destIP: TEST_NODE_IP, destPort: 30000, output: 'ACCEPT', masq: false },
-    ]);
-    fp.o.remove(svc1);
-    runPacketFlowTests(fp.rules(), V128_NODE_IPS, [
-      { name: 'HealthCheckNodePort no longer has any rule', sourceIP: '1.2.3.4', destIP: TEST_NODE_IP, destPort: 30000, output: '' },
-    ]);
-  });
-
-  it('TestMasqueradeRule (as flows: KUBE-MARK-MASQ → KUBE-POSTROUTING masquerades, with and without --random-fully)', () => {
-    for (const randomFully of [false, true]) {
-      const fp = proxier([
-        service('ns1', 'svc1', { clusterIP: '172.30.0.41', ports: P80 }),
-        slice('ns1', 'svc1', ['10.180.0.1'], P80),
-      ], { randomFully });
-      runPacketFlowTests(fp.rules(), V128_NODE_IPS, [
-        { name: 'pod to cluster IP', sourceIP: '10.0.0.2', destIP: '172.30.0.41', destPort: 80, output: '10.180.0.1:80', masq: false },
-        { name: 'external to cluster IP', sourceIP: TEST_EXTERNAL_CLIENT, destIP: '172.30.0.41', destPort: 80, output: '10.180.0.1:80', masq: true },
-        { name: 'hairpin', sourceIP: '10.180.0.1', destIP: '172.30.0.41', destPort: 80, output: '10.180.0.1:80', masq: true },
-      ]);
-    }
-  });
-
-  const etpService = (policy: 'Local' | 'Cluster') => [
-    service('ns1', 'svc1', {
-      type: 'LoadBalancer', externalTrafficPolicy: policy, clusterIP: '172.30.0.41', externalIPs: [TEST_EXTERNAL_IP],
-      ports: [tcp('p80', 80, { nodePort: 3001, targetPort: 80 })], ...(policy === 'Local' ? { healthCheckNodePort: 30000 } : {}),
-    }, ['1.2.3.4']),
-    slice('ns1', 'svc1', ['10.180.0.1', { ip: '10.180.2.1', node: TEST_HOSTNAME }], P80),
-  ];
-  const both = '10.180.0.1:80, 10.180.2.1:80';
-
-  it('TestExternalTrafficPolicyLocal (table of v1.31+, a superset of v1.28\'s four cases)', () => {
-    const local = '10.180.2.1:80';
-    runPacketFlowTests(proxier(etpService('Local')).rules(), TEST_NODE_IPS, [
-      { name: 'pod to cluster IP hits both endpoints, unmasqueraded', sourceIP: '10.0.0.2', destIP: '172.30.0.41', destPort: 80, output: both, masq: false },
-      { name: 'pod to external IP hits both endpoints, unmasqueraded', sourceIP: '10.0.0.2', destIP: TEST_EXTERNAL_IP, destPort: 80, output: both, masq: false },
-      { name: 'external to external IP hits only local endpoint, unmasqueraded', sourceIP: TEST_EXTERNAL_CLIENT, destIP: TEST_EXTERNAL_IP, destPort: 80, output: local, masq: false },
-      { name: 'pod to LB IP hits only both endpoints, unmasqueraded', sourceIP: '10.0.0.2', destIP: '1.2.3.4', destPort: 80, output: both, masq: false },
-      { name: 'external to LB IP hits only local endpoint, unmasqueraded', sourceIP: TEST_EXTERNAL_CLIENT, destIP: '1.2.3.4', destPort: 80, output: local, masq: false },
-      { name: 'pod to NodePort hits both endpoints, unmasqueraded', sourceIP: '10.0.0.2', destIP: TEST_NODE_IP, destPort: 3001, output: both, masq: false },
-      { name: 'external to NodePort hits only local endpoint, unmasqueraded', sourceIP: TEST_EXTERNAL_CLIENT, destIP: TEST_NODE_IP, destPort: 3001, output: local, masq: false },
-    ]);
-  });
-
-  it('TestExternalTrafficPolicyCluster (v1.31+)', () => {
-    runPacketFlowTests(proxier(etpService('Cluster')).rules(), TEST_NODE_IPS, [
-      { name: 'pod to cluster IP hits both endpoints, unmasqueraded', sourceIP: '10.0.0.2', destIP: '172.30.0.41', destPort: 80, output: both, masq: false },
-      { name: 'pod to external IP hits both endpoints, masqueraded', sourceIP: '10.0.0.2', destIP: TEST_EXTERNAL_IP, destPort: 80, output: both, masq: true },
-      { name: 'external to external IP hits both endpoints, masqueraded', sourceIP: TEST_EXTERNAL_CLIENT, destIP: TEST_EXTERNAL_IP, destPort: 80, output: both, masq: true },
-      { name: 'pod to LB IP hits both endpoints, masqueraded', sourceIP: '10.0.0.2', destIP: '1.2.3.4', destPort: 80, output: both, masq: true },
-      { name: 'external to LB IP hits both endpoints, masqueraded', sourceIP: TEST_EXTERNAL_CLIENT, destIP: '1.2.3.4', destPort: 80, output: both, masq: true },
-      { name: 'pod to NodePort hits both endpoints, masqueraded', sourceIP: '10.0.0.2', destIP: TEST_NODE_IP, destPort: 3001, output: both, masq: true },
-      { name: 'external to NodePort hits both endpoints, masqueraded', sourceIP: TEST_EXTERNAL_CLIENT, destIP: TEST_NODE_IP, destPort: 3001, output: both, masq: true },
-    ]);
-  });
-
-  it('TestNonLocalExternalIPs', () => {
-    const fp = proxier([
-      service('ns1', 'svc1', { clusterIP: '172.30.0.41', externalIPs: ['192.168.99.11'], ports: [tcp('p80', 80, { targetPort: 80 })] }),
-      slice('ns1', 'svc1', ['10.180.0.1', { ip: '10.180.2.1', node: TEST_HOSTNAME }], P80),
-    ]);
-    runPacketFlowTests(fp.rules(), V128_NODE_IPS, [
-      { name: 'pod to cluster IP', sourceIP: '10.0.0.2', destIP: '172.30.0.41', destPort: 80, output: both, masq: false },
-      { name: 'external to external IP', sourceIP: TEST_EXTERNAL_CLIENT, destIP: '192.168.99.11', destPort: 80, output: both, masq: true },
-    ]);
-  });
-
-  // onlyLocalNodePorts(): eTP:Local NodePort with nodePortAddresses 192.168.0.0/24 + 2001:db8::/64.
-  for (const { test, clusterCIDRs } of [
-    { test: 'TestOnlyLocalNodePorts', clusterCIDRs: ['10.0.0.0/8'] },
-    { test: 'TestOnlyLocalNodePortsNoClusterCIDR', clusterCIDRs: [] },
-  ]) {
-    it(test, () => {
-      const fp = proxier([
-        service('ns1', 'svc1', { type: 'NodePort', externalTrafficPolicy: 'Local', clusterIP: '172.30.0.41', ports: [tcp('p80', 80, { nodePort: 3001 })] }),
-        slice('ns1', 'svc1', ['10.180.0.1', { ip: '10.180.2.1', node: TEST_HOSTNAME }], P80),
-      ], { nodePortAddresses: ['192.168.0.0/24', '2001:db8::/64'], localhostNodePorts: false, clusterCIDRs });
-      const detector = clusterCIDRs.length > 0;
-      runPacketFlowTests(fp.rules(), V128_NODE_IPS, [
-        { name: 'pod to cluster IP hit both endpoints', sourceIP: '10.0.0.2', destIP: '172.30.0.41', destPort: 80, output: both, masq: false },
-        { name: 'external to NodePort hits only local endpoint', sourceIP: TEST_EXTERNAL_CLIENT, destIP: TEST_NODE_IP, destPort: 3001, output: '10.180.2.1:80', masq: false },
-        { name: "pod to localhost doesn't work because localhost is not in nodePortAddresses", sourceIP: '10.0.0.2', destIP: '127.0.0.1', destPort: 3001, output: '' },
-        // Without a LocalTrafficDetector pod-to-NodePort is (incorrectly) external traffic.
-        detector
-          ? { name: 'pod to NodePort hits both endpoints', sourceIP: '10.0.0.2', destIP: TEST_NODE_IP, destPort: 3001, output: both, masq: false }
-          : { name: 'pod to NodePort hits only local endpoint', sourceIP: '10.0.0.2', destIP: TEST_NODE_IP, destPort: 3001, output: '10.180.2.1:80', masq: false },
-      ]);
-    });
-  }
-
-  describe('TestInternalTrafficPolicyE2E', () => {
-    const cases: { name: string; itp: 'Cluster' | 'Local'; nodes: string[]; flow: Omit<PacketFlowTest, 'sourceIP' | 'destIP' | 'destPort'> }[] = [
-      { name: 'internalTrafficPolicy is cluster', itp: 'Cluster', nodes: [TEST_HOSTNAME, 'host1', 'host2'],
-        flow: { name: 'pod to ClusterIP hits all endpoints', output: '10.0.1.1:80, 10.0.1.2:80, 10.0.1.3:80', masq: false } },
-      { name: 'internalTrafficPolicy is local and there are local endpoints', itp: 'Local', nodes: [TEST_HOSTNAME, 'host1', 'host2'],
-        flow: { name: 'pod to ClusterIP hits only local endpoint', output: '10.0.1.1:80', masq: false } },
-      // Case added by later versions (TestInternalTrafficPolicy).
-      { name: 'internalTrafficPolicy is local and there are multiple local endpoints', itp: 'Local', nodes: [TEST_HOSTNAME, TEST_HOSTNAME, 'host2'],
-        flow: { name: 'pod to ClusterIP hits all local endpoints', output: '10.0.1.1:80, 10.0.1.2:80', masq: false } },
-      { name: 'internalTrafficPolicy is local and there are no local endpoints', itp: 'Local', nodes: ['host0', 'host1', 'host2'],
-        flow: { name: 'no endpoints', output: 'DROP' } },
-    ];
-    for (const tc of cases) {
-      it(tc.name, () => {
-        const eps = internalTrafficPolicySlice(tc.nodes);
-        const fp = proxier([internalTrafficPolicyService(tc.itp), eps]);
-        const pkt = { sourceIP: '10.0.0.2', destIP: '172.30.1.1', destPort: 80 };
-        runPacketFlowTests(fp.rules(), V128_NODE_IPS, [{ ...pkt, ...tc.flow }]);
-        fp.o.remove(eps);
-        runPacketFlowTests(fp.rules(), V128_NODE_IPS, [{ ...pkt, name: 'endpoints deleted', output: 'REJECT' }]);
-      });
-    }
-  });
-
-  // TestTerminatingEndpointsTrafficPolicyLocal / ...Cluster share the Service (v1.28: with ClientIP affinity).
-  const terminatingService = (policy: 'Local' | 'Cluster') => service('ns1', 'svc1', {
-    clusterIP: '172.30.1.1', type: 'LoadBalancer', externalTrafficPolicy: policy, selector: { foo: 'bar' },
-    ports: [tcp('', 80, { targetPort: 80 })], healthCheckNodePort: 30000,
-    sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 10800 } },
-  }, ['1.2.3.4']);
-  const toClusterIP = { sourceIP: '10.0.0.2', destIP: '172.30.1.1', destPort: 80 };
-  const toLB = { sourceIP: TEST_EXTERNAL_CLIENT, destIP: '1.2.3.4', destPort: 80 };
-  type TerminatingCase = { name: string; endpoints: Ep[]; clusterIP: [string, boolean]; lb: [string, boolean] };
-
-  const terminatingTests: { test: string; policy: 'Local' | 'Cluster'; cases: TerminatingCase[] }[] = [
-    { test: 'TestTerminatingEndpointsTrafficPolicyLocal', policy: 'Local', cases: [
-      { name: 'ready endpoints exist', endpoints: [ready('10.0.1.1', TEST_HOSTNAME), ready('10.0.1.2', TEST_HOSTNAME),
-        servingTerminating('10.0.1.3', TEST_HOSTNAME), terminating('10.0.1.4', TEST_HOSTNAME), ready('10.0.1.5', 'host-1')],
-        clusterIP: ['10.0.1.1:80, 10.0.1.2:80, 10.0.1.5:80', false], lb: ['10.0.1.1:80, 10.0.1.2:80', false] },
-      { name: 'only terminating endpoints exist', endpoints: [servingTerminating('10.0.1.2', TEST_HOSTNAME), servingTerminating('10.0.1.3', TEST_HOSTNAME),
-        terminating('10.0.1.4', TEST_HOSTNAME), ready('10.0.1.5', 'host-1')],
-        clusterIP: ['10.0.1.5:80', false], lb: ['10.0.1.2:80, 10.0.1.3:80', false] },
-      { name: 'terminating endpoints on remote node', endpoints: [servingTerminating('10.0.1.5', 'host-1')],
-        clusterIP: ['10.0.1.5:80', false], lb: ['DROP', false] },
-      { name: 'no usable endpoints on any node', endpoints: [terminating('10.0.1.5', TEST_HOSTNAME), terminating('10.0.1.5', 'host-1')],
-        clusterIP: ['REJECT', false], lb: ['REJECT', false] },
-    ] },
-    { test: 'TestTerminatingEndpointsTrafficPolicyCluster', policy: 'Cluster', cases: [
-      { name: 'ready endpoints exist', endpoints: [ready('10.0.1.1', TEST_HOSTNAME), ready('10.0.1.2', TEST_HOSTNAME),
-        servingTerminating('10.0.1.3', 'another-host'), terminating('10.0.1.4', 'another-host'), ready('10.0.1.5', 'another-host')],
-        clusterIP: ['10.0.1.1:80, 10.0.1.2:80, 10.0.1.5:80', false], lb: ['10.0.1.1:80, 10.0.1.2:80, 10.0.1.5:80', true] },
-      { name: 'only terminating endpoints exist', endpoints: [servingTerminating('10.0.1.2', TEST_HOSTNAME), servingTerminating('10.0.1.3', TEST_HOSTNAME),
-        terminating('10.0.1.4', 'another-host'), servingTerminating('10.0.1.5', 'another-host')],
-        clusterIP: ['10.0.1.2:80, 10.0.1.3:80, 10.0.1.5:80', false], lb: ['10.0.1.2:80, 10.0.1.3:80, 10.0.1.5:80', true] },
-      { name: 'terminating endpoints on remote node', endpoints: [servingTerminating('10.0.1.5', 'host-1')],
-        clusterIP: ['10.0.1.5:80', false], lb: ['10.0.1.5:80', true] },
-      { name: 'no usable endpoints on any node', endpoints: [terminating('10.0.1.5', TEST_HOSTNAME), terminating('10.0.1.5', 'host-1')],
-        clusterIP: ['REJECT', false], lb: ['REJECT', false] },
-    ] },
-  ];
-  for (const { test, policy, cases } of terminatingTests) {
-    describe(test, () => {
-      for (const tc of cases) {
-        it(tc.name, () => {
-          const eps = slice('ns1', 'svc1', tc.endpoints, [tcp('', 80)]);
-          const fp = proxier([terminatingService(policy), eps]);
-          runPacketFlowTests(fp.rules(), V128_NODE_IPS, [
-            { ...toClusterIP, name: 'pod to clusterIP', output: tc.clusterIP[0], masq: tc.clusterIP[1] },
-            { ...toLB, name: 'external to LB', output: tc.lb[0], masq: tc.lb[1] },
-          ]);
-          fp.o.remove(eps);
-          runPacketFlowTests(fp.rules(), V128_NODE_IPS, [
-            { ...toClusterIP, name: 'pod to clusterIP after endpoints deleted', output: 'REJECT' },
-            { ...toLB, name: 'external to LB after endpoints deleted', output: 'REJECT' },
-          ]);
-        });
-      }
-    });
-  }
-
-  describe('TestInternalExternalMasquerade', () => {
-    const objs = internalExternalMasqueradeObjects();
-    const e1 = '10.180.0.1:80, 10.180.1.1:80';
-    const e2 = '10.180.0.2:80, 10.180.1.2:80';
-    const e3 = '10.180.0.3:80, 10.180.1.3:80';
-    const pod = '10.0.0.2';
-    const ext = TEST_EXTERNAL_CLIENT;
-    const node = TEST_NODE_IP;
-    const lo = '127.0.0.1';
-    // The normal case: working LocalTrafficDetector, no masqueradeAll.
-    const flowTests: PacketFlowTest[] = [
-      { name: 'pod to ClusterIP', sourceIP: pod, destIP: '172.30.0.41', destPort: 80, output: e1, masq: false },
-      { name: 'pod to NodePort', sourceIP: pod, destIP: node, destPort: 3001, output: e1, masq: true },
-      { name: 'pod to LB', sourceIP: pod, destIP: '1.2.3.4', destPort: 80, output: e1, masq: true },
-      { name: 'node to ClusterIP', sourceIP: node, destIP: '172.30.0.41', destPort: 80, output: e1, masq: true },
-      { name: 'node to NodePort', sourceIP: node, destIP: node, destPort: 3001, output: e1, masq: true },
-      { name: 'localhost to NodePort', sourceIP: lo, destIP: lo, destPort: 3001, output: e1, masq: true },
-      { name: 'node to LB', sourceIP: node, destIP: '1.2.3.4', destPort: 80, output: e1, masq: true },
-      { name: 'external to ClusterIP', sourceIP: ext, destIP: '172.30.0.41', destPort: 80, output: e1, masq: true },
-      { name: 'external to NodePort', sourceIP: ext, destIP: node, destPort: 3001, output: e1, masq: true },
-      { name: 'external to LB', sourceIP: ext, destIP: '1.2.3.4', destPort: 80, output: e1, masq: true },
-      { name: 'pod to ClusterIP with eTP:Local', sourceIP: pod, destIP: '172.30.0.42', destPort: 80, output: e2, masq: false },
-      { name: 'pod to NodePort with eTP:Local', sourceIP: pod, destIP: node, destPort: 3002, output: e2, masq: false },
-      { name: 'pod to LB with eTP:Local', sourceIP: pod, destIP: '5.6.7.8', destPort: 80, output: e2, masq: false },
-      { name: 'node to ClusterIP with eTP:Local', sourceIP: node, destIP: '172.30.0.42', destPort: 80, output: e2, masq: true },
-      // kube-proxy's own case: it targets svc1's NodePort (3001) despite its name.
-      { name: 'node to NodePort with eTP:Local', sourceIP: node, destIP: node, destPort: 3001, output: e1, masq: true },
-      { name: 'localhost to NodePort with eTP:Local', sourceIP: lo, destIP: lo, destPort: 3002, output: e2, masq: true },
-      { name: 'node to LB with eTP:Local', sourceIP: node, destIP: '5.6.7.8', destPort: 80, output: e2, masq: true },
-      { name: 'external to ClusterIP with eTP:Local', sourceIP: ext, destIP: '172.30.0.42', destPort: 80, output: e2, masq: true },
-      { name: 'external to NodePort with eTP:Local', sourceIP: ext, destIP: node, destPort: 3002, output: '10.180.0.2:80', masq: false },
-      { name: 'external to LB with eTP:Local', sourceIP: ext, destIP: '5.6.7.8', destPort: 80, output: '10.180.0.2:80', masq: false },
-      { name: 'pod to ClusterIP with iTP:Local', sourceIP: pod, destIP: '172.30.0.43', destPort: 80, output: '10.180.0.3:80', masq: false },
-      { name: 'pod to NodePort with iTP:Local', sourceIP: pod, destIP: node, destPort: 3003, output: e3, masq: true },
-      { name: 'pod to LB with iTP:Local', sourceIP: pod, destIP: '9.10.11.12', destPort: 80, output: e3, masq: true },
-      { name: 'node to ClusterIP with iTP:Local', sourceIP: node, destIP: '172.30.0.43', destPort: 80, output: '10.180.0.3:80', masq: true },
-      { name: 'node to NodePort with iTP:Local', sourceIP: node, destIP: node, destPort: 3003, output: e3, masq: true },
-      { name: 'localhost to NodePort with iTP:Local', sourceIP: lo, destIP: lo, destPort: 3003, output: e3, masq: true },
-      { name: 'node to LB with iTP:Local', sourceIP: node, destIP: '9.10.11.12', destPort: 80, output: e3, masq: true },
-      { name: 'external to ClusterIP with iTP:Local', sourceIP: ext, destIP: '172.30.0.43', destPort: 80, output: '10.180.0.3:80', masq: true },
-      { name: 'external to NodePort with iTP:Local', sourceIP: ext, destIP: node, destPort: 3003, output: e3, masq: true },
-      { name: 'external to LB with iTP:Local', sourceIP: ext, destIP: '9.10.11.12', destPort: 80, output: e3, masq: true },
-    ];
-    type Override = { output?: string; masq?: boolean };
-    const noDetector: Record<string, Override> = {
-      // With no LocalTrafficDetector, all traffic to a ClusterIP is assumed to be from a pod.
-      'node to ClusterIP': { masq: false },
-      'node to ClusterIP with eTP:Local': { masq: false },
-      'node to ClusterIP with iTP:Local': { masq: false },
-      'external to ClusterIP': { masq: false },
-      'external to ClusterIP with eTP:Local': { masq: false },
-      'external to ClusterIP with iTP:Local': { masq: false },
-      // And there's no eTP:Local short-circuit for pod traffic, so pods get only the local endpoints.
-      'pod to NodePort with eTP:Local': { output: '10.180.0.2:80' },
-      'pod to LB with eTP:Local': { output: '10.180.0.2:80' },
-    };
-    const masqueradeAll: Record<string, Override> = {
-      'pod to ClusterIP': { masq: true },
-      'pod to ClusterIP with eTP:Local': { masq: true },
-      'pod to ClusterIP with iTP:Local': { masq: true },
-    };
-    const variants: { name: string; masqueradeAll: boolean; localDetector: boolean; overrides: Record<string, Override> }[] = [
-      { name: 'base', masqueradeAll: false, localDetector: true, overrides: {} },
-      { name: 'no LocalTrafficDetector', masqueradeAll: false, localDetector: false, overrides: noDetector },
-      { name: 'masqueradeAll', masqueradeAll: true, localDetector: true, overrides: masqueradeAll },
-      {
-        name: 'masqueradeAll, no LocalTrafficDetector', masqueradeAll: true, localDetector: false,
-        overrides: { ...masqueradeAll, 'pod to NodePort with eTP:Local': noDetector['pod to NodePort with eTP:Local']!, 'pod to LB with eTP:Local': noDetector['pod to LB with eTP:Local']! },
-      },
-    ];
-    for (const v of variants) {
-      it(v.name, () => {
-        const names = new Set(flowTests.map((t) => t.name));
-        for (const name of Object.keys(v.overrides)) assert.ok(names.has(name), `override ${name} matches no case`);
-        const cases = flowTests.map((t) => ({ ...t, ...v.overrides[t.name] }));
-        const fp = proxier(objs, { masqueradeAll: v.masqueradeAll, clusterCIDRs: v.localDetector ? ['10.0.0.0/8'] : [] });
-        runPacketFlowTests(fp.rules(), V128_NODE_IPS, cases);
-      });
-    }
-  });
+  register(pathTree(FLOW_SCENARIOS));
 });
