@@ -14,7 +14,7 @@ import { objects } from '../unit/helpers/kube-objects.js';
 import { FAKE_IPTABLES_CONFIG, TEST_HOSTNAME, TEST_POD_CIDR } from '../unit/helpers/kube-proxy-fake.js';
 import { flowId, type FlowScenario } from '../unit/helpers/packet-flow-tables.js';
 import { Dataplane, KX_OBJ, TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, XDP_DROP, XDP_PASS, XDP_TX, type Program } from './fixture.js';
-import { buildFrame, buildFrame6, parseFrame, parseIcmpFrame, ICMP, SCTP, TCP, UDP } from './packet.js';
+import { buildFrame, buildFrame6, parseFrame, rejectProblem, SCTP, TCP, UDP } from './packet.js';
 
 /** First packets sent per flow, from distinct source ports: with 3 endpoints the chance of
  * missing one is 3·(2/3)^48 ≈ 1e-8. */
@@ -71,32 +71,6 @@ const VERDICTS: Record<Program, { pass: number; drop: number; reject: number }> 
   tc: { pass: TC_ACT_OK, drop: TC_ACT_SHOT, reject: TC_ACT_REDIRECT },
 };
 
-/** What is wrong with a REJECT answer, or null: an ICMP port unreachable back to the client, from
- * the address it dialled, quoting its IPv4 header and the first 8 bytes of its L4 header. */
-export function rejectProblem(input: Buffer, out: Buffer): string | null {
-  if (input.readUInt16BE(12) !== 0x0800) return 'answer to a non-IPv4 packet';
-  let g;
-  try {
-    g = parseIcmpFrame(out);
-  } catch (e) {
-    return (e as Error).message;
-  }
-  const sent = parseFrame(input);
-  const quoteLen = (input[14]! & 0xf) * 4 + 8;
-  const checks: [boolean, string][] = [
-    [g.ethDst.equals(input.subarray(6, 12)) && g.ethSrc.equals(input.subarray(0, 6)), 'Ethernet addresses not swapped'],
-    [g.etherType === 0x0800 && g.version === 4 && g.ihl >= 20, 'not IPv4'],
-    [g.totalLength <= out.length - 14, `IPv4 total length ${g.totalLength} past the frame`],
-    [g.ipChecksumOk, 'bad IPv4 header checksum'],
-    [g.src === sent.dst && g.dst === sent.src, `addresses ${g.src} → ${g.dst}`],
-    [g.proto === ICMP, `protocol ${g.proto}`],
-    [g.type === 3 && g.code === 3, `ICMP type ${g.type} code ${g.code}`],
-    [g.icmpChecksumOk, 'bad ICMP checksum'],
-    [g.quote.equals(input.subarray(14, 14 + quoteLen)), 'quote is not the IPv4 header + 8 bytes of L4'],
-  ];
-  return checks.find(([ok]) => !ok)?.[1] ?? null;
-}
-
 /** One packet's fate: pass | drop | reject | "ip:port[ masq]", anything else spelled out. */
 function outcomeOf(program: Program, input: Buffer, r: { verdict: number; out: Buffer }, nodeAddresses: readonly string[]): string {
   const v = VERDICTS[program];
@@ -119,7 +93,7 @@ function outcomeOf(program: Program, input: Buffer, r: { verdict: number; out: B
 const PROTOCOLS: Record<string, number> = { TCP, UDP, SCTP };
 
 /** The maps of a fixture Dataplane as the applier's MapIO. */
-function mapIO(dp: Dataplane): MapIO {
+export function mapIO(dp: Dataplane): MapIO {
   return {
     updateBatch: (m, keys, values, n) => { dp.kx.mapUpdateBatch(dp.map(m), keys, values, n); },
     deleteBatch: (m, keys, n) => { dp.kx.mapDeleteBatch(dp.map(m), keys, n); },

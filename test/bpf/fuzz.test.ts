@@ -9,9 +9,9 @@
 // Needs root; under CI=true a non-root run fails.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Dataplane, ensureBpffs, TC_ACT_OK, XDP_PASS, type MapState, type Program } from './fixture.js';
-import { buildFrame, checksum, pseudoSum, TCP, UDP } from './packet.js';
-import { BE_LOCAL, FE_NODEPORT, SNAT_PORTS } from '../../src/dataplane/ebpf/maps.js';
+import { Dataplane, ensureBpffs, TC_ACT_OK, TC_ACT_REDIRECT, XDP_PASS, XDP_TX, type MapState, type Program } from './fixture.js';
+import { buildFrame, checksum, pseudoSum, rejectProblem, TCP, UDP } from './packet.js';
+import { BE_LOCAL, FE_NODEPORT, FE_REJECT, SNAT_PORTS } from '../../src/dataplane/ebpf/maps.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot && process.env.CI === 'true') test('packet fuzz', () => assert.fail('CI=true requires root'));
@@ -31,11 +31,15 @@ const STATE: MapState = {
     { svcId: 3, addr: NODE, port: 30080, proto: 'TCP', scope: 'EXT', flags: FE_NODEPORT, backends: [{ id: 3, addr: BE_LOCAL_ADDR, port: 8080, flags: BE_LOCAL }] },
     { svcId: 4, addr: NODE, port: 30053, proto: 'UDP', scope: 'EXT', flags: FE_NODEPORT, backends: [{ id: 4, addr: BE_LOCAL_ADDR, port: 5353, flags: BE_LOCAL }] },
     { svcId: 5, addr: NODE, port: 30081, proto: 'TCP', scope: 'EXT', flags: FE_NODEPORT, backends: [{ id: 5, addr: BE_REMOTE, port: 8080 }] },
+    // no endpoints: kube-proxy's REJECT, an ICMP port unreachable built from the packet
+    { svcId: 6, addr: NODE, port: 30082, proto: 'TCP', scope: 'EXT', flags: FE_NODEPORT | FE_REJECT, backends: [] },
+    { svcId: 7, addr: CIP, port: 54, proto: 'UDP', scope: 'INT', flags: FE_REJECT, backends: [] },
   ],
 };
 const FRONTENDS = STATE.services.map((s) => ({ ...s, protoNum: s.proto === 'TCP' ? TCP : UDP, program: (s.scope === 'INT' ? 'tc' : 'xdp') as Program }));
 
-type Expect = { kind: 'untouched'; why: string } | { kind: 'nat'; dst: string; dport: number; snat: boolean; l4: number; proto: number };
+type Expect = { kind: 'untouched'; why: string } | { kind: 'reject' }
+  | { kind: 'nat'; dst: string; dport: number; snat: boolean; l4: number; proto: number };
 
 const ipAt = (b: Buffer, at: number) => `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
 
@@ -71,7 +75,8 @@ function expected(f: Buffer, program: Program): Expect {
   const dst = ipAt(f, 30), dport = f.readUInt16BE(l4 + 2);
   const fe = FRONTENDS.find((x) => x.program === program && x.addr === dst && x.port === dport && x.protoNum === proto);
   if (!fe) return no('no frontend');
-  const be = fe.backends[0]!;
+  const be = fe.backends[0];
+  if (!be) return { kind: 'reject' };
   return { kind: 'nat', dst: be.addr, dport: be.port, snat: program === 'xdp' && !((be.flags ?? 0) & BE_LOCAL), l4, proto };
 }
 
@@ -79,6 +84,12 @@ function expected(f: Buffer, program: Program): Expect {
 function check(input: Buffer, out: Buffer, verdict: number, program: Program): string | null {
   const pass = program === 'xdp' ? XDP_PASS : TC_ACT_OK;
   const e = expected(input, program);
+  if (e.kind === 'reject') {
+    const want = program === 'xdp' ? XDP_TX : TC_ACT_REDIRECT;
+    if (verdict !== want) return `verdict ${verdict}, expected ${want} (reject)`;
+    const bad = rejectProblem(input, out);
+    return bad ? `reject: ${bad}` : null;
+  }
   if (verdict !== pass) return `verdict ${verdict}, expected pass (${e.kind === 'untouched' ? e.why : 'translation'})`;
   if (e.kind === 'untouched') return out.equals(input) ? null : `rewritten although ${e.why}`;
   if (out.length !== input.length) return `length ${out.length} != ${input.length}`;
@@ -189,7 +200,7 @@ describe(`packet fuzz: ${CASES} frames per program (seed ${SEED})`, { skip: isRo
       assert.ok(dp);
       const r = prng(SEED ^ (program === 'tc' ? 0x7c : 0));
       const names = Object.keys(CATEGORIES);
-      const seen: Record<string, { n: number; translated: number; refused: number }> = {};
+      const seen: Record<string, { n: number; translated: number; rejected: number; refused: number }> = {};
       const only = process.env.KX_FUZZ_CASE === undefined ? null : Number(process.env.KX_FUZZ_CASE);
       // Categories without a single well-formed packet first, on an empty conntrack.
       const order = [...names.filter((n) => NEVER_VALID.has(n)), ...names.filter((n) => !NEVER_VALID.has(n))];
@@ -206,7 +217,7 @@ describe(`packet fuzz: ${CASES} frames per program (seed ${SEED})`, { skip: isRo
         if (ctChecked && i % 1000 === 0) dp.clearCt(1 << 20);
         const frame = CATEGORIES[cat]!(r, program);
         if (only !== null && i !== only) continue;
-        const s = (seen[cat] ??= { n: 0, translated: 0, refused: 0 });
+        const s = (seen[cat] ??= { n: 0, translated: 0, rejected: 0, refused: 0 });
         s.n++;
         let out: { verdict: number; out: Buffer };
         try {
@@ -224,10 +235,14 @@ describe(`packet fuzz: ${CASES} frames per program (seed ${SEED})`, { skip: isRo
         if (why !== null) {
           assert.fail(`${program} case ${i} (${cat}): ${why}\n  replay: KX_FUZZ_SEED=${SEED} KX_FUZZ_CASE=${i}\n  in:  ${frame.toString('hex')}\n  out: ${out.out.toString('hex')}`);
         }
-        if (!out.out.equals(frame)) s.translated++;
+        if (out.verdict === (program === 'xdp' ? XDP_TX : TC_ACT_REDIRECT)) s.rejected++;
+        else if (!out.out.equals(frame)) s.translated++;
       }
-      t.diagnostic(`seed ${SEED}: ${Object.entries(seen).map(([k, v]) => `${k} ${v.n} (${v.translated} translated${v.refused ? `, ${v.refused} refused by test_run` : ''})`).join('; ')}`);
-      if (only === null) assert.ok(seen['valid Service packet']!.translated > 0, 'some packets were translated');
+      t.diagnostic(`seed ${SEED}: ${Object.entries(seen).map(([k, v]) => `${k} ${v.n} (${v.translated} translated, ${v.rejected} rejected${v.refused ? `, ${v.refused} refused by test_run` : ''})`).join('; ')}`);
+      if (only === null) {
+        assert.ok(seen['valid Service packet']!.translated > 0, 'some packets were translated');
+        assert.ok(seen['valid Service packet']!.rejected > 0, 'some packets were rejected');
+      }
     });
   }
 });

@@ -175,3 +175,29 @@ export function buildFrame6(s: Pick<FrameSpec, 'src' | 'dst' | 'sport' | 'dport'
   seg.writeUInt16BE(c, csumAt);
   return Buffer.concat([v4.subarray(0, 12), Buffer.from([0x86, 0xdd]), ip, seg]); // buildFrame's MACs, EtherType IPv6
 }
+
+/** What is wrong with a REJECT answer, or null: an ICMP port unreachable back to the client, from
+ * the address it dialled, quoting its IPv4 header and the first 8 bytes of its L4 header. */
+export function rejectProblem(input: Buffer, out: Buffer): string | null {
+  if (input.readUInt16BE(12) !== 0x0800) return 'answer to a non-IPv4 packet';
+  let g;
+  try {
+    g = parseIcmpFrame(out);
+  } catch (e) {
+    return (e as Error).message;
+  }
+  const sent = parseFrame(input);
+  const quoteLen = (input[14]! & 0xf) * 4 + 8;
+  const checks: [boolean, string][] = [
+    [g.ethDst.equals(input.subarray(6, 12)) && g.ethSrc.equals(input.subarray(0, 6)), 'Ethernet addresses not swapped'],
+    [g.etherType === 0x0800 && g.version === 4 && g.ihl >= 20, 'not IPv4'],
+    [g.totalLength <= out.length - 14, `IPv4 total length ${g.totalLength} past the frame`],
+    [g.ipChecksumOk, 'bad IPv4 header checksum'],
+    [g.src === sent.dst && g.dst === sent.src, `addresses ${g.src} → ${g.dst}`],
+    [g.proto === ICMP, `protocol ${g.proto}`],
+    [g.type === 3 && g.code === 3, `ICMP type ${g.type} code ${g.code}`],
+    [g.icmpChecksumOk, 'bad ICMP checksum'],
+    [g.quote.equals(input.subarray(14, 14 + quoteLen)), 'quote is not the IPv4 header + 8 bytes of L4'],
+  ];
+  return checks.find(([ok]) => !ok)?.[1] ?? null;
+}
