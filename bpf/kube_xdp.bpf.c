@@ -13,6 +13,7 @@
 #include "kx_lb.h"
 #include "kx_csum.h"
 #include "kx_reject.h"
+#include "kx_icmp.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -110,6 +111,11 @@ int kx_xdp_ext(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	int r = kx_parse(data, data_end, data_end - data, &p);
 
+	if (r == KX_PARSE_ICMP) {
+		if (kx_xdp_icmp(ctx))
+			kx_count(KX_STAT_ICMP_TRANSLATED);
+		return XDP_PASS;
+	}
 	if (r != KX_PARSE_OK) {
 		kx_count_parse(r);
 		return XDP_PASS;
@@ -139,6 +145,11 @@ int kx_tc_pod(struct __sk_buff *skb)
 	 * accepts ctx fields loaded at a fixed offset from the unmodified ctx pointer. */
 	asm volatile("" : "+r"(skb));
 	r = kx_parse((void *)(long)skb->data, (void *)(long)skb->data_end, skb->len, &p);
+	if (r == KX_PARSE_ICMP) {
+		if (kx_tc_icmp(skb))
+			kx_count(KX_STAT_ICMP_TRANSLATED);
+		return TC_ACT_OK;
+	}
 	if (r != KX_PARSE_OK) {
 		kx_count_parse(r);
 		return TC_ACT_OK;

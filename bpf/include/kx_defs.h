@@ -10,6 +10,9 @@
 #define TC_ACT_SHOT 2
 #define TC_ACT_REDIRECT 7
 #define ETH_ALEN    6
+#define KX_ICMP_DEST_UNREACH  3
+#define KX_ICMP_PORT_UNREACH  3 /* code */
+#define KX_ICMP_TIME_EXCEEDED 11
 
 /* Largest header prefix the programs read: Ethernet + IPv4 with options + TCP base header. */
 #define KX_MAX_HDR (14 + 60 + 20)

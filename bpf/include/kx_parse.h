@@ -25,6 +25,7 @@ enum kx_parse_result {
 	KX_PARSE_NOT_OURS = 1,  /* not IPv4 TCP/UDP: not ours to look at */
 	KX_PARSE_FRAGMENT = 2,  /* IPv4 fragment: valid, but only the first carries ports */
 	KX_PARSE_MALFORMED = 3, /* IPv4 TCP/UDP with an inconsistent length or a bad header checksum */
+	KX_PARSE_ICMP = 4,      /* IPv4 ICMP: maybe an error about a translated flow (kx_icmp.h) */
 };
 
 #define KX_TCP_FIN 0x01
@@ -116,6 +117,8 @@ static __always_inline int kx_parse(void *data, void *data_end, __u32 pkt_len, s
 	iph = (void *)(eth + 1);
 	if ((void *)(iph + 1) > data_end)
 		return KX_PARSE_MALFORMED;
+	if (iph->protocol == IPPROTO_ICMP)
+		return KX_PARSE_ICMP;
 	if (iph->protocol != IPPROTO_TCP && iph->protocol != IPPROTO_UDP)
 		return KX_PARSE_NOT_OURS;
 	if (iph->version != 4)

@@ -12,8 +12,6 @@
 
 #include "kx_parse.h"
 
-#define KX_ICMP_DEST_UNREACH 3
-#define KX_ICMP_PORT_UNREACH 3
 #define KX_ICMP_QUOTE_L4 8 /* bytes of the L4 header quoted */
 
 /* What goes between the Ethernet header and the quoted datagram. */

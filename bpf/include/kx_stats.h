@@ -18,7 +18,8 @@ enum kx_stat {
 	KX_STAT_CT_EXPIRED = 10, /* expired conntrack entries deleted by kx_ct_gc */
 	KX_STAT_REJECTED = 11,   /* new flow to a Service without endpoints: ICMP port unreachable sent */
 	KX_STAT_DENIED = 12,     /* new flow from outside loadBalancerSourceRanges: dropped */
-	KX_STAT_MAX = 13,
+	KX_STAT_ICMP_TRANSLATED = 13, /* ICMP error about a translated flow, translated back */
+	KX_STAT_MAX = 14,
 };
 
 #endif

@@ -830,34 +830,76 @@ describe('gaps found by the fixtures (open ones report as todo)', { skip: isRoot
     assert.equal(clashes.length, 0, `${clashes.length} of 50 SNAT ports inside ip_local_port_range ${lo}-${hi} (reserved: "${reserved}"), e.g. ${clashes.slice(0, 5).join(", ")}`);
   });
 
-  test('ICMP fragmentation-needed from a backend about a NATed flow is reverse-translated (PMTU discovery)', {
-    todo: 'kx_parse passes every ICMP packet as not ours: ICMP errors quoting a NATed flow reach the client with the backend\'s address outside and inside, so the client cannot match them (PMTUD black hole); kube-proxy (netfilter RELATED) and Cilium translate them',
-  }, () => {
+  /** The error's outer and quoted headers, every checksum recomputed from scratch. */
+  const icmpView = (f: Buffer) => {
+    const o = f.subarray(14), inner = o.subarray(28), ip = (b: Buffer, at: number) => `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
+    return {
+      outerSrc: ip(o, 12), outerDst: ip(o, 16), innerSrc: ip(inner, 12), innerDst: ip(inner, 16),
+      innerSport: inner.readUInt16BE(20), innerDport: inner.readUInt16BE(22),
+      outerCsum: checksum(o.subarray(0, 20)) === 0, icmpCsum: checksum(o.subarray(20, o.readUInt16BE(2))) === 0,
+      innerCsum: checksum(inner.subarray(0, 20)) === 0,
+    };
+  };
+  const ok = { outerCsum: true, icmpCsum: true, innerCsum: true };
+
+  test('ICMP errors about translated flows are translated back (PMTU discovery through a Service)', () => {
     const dp = loaded.current;
     assert.ok(dp);
     dp.clearAll(65536);
-    dp.writeState(clusterIp(one(11, BE_R1, 8080)));
+    dp.writeState({ nodeAddr: NODE, services: [
+      svc({ backends: one(11, BE_R1, 8080) }),
+      svc({ svcId: 4, addr: NODE, port: 30080, scope: 'EXT', flags: FE_NODEPORT, backends: one(12, BE_R2, 8080) }),
+      svc({ svcId: 5, addr: CIP, port: 53, proto: 'UDP', backends: one(13, BE_L1, 5353, BE_LOCAL) }),
+    ] });
+    const s0 = dp.stats();
+
+    // pod -> ClusterIP, remote backend: the backend's node answers "fragmentation needed" to the
+    // pod (no SNAT), from the backend's address; it comes in through XDP.
     const fwd = dp.run('tc', buildFrame(tcp(POD, 40300, CIP, 80, { payload: Buffer.alloc(1400) })));
     assert.equal(parseFrame(fwd.out).dst, BE_R1);
-    // The backend's node answers the (NATed) packet with "fragmentation needed", from the backend's address.
-    const err = icmpError(BE_R1, POD, fwd.out.subarray(14, 14 + 28));
-    const r = dp.run('xdp', err);
+    let r = dp.run('xdp', icmpError(BE_R1, POD, fwd.out.subarray(14, 14 + 28)));
     assert.equal(r.verdict, XDP_PASS);
-    const o = r.out.subarray(14);
-    const inner = o.subarray(28);
-    const ip = (b: Buffer, at: number) => `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
-    assert.equal(checksum(o.subarray(0, 20)), 0, 'outer IPv4 checksum');
-    assert.equal(checksum(o.subarray(20)), 0, 'ICMP checksum');
-    assert.equal(checksum(inner.subarray(0, 20)), 0, 'quoted IPv4 checksum');
-    assert.deepEqual(
-      { outerSrc: ip(o, 12), outerDst: ip(o, 16), innerSrc: ip(inner, 12), innerDst: ip(inner, 16), innerSport: inner.readUInt16BE(20), innerDport: inner.readUInt16BE(22) },
-      { outerSrc: CIP, outerDst: POD, innerSrc: POD, innerDst: CIP, innerSport: 40300, innerDport: 80 },
-    );
+    assert.deepEqual(icmpView(r.out), { outerSrc: CIP, outerDst: POD, innerSrc: POD, innerDst: CIP, innerSport: 40300, innerDport: 80, ...ok });
+
+    // a router on the way says so instead: its own address stays the outer source
+    r = dp.run('xdp', icmpError('192.168.1.1', POD, fwd.out.subarray(14, 14 + 28)));
+    assert.deepEqual(icmpView(r.out), { outerSrc: '192.168.1.1', outerDst: POD, innerSrc: POD, innerDst: CIP, innerSport: 40300, innerDport: 80, ...ok });
+
+    // outside client -> NodePort, remote backend behind SNAT: the error comes to the node's
+    // address and must go to the client, quoting the client's own packet; the whole quoted TCP
+    // header is there, so its checksum is translated too (and stays valid)
+    const ext = dp.run('xdp', buildFrame(tcp(CLIENT, 40400, NODE, 30080, { payload: Buffer.alloc(1400) })));
+    const natted = parseFrame(ext.out);
+    assert.equal(natted.src, NODE);
+    r = dp.run('xdp', icmpError('192.168.1.1', NODE, ext.out.subarray(14, 14 + 20 + 20 + 8)));
+    assert.deepEqual(icmpView(r.out), { outerSrc: '192.168.1.1', outerDst: CLIENT, innerSrc: CLIENT, innerDst: NODE, innerSport: 40400, innerDport: 30080, ...ok });
+    const quotedTcp = r.out.subarray(14 + 28 + 20, 14 + 28 + 20 + 20);
+    const pseudo = Buffer.alloc(12);
+    pseudo.set(r.out.subarray(14 + 28 + 12, 14 + 28 + 20), 0); pseudo[9] = TCP; pseudo.writeUInt16BE(20 + 1400, 10);
+    const orig = buildFrame(tcp(CLIENT, 40400, NODE, 30080, { payload: Buffer.alloc(1400) }));
+    assert.equal(quotedTcp.readUInt16BE(16), orig.readUInt16BE(14 + 20 + 16), 'quoted TCP checksum = the one the client sent');
+
+    // a local backend (pod on this node) answers a UDP flow with port unreachable: through tc;
+    // the quoted UDP checksum is translated back to the client's
+    const q = dp.run('tc', buildFrame(udp(POD, 40500, CIP, 53)));
+    assert.equal(parseFrame(q.out).dst, BE_L1);
+    r = dp.run('tc', icmpError(BE_L1, POD, q.out.subarray(14, 14 + 28), 3));
+    assert.equal(r.verdict, TC_ACT_OK);
+    assert.deepEqual(icmpView(r.out), { outerSrc: CIP, outerDst: POD, innerSrc: POD, innerDst: CIP, innerSport: 40500, innerDport: 53, ...ok });
+    assert.equal(r.out.readUInt16BE(14 + 28 + 20 + 6), buildFrame(udp(POD, 40500, CIP, 53)).readUInt16BE(14 + 20 + 6), 'quoted UDP checksum = the one the client sent');
+
+    // an error about a flow nobody tracks, and a mangled one, pass untouched
+    const stray = icmpError(BE_R1, POD, buildFrame(tcp(POD, 1, BE_R1, 9)).subarray(14, 42));
+    assert.ok(dp.run('xdp', stray).out.equals(stray));
+    const mangled = icmpError(BE_R1, POD, fwd.out.subarray(14, 14 + 28));
+    mangled.writeUInt8(mangled[14 + 28 + 10]! ^ 0xff, 14 + 28 + 10); // quoted IPv4 checksum broken
+    assert.ok(dp.run('xdp', mangled).out.equals(mangled));
+    assert.deepEqual(statsDelta(s0, dp.stats()), counters({ new_flow: 3, icmp_translated: 4 }));
   });
 });
 
-/** ICMP destination unreachable / fragmentation needed (3/4, MTU 1400) quoting `quoted`. */
-function icmpError(src: string, dst: string, quoted: Buffer): Buffer {
+/** ICMP destination unreachable, fragmentation needed (3/4, MTU 1400) or another code, quoting `quoted`. */
+function icmpError(src: string, dst: string, quoted: Buffer, code = 4): Buffer {
   const f = Buffer.alloc(14 + 20 + 8 + quoted.length);
   buildFrame(udp(src, 1, dst, 1)).copy(f, 0, 0, 34);
   const ip = f.subarray(14, 34);
@@ -866,8 +908,8 @@ function icmpError(src: string, dst: string, quoted: Buffer): Buffer {
   ip.writeUInt16BE(0, 10);
   ip.writeUInt16BE(checksum(ip), 10);
   const icmp = f.subarray(34);
-  icmp[0] = 3; icmp[1] = 4;
-  icmp.writeUInt16BE(1400, 6);
+  icmp[0] = 3; icmp[1] = code;
+  if (code === 4) icmp.writeUInt16BE(1400, 6);
   quoted.copy(icmp, 8);
   icmp.writeUInt16BE(checksum(icmp), 2);
   return f;

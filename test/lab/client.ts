@@ -2,6 +2,8 @@
 //   node client.js --tcp|--udp --target IP:PORT [--count N] [--timeout-ms T] [--concurrency C]
 //   node client.js --tcp|--udp --target IP:PORT --steady [--interval-ms 20] --duration-ms D
 //   node client.js --tcp --target IP:PORT --hold [--interval-ms 20] --duration-ms D
+// --payload N (TCP) sends an N-byte line on each connection and waits for its answer (large
+// segments: path MTU discovery must work).
 // --connected (UDP) connects each socket first, so ICMP errors end a request as ECONNREFUSED.
 // --record (steady mode) adds every attempt to the summary: its start (epoch ms) and the pod
 // that answered, or the error.
@@ -42,13 +44,14 @@ interface Args {
   hold: boolean;
   record: boolean;
   connected: boolean;
+  payload: number;
   intervalMs: number;
   durationMs: number;
 }
 
 function parseArgs(argv: string[]): Args {
   const a: Args = { proto: 'tcp', host: '', port: 0, count: 1, timeoutMs: 2000, concurrency: 1,
-    steady: false, hold: false, record: false, connected: false, intervalMs: 20, durationMs: 0 };
+    steady: false, hold: false, record: false, connected: false, payload: 0, intervalMs: 20, durationMs: 0 };
   let proto = '';
   const num = (v: string | undefined, flag: string): number => {
     const n = Number(v);
@@ -63,6 +66,7 @@ function parseArgs(argv: string[]): Args {
       case '--hold': a.hold = true; break;
       case '--record': a.record = true; break;
       case '--connected': a.connected = true; break;
+      case '--payload': a.payload = num(argv[++i], f); break;
       case '--target': {
         const t = argv[++i] ?? '';
         const c = t.lastIndexOf(':');
@@ -100,7 +104,7 @@ function errCode(e: unknown): string {
   return (e as NodeJS.ErrnoException)?.code ?? 'ERROR';
 }
 
-function tcpOnce(host: string, port: number, timeoutMs: number): Promise<Outcome> {
+function tcpOnce(host: string, port: number, timeoutMs: number, payload = 0): Promise<Outcome> {
   return new Promise((resolve) => {
     const sock = connect({ host, port });
     let buf = '';
@@ -115,14 +119,18 @@ function tcpOnce(host: string, port: number, timeoutMs: number): Promise<Outcome
     };
     const timer = setTimeout(() => finish({ code: 'ETIMEDOUT' }), timeoutMs);
     sock.setEncoding('utf8');
-    sock.on('connect', () => { replyPeer = `${sock.remoteAddress}:${sock.remotePort}`; });
+    sock.on('connect', () => {
+      replyPeer = `${sock.remoteAddress}:${sock.remotePort}`;
+      if (payload > 0) sock.write(`${'x'.repeat(payload)}\n`);
+    });
+    const lines = payload > 0 ? 2 : 1; // the greeting, then the answer to the payload
     const done1 = (): void => {
-      const r = parseReply(buf);
+      const r = parseReply(buf.split('\n')[0]!);
       finish(r ? { pod: r.pod, replyPeer, seenPeer: r.peer } : { code: 'EBADREPLY' });
     };
     sock.on('data', (d: string) => {
       buf += d;
-      if (buf.includes('\n')) done1();
+      if (buf.split('\n').length > lines) done1();
     });
     sock.on('end', done1);
     sock.on('error', (e) => finish({ code: errCode(e) }));
@@ -208,7 +216,7 @@ function hold(a: Args, s: Summary, record: (o: Outcome, t: number) => void): Pro
 async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
   const once = (): Promise<Outcome> =>
-    (a.proto === 'tcp' ? tcpOnce(a.host, a.port, a.timeoutMs) : udpOnce(a.host, a.port, a.timeoutMs, a.connected));
+    (a.proto === 'tcp' ? tcpOnce(a.host, a.port, a.timeoutMs, a.payload) : udpOnce(a.host, a.port, a.timeoutMs, a.connected));
   const s: Summary = { ok: 0, failed: 0, errors: {}, byPod: {}, replyPeers: {}, seenPeers: {}, durationMs: 0 };
   const start = performance.now();
   const record = (o: Outcome, t: number): void => {

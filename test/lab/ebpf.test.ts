@@ -133,6 +133,26 @@ describe('eBPF dataplane in the netns lab', { skip: unavailable ?? false }, () =
     assert.equal(np.ok, 10, JSON.stringify(np.errors));
   });
 
+  test('path MTU through a NodePort: a "fragmentation needed" about the SNATed flow reaches the client translated back', async () => {
+    // The only endpoint sits behind a 1400-byte link on node2 (its own interface has 1500, so
+    // the MSS it announces does not avoid the problem): node2 answers large DF packets with
+    // ICMP frag-needed to their source, node1's address (SNAT); node1's XDP must turn it into
+    // an error the outside client can match, or its TCP never learns the smaller MTU.
+    const small = await lab.addPod({ name: 'small', node: 'node2' });
+    await lab.exec(lab.nodes.node2.ns, ['ip', 'link', 'set', small.hostIf, 'mtu', '1400']);
+    const synced = controllers.map((c) => c.nextWritingSync());
+    writeSource(source, [web(pods('b', 'c', 'd')), ...extras(),
+      { name: 'pmtu', clusterIP: '10.96.0.50', port: 80, targetPort: 8080, protocols: ['TCP'], type: 'NodePort', nodePort: 30110, endpoints: [small] }]);
+    await Promise.all(synced);
+    const before = (await lab.exec(lab.ext.ns, ['ip', 'route', 'get', lab.nodes.node1.ip])).stdout;
+    assert.doesNotMatch(before, /mtu 1400/);
+    const s = await lab.client(lab.ext.ns, { proto: 'tcp', target: `${lab.nodes.node1.ip}:30110`, count: 3, payload: 6000, timeoutMs: 5000 });
+    assert.equal(s.ok, 3, JSON.stringify(s));
+    const after = (await lab.exec(lab.ext.ns, ['ip', 'route', 'get', lab.nodes.node1.ip])).stdout;
+    assert.match(after, /mtu 1400/, `the client's route to the NodePort learnt no smaller MTU: ${after}`);
+    assert.ok(((await controllers[0]!.inspect()).stats.icmp_translated ?? 0) > 0, 'node1 counted no translated ICMP error');
+  });
+
   test('updates: 3 -> 1 -> 4 endpoints; removed backends get no new connection; held connections to survivors keep working', async (t) => {
     const cl = lab.pod('cl');
     // Held connections, opened before the change; each keeps talking every 50 ms. The backend

@@ -37,6 +37,8 @@ export interface ClientOptions {
   steady?: { intervalMs?: number; durationMs: number };
   /** UDP: connect() each socket, so ICMP errors surface as ECONNREFUSED. */
   connected?: boolean;
+  /** TCP: send a line of this many bytes on each connection and wait for its answer. */
+  payload?: number;
 }
 export interface Lab {
   id: string;
@@ -416,6 +418,7 @@ function clientArgv(o: ClientOptions): string[] {
   if (o.concurrency !== undefined) a.push('--concurrency', String(o.concurrency));
   if (o.steady) a.push('--steady', '--interval-ms', String(o.steady.intervalMs ?? 20), '--duration-ms', String(o.steady.durationMs));
   if (o.connected) a.push('--connected');
+  if (o.payload) a.push('--payload', String(o.payload));
   return a;
 }
 

@@ -149,6 +149,6 @@ export type MapRole = keyof typeof MAPS;
 /** Index names of the kx_stats per-CPU counters (enum kx_stat in bpf/include/kx_stats.h). */
 export const STAT_NAMES = [
   'new_flow', 'established', 'reply', 'no_backend', 'snat_exhausted', 'untrackable', 'malformed', 'ct_lost', 'promoted', 'snat_reclaimed', 'ct_expired',
-  'rejected', 'denied',
+  'rejected', 'denied', 'icmp_translated',
 ] as const;
 export const STATS_MAP = 'kx_stats';

@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
+/*
+ * ICMP errors about translated flows, translated back (netfilter's RELATED + NAT, Cilium's
+ * ICMP handling): a "fragmentation needed" or "unreachable" sent by a router or by the backend
+ * quotes the packet as it left the node (client or node address -> backend). Unless the quote
+ * is rewritten to what the client sent (client -> Service address), the client's stack finds no
+ * socket for it, and path MTU discovery through a Service breaks (a black hole for large
+ * packets). Handled: IPv4 ICMP destination unreachable (3) and time exceeded (11) whose outer
+ * and quoted headers have no IP options (IHL 5, as the kernel builds them), quoting TCP or
+ * UDP. Anything else ICMP passes untouched.
+ */
+#ifndef KX_ICMP_H
+#define KX_ICMP_H
+
+#include "kx_lb.h"
+#include "kx_csum.h"
+
+/* An ICMP error from its outer IPv4 header on: fixed offsets when both headers are 20 bytes. */
+struct kx_icmp_err_pkt {
+	struct iphdr ip;
+	__u8 type;
+	__u8 code;
+	__u16 check;
+	__u32 rest;
+	struct iphdr in;   /* the quoted packet: as it left this node, translated */
+	__be16 in_sport;
+	__be16 in_dport;
+	__u16 in_w2;       /* UDP: length; TCP: sequence number (high half) */
+	__u16 in_w3;       /* UDP: checksum; TCP: sequence number (low half) */
+};
+
+/* Offset of the quoted TCP checksum from the outer IPv4 header (present when quoted). */
+#define KX_ICMP_IN_TCP_CSUM_OFF (sizeof(struct iphdr) + 8 + sizeof(struct iphdr) + 16)
+
+static __always_inline int kx_icmp_err_ok(const struct kx_icmp_err_pkt *e, __u32 ip_len)
+{
+	__u32 tot = bpf_ntohs(e->ip.tot_len);
+
+	if (e->ip.version != 4 || e->ip.ihl != 5 || tot < sizeof(*e) || tot > ip_len)
+		return 0;
+	if (!kx_ipv4_csum_ok(&e->ip, sizeof(struct iphdr)) || (e->ip.frag_off & bpf_htons(IP_MF | IP_OFFSET)))
+		return 0;
+	if (e->type != KX_ICMP_DEST_UNREACH && e->type != KX_ICMP_TIME_EXCEEDED)
+		return 0;
+	if (e->in.version != 4 || e->in.ihl != 5 || (e->in.protocol != IPPROTO_TCP && e->in.protocol != IPPROTO_UDP))
+		return 0;
+	return kx_ipv4_csum_ok(&e->in, sizeof(struct iphdr));
+}
+
+/* What an ICMP error about a translated flow must become. */
+struct kx_icmp_nat {
+	__be32 client;      /* the quoted source and, behind SNAT, the outer destination */
+	__be16 client_port;
+	__be32 svc;         /* the quoted destination, and the outer source if the backend sent it */
+	__be16 svc_port;
+};
+
+/* The flow the quote belongs to is the REPLY entry of its reversed tuple. */
+static __always_inline int kx_icmp_lookup(const struct kx_icmp_err_pkt *e, __u64 now, struct kx_icmp_nat *n)
+{
+	struct ct_key k;
+	struct ct_value *ct;
+	struct revnat_value *rn;
+	int in_new;
+
+	kx_ct_key(&k, e->in.daddr, e->in.saddr, e->in_dport, e->in_sport, e->in.protocol, KX_CT_REPLY);
+	ct = kx_ct_find(&k, now, &in_new);
+	if (!ct)
+		return 0;
+	rn = bpf_map_lookup_elem(&kx_revnat, &ct->rev_nat_id);
+	if (!rn)
+		return 0;
+	n->svc = rn->addr;
+	n->svc_port = rn->port;
+	n->client = ct->flags & KX_CT_SNAT ? ct->nat_addr : e->in.saddr;
+	n->client_port = ct->flags & KX_CT_SNAT ? ct->nat_port : e->in_sport;
+	return 1;
+}
+
+/* Rewrites the headers; *l4csum is the quoted L4 checksum when it is in the packet (UDP's is
+ * always, TCP's when quoted), updated too. Every changed 16-bit word inside the ICMP message
+ * is also folded into the ICMP checksum, which covers the whole quote. */
+static __always_inline void kx_icmp_rewrite(struct kx_icmp_err_pkt *e, const struct kx_icmp_nat *n, __u16 *l4csum)
+{
+	__be32 backend = e->in.daddr, in_saddr = e->in.saddr;
+	__be16 in_sport = e->in_sport, in_dport = e->in_dport;
+	__u16 ic = e->in.check, ic2, c = e->check;
+
+	/* quoted IPv4 header */
+	ic2 = kx_csum_update4(ic, in_saddr, n->client);
+	ic2 = kx_csum_update4(ic2, backend, n->svc);
+	e->in.saddr = n->client;
+	e->in.daddr = n->svc;
+	e->in.check = ic2;
+	c = kx_csum_update4(c, in_saddr, n->client);
+	c = kx_csum_update4(c, backend, n->svc);
+	c = kx_csum_update2(c, ic, ic2);
+	/* quoted ports, and the quoted L4 checksum (pseudo-header addresses and ports) */
+	e->in_sport = n->client_port;
+	e->in_dport = n->svc_port;
+	c = kx_csum_update2(c, in_sport, n->client_port);
+	c = kx_csum_update2(c, in_dport, n->svc_port);
+	if (l4csum && (e->in.protocol == IPPROTO_TCP || *l4csum)) { /* UDP 0: no checksum */
+		__u16 l = *l4csum, l2;
+
+		l2 = kx_csum_update4(l, in_saddr, n->client);
+		l2 = kx_csum_update4(l2, backend, n->svc);
+		l2 = kx_csum_update2(l2, in_sport, n->client_port);
+		l2 = kx_csum_update2(l2, in_dport, n->svc_port);
+		if (e->in.protocol == IPPROTO_UDP && l2 == 0)
+			l2 = 0xffff;
+		c = kx_csum_update2(c, l, l2);
+		*l4csum = l2;
+	}
+	e->check = c;
+	/* outer header: to the client (behind SNAT the error came to the node), and from the
+	 * Service address when the backend itself sent it */
+	if (e->ip.saddr == backend) {
+		e->ip.check = kx_csum_update4(e->ip.check, e->ip.saddr, n->svc);
+		e->ip.saddr = n->svc;
+	}
+	if (e->ip.daddr != n->client) {
+		e->ip.check = kx_csum_update4(e->ip.check, e->ip.daddr, n->client);
+		e->ip.daddr = n->client;
+	}
+}
+
+/* XDP: in place. Returns 1 when the packet was an ICMP error about a tracked flow. */
+static __always_inline int kx_xdp_icmp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct kx_icmp_err_pkt *e = data + sizeof(struct ethhdr);
+	struct kx_icmp_nat n;
+	__u16 *tcsum = 0, *l4csum;
+
+	if ((void *)(e + 1) > data_end || !kx_icmp_err_ok(e, data_end - (void *)e))
+		return 0;
+	if (!kx_icmp_lookup(e, bpf_ktime_get_ns(), &n))
+		return 0;
+	if (e->in.protocol == IPPROTO_TCP) {
+		tcsum = (void *)e + KX_ICMP_IN_TCP_CSUM_OFF;
+		if ((void *)(tcsum + 1) > data_end || bpf_ntohs(e->ip.tot_len) < KX_ICMP_IN_TCP_CSUM_OFF + 2)
+			tcsum = 0;
+	}
+	l4csum = e->in.protocol == IPPROTO_UDP ? &e->in_w3 : tcsum;
+	kx_icmp_rewrite(e, &n, l4csum);
+	return 1;
+}
+
+/* tc: through a copy, stored back with the skb's checksum state kept right. */
+static __always_inline int kx_tc_icmp(struct __sk_buff *skb)
+{
+	struct kx_icmp_err_pkt e;
+	struct kx_icmp_nat n;
+	const __u32 off = sizeof(struct ethhdr);
+	__u16 tcsum = 0;
+	int has_tcsum = 0;
+
+	if (bpf_skb_load_bytes(skb, off, &e, sizeof(e)) || !kx_icmp_err_ok(&e, skb->len - off))
+		return 0;
+	if (!kx_icmp_lookup(&e, bpf_ktime_get_ns(), &n))
+		return 0;
+	if (e.in.protocol == IPPROTO_TCP && bpf_ntohs(e.ip.tot_len) >= KX_ICMP_IN_TCP_CSUM_OFF + 2 &&
+	    !bpf_skb_load_bytes(skb, off + KX_ICMP_IN_TCP_CSUM_OFF, &tcsum, 2))
+		has_tcsum = 1;
+	kx_icmp_rewrite(&e, &n, e.in.protocol == IPPROTO_UDP ? &e.in_w3 : has_tcsum ? &tcsum : 0);
+	if (bpf_skb_store_bytes(skb, off, &e, sizeof(e), BPF_F_RECOMPUTE_CSUM))
+		return 0;
+	if (has_tcsum)
+		bpf_skb_store_bytes(skb, off + KX_ICMP_IN_TCP_CSUM_OFF, &tcsum, 2, BPF_F_RECOMPUTE_CSUM);
+	return 1;
+}
+
+#endif
