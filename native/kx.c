@@ -13,6 +13,8 @@
 #include <linux/if_link.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <bpf/btf.h>
+#include <stdint.h>
 
 #include "kx.h"
 
@@ -140,7 +142,36 @@ static struct bpf_object *obj_of(int h)
 	return (h >= 0 && h < KX_MAX_OBJS) ? objs[h] : NULL;
 }
 
-int kx_obj_open_load(const char *path, const char *pin_root)
+/* "name=N,name=N" -> bpf_map__set_max_entries on each; the object is open, not loaded. */
+static int set_max_entries(struct bpf_object *obj, const char *spec)
+{
+	char buf[1024], *save = NULL, *item;
+
+	if (strlen(spec) >= sizeof(buf))
+		return -EINVAL;
+	strcpy(buf, spec);
+	for (item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(item, '='), *end;
+		unsigned long n;
+		struct bpf_map *map;
+
+		if (!eq)
+			return -EINVAL;
+		*eq = '\0';
+		errno = 0;
+		n = strtoul(eq + 1, &end, 10);
+		if (errno || *end || n == 0 || n > UINT32_MAX)
+			return -EINVAL;
+		map = bpf_object__find_map_by_name(obj, item);
+		if (!map)
+			return -EINVAL;
+		if (bpf_map__set_max_entries(map, (uint32_t)n))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+int kx_obj_open_load(const char *path, const char *pin_root, const char *max_entries)
 {
 	struct bpf_object *obj;
 	int h, err;
@@ -167,6 +198,10 @@ int kx_obj_open_load(const char *path, const char *pin_root)
 	obj = bpf_object__open_file(path, &opts);
 	if (!obj)
 		return -errno;
+	if (max_entries && (err = set_max_entries(obj, max_entries))) {
+		bpf_object__close(obj);
+		return err;
+	}
 	err = bpf_object__load(obj);
 	if (err) {
 		bpf_object__close(obj);
@@ -174,6 +209,56 @@ int kx_obj_open_load(const char *path, const char *pin_root)
 	}
 	objs[h] = obj;
 	return h;
+}
+
+int kx_obj_open(const char *path)
+{
+	struct bpf_object *obj;
+	int h;
+
+	BEGIN();
+	if (!path)
+		return -EINVAL;
+	for (h = 0; h < KX_MAX_OBJS && objs[h]; h++)
+		;
+	if (h == KX_MAX_OBJS)
+		return -EMFILE;
+	obj = bpf_object__open_file(path, NULL);
+	if (!obj)
+		return -errno;
+	objs[h] = obj;
+	return h;
+}
+
+int kx_obj_btf_struct(int handle, const char *name, char *out, int out_len)
+{
+	struct bpf_object *obj = obj_of(handle);
+	const struct btf_member *m;
+	const struct btf_type *t;
+	struct btf *btf;
+	int id, n, used;
+
+	BEGIN();
+	if (!obj)
+		return -EBADF;
+	if (!name || !out || out_len < 1)
+		return -EINVAL;
+	btf = bpf_object__btf(obj);
+	if (!btf)
+		return -ENOENT;
+	id = btf__find_by_name_kind(btf, name, BTF_KIND_STRUCT);
+	if (id < 0)
+		return -ENOENT;
+	t = btf__type_by_id(btf, id);
+	used = snprintf(out, out_len, "%u", t->size);
+	m = btf_members(t);
+	for (n = 0; n < btf_vlen(t) && used < out_len; n++, m++) {
+		int size = btf__resolve_size(btf, m->type);
+
+		used += snprintf(out + used, out_len - used, " %s:%u:%d", btf__name_by_offset(btf, m->name_off),
+				 btf_member_bit_offset(t, n), size);
+	}
+	return used < out_len ? used : -ENOSPC;
 }
 
 int kx_obj_close(int handle)

@@ -47,8 +47,14 @@ int kx_last_error(char *buf, int len);
 
 /* Opens and loads a BPF object. pin_root (mkdir -p'd; NULL = libbpf's /sys/fs/bpf) holds the
  * LIBBPF_PIN_BY_NAME maps: pinned there on first load, reused when a compatible pin exists.
- * Returns a handle. */
-int kx_obj_open_load(const char *path, const char *pin_root);
+ * max_entries (NULL = the object's) overrides map sizes before loading: "name=N,name=N"; a
+ * name the object lacks or a malformed entry is -EINVAL. Returns a handle. */
+int kx_obj_open_load(const char *path, const char *pin_root, const char *max_entries);
+/* The layout of `struct name` in the object's BTF, as text into out (NUL-terminated):
+ * "SIZE member:BITOFF:SIZE member:BITOFF:SIZE ..." (sizes in bytes). -ENOENT: no such struct. */
+int kx_obj_btf_struct(int handle, const char *name, char *out, int out_len);
+/* Opens a BPF object without loading it (nothing reaches the kernel): for reading its BTF. */
+int kx_obj_open(const char *path);
 int kx_obj_close(int handle);
 int kx_obj_map_fd(int handle, const char *name);  /* fd owned by the object: do not close */
 int kx_obj_prog_fd(int handle, const char *name); /* likewise */

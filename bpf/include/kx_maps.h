@@ -59,10 +59,12 @@
 /* The time of an entry is rewritten at most this often unless its state changes. */
 #define KX_CT_REFRESH_NS        1000000000ULL
 
-#define KX_MAX_FRONTENDS  262144
+/* Defaults sized for 100,000 Services x 10 endpoints (1M backends); --bpf-map-sizes changes
+ * them at load. Hash maps without preallocation cost memory per entry used, plus buckets. */
+#define KX_MAX_FRONTENDS  524288
 #define KX_MAX_SLOTS      2097152
-#define KX_MAX_BACKENDS   262144
-#define KX_MAX_REVNAT     262144
+#define KX_MAX_BACKENDS   1048576
+#define KX_MAX_REVNAT     524288
 #define KX_MAX_CT         524288 /* flows that have seen a reply (two entries each) */
 #define KX_MAX_CT_NEW     131072 /* flows waiting for their first reply: a SYN flood churns
 				  * this table only, never the established flows */

@@ -39,6 +39,7 @@ function ebpfDataplane(cfg: RunConfig, log: Logger, metrics: Metrics, check: Mod
     podInterfaces: cfg.podInterfaces, xdpMode: cfg.xdpMode, tcMode: cfg.tcMode, nodeAddresses: addresses,
     nodePortAddresses: cfg.proxy.nodePortAddresses, clusterCIDRs: cfg.proxy.clusterCIDRs,
     masqueradeAll: cfg.proxy.masqueradeAll, masqueradeLocalEndpoints: cfg.proxy.masqueradeLocalEndpoints,
+    mapSizes: cfg.mapSizes,
     ...(check.probe ? { probe: check.probe } : {}),
   });
   dataplane.start();

@@ -4,6 +4,7 @@ import { isIP, isIPv4 } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_MASQUERADE_BIT } from '../dataplane/iptables/config.js';
 import { cidrFamilyOf } from '../model/k8s.js';
+import { parseMapSizes, type MapSizes } from '../dataplane/ebpf/map-sizes.js';
 import { splitHostPort } from '../observe/http.js';
 import { ConfigError, oneOf, parseDuration, readFlags, type FlagSpec } from './flags.js';
 import {
@@ -130,6 +131,7 @@ export const RUN_FLAGS: FlagSpec = {
   'pod-interfaces': { type: 'string', multiple: true, default: 'lxc*,cali*' },
   'bpf-pin-dir': { type: 'string', default: DEFAULT_PIN_DIR },
   'bpf-object': { type: 'string', default: DEFAULT_OBJECT },
+  'bpf-map-sizes': { type: 'string', multiple: true },
   'xdp-mode': { type: 'string', default: 'auto' },
   'tc-mode': { type: 'string', default: 'auto' },
   'min-sync-period': { type: 'string' },
@@ -163,6 +165,8 @@ export interface RunConfig {
   readonly podInterfaces: readonly string[];
   readonly pinDir: string;
   readonly objectPath: string;
+  /** max_entries of the eBPF maps (--bpf-map-sizes over the object's defaults). */
+  readonly mapSizes: MapSizes;
   readonly xdpMode: 'auto' | 'native' | 'generic';
   readonly tcMode: 'auto' | 'tcx' | 'clsact';
   readonly minSyncPeriodMs: number;
@@ -248,6 +252,7 @@ export function runConfig(argv: string[], env: NodeJS.ProcessEnv = process.env):
     podInterfaces: list('pod-interfaces'),
     pinDir: str('bpf-pin-dir'),
     objectPath: str('bpf-object'),
+    mapSizes: parseMapSizes(list('bpf-map-sizes')),
     xdpMode: oneOf('xdp-mode', str('xdp-mode'), ['auto', 'native', 'generic'] as const),
     tcMode: oneOf('tc-mode', str('tc-mode'), ['auto', 'tcx', 'clsact'] as const),
     minSyncPeriodMs: duration('min-sync-period', proxy.minSyncPeriodMs, '0s'),

@@ -31,6 +31,12 @@ export interface TestRunResult {
   durationNs: number;
 }
 
+/** A struct as the object's BTF describes it (sizes in bytes). */
+export interface BtfStruct {
+  size: number;
+  members: { name: string; bitOffset: number; size: number }[];
+}
+
 export function defaultLibkxPath(): string {
   return process.env.KUBE_XDP_LIBKX ?? fileURLToPath(new URL('../../../build/libkx.so', import.meta.url));
 }
@@ -38,7 +44,9 @@ export function defaultLibkxPath(): string {
 const I = 'int', U32 = 'uint32', U64 = 'uint64', S = 'string', P = 'pointer';
 const SIGNATURES = {
   kx_last_error: [I, [P, I]],
-  kx_obj_open_load: [I, [S, S]],
+  kx_obj_open_load: [I, [S, S, S]],
+  kx_obj_btf_struct: [I, [I, S, P, I]],
+  kx_obj_open: [I, [S]],
   kx_obj_close: [I, [I]],
   kx_obj_map_fd: [I, [I, S]],
   kx_obj_prog_fd: [I, [I, S]],
@@ -104,9 +112,30 @@ export class Libkx {
   // ---- objects ----
 
   /** Opens and loads a BPF object; LIBBPF_PIN_BY_NAME maps are pinned under (or reused from)
-   * pinRoot (null: libbpf's /sys/fs/bpf). Returns a handle for objClose/objMapFd/objProgFd. */
-  objOpenLoad(objectPath: string, pinRoot: string | null): number {
-    return this.check(this.n.kx_obj_open_load(objectPath, pinRoot), 'bpf_object__load', objectPath);
+   * pinRoot (null: libbpf's /sys/fs/bpf). maxEntries overrides map sizes by map name.
+   * Returns a handle for objClose/objMapFd/objProgFd. */
+  objOpenLoad(objectPath: string, pinRoot: string | null, maxEntries: Readonly<Record<string, number>> = {}): number {
+    const spec = Object.entries(maxEntries).map(([name, n]) => `${name}=${n}`).join(',');
+    return this.check(this.n.kx_obj_open_load(objectPath, pinRoot, spec === '' ? null : spec), 'bpf_object__load', objectPath);
+  }
+  /** Opens an object without loading it (its BTF only); close with objClose. */
+  objOpen(objectPath: string): number {
+    return this.check(this.n.kx_obj_open(objectPath), 'bpf_object__open_file', objectPath);
+  }
+  /** A struct's layout from the object's BTF, or null when it has no such struct. */
+  objBtfStruct(handle: number, name: string): BtfStruct | null {
+    const out = Buffer.alloc(4096);
+    const rc = this.n.kx_obj_btf_struct(handle, name, out, out.length);
+    if (rc === -2) return null; // ENOENT
+    const text = cstr(out, this.check(rc, 'btf__find_by_name_kind', `struct ${name}`));
+    const [size, ...members] = text.split(' ');
+    return {
+      size: Number(size),
+      members: members.map((m) => {
+        const [mname, bitOffset, msize] = m.split(':');
+        return { name: mname!, bitOffset: Number(bitOffset), size: Number(msize) };
+      }),
+    };
   }
   objClose(handle: number): void {
     this.check(this.n.kx_obj_close(handle), 'bpf_object__close', `handle ${handle}`);

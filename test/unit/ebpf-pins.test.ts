@@ -1,6 +1,7 @@
-// An upgrade that changed a map's layout: the pins the earlier build left are replaced, the
-// compatible ones kept with their entries. Real kernel, real pins (bpftool map create makes the
-// old-layout maps). Needs root; under CI=true a non-root run fails.
+// An upgrade that changed a map's layout: the pins the earlier build left are replaced when
+// their key or value layout changed, migrated (entries copied) when only their size did, kept
+// when identical. Real kernel, real pins (bpftool map create makes the old-layout maps).
+// Needs root; under CI=true a non-root run fails.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -9,7 +10,9 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { Libkx } from '../../src/kernel/libkx.js';
-import { dropIncompatiblePins, expectedLayouts, layoutMismatch } from '../../src/dataplane/ebpf/pins.js';
+import { expectedLayouts, finishMigration, layoutMismatch, preparePins } from '../../src/dataplane/ebpf/pins.js';
+import { KX_LIMITS } from '../../src/dataplane/ebpf/limits.js';
+import { maxEntriesByName, parseMapSizes, type MapSizes } from '../../src/dataplane/ebpf/map-sizes.js';
 import { MAPS } from '../../src/dataplane/ebpf/maps.js';
 
 const OBJ = fileURLToPath(new URL('../../../build/kube_xdp.bpf.o', import.meta.url));
@@ -21,7 +24,7 @@ test('layoutMismatch names every field that differs', () => {
   assert.equal(layoutMismatch(want, { type: 9, keySize: 16, valueSize: 24, maxEntries: 1024, flags: 1 }), 'valueSize 24 (this build: 32), maxEntries 1024 (this build: 524288), flags 1 (this build: 0)');
 });
 
-test('pins of an older layout are replaced at load, compatible ones kept with their entries', { skip: !isRoot && process.env.CI !== 'true' ? 'needs root' : false }, () => {
+test('pins: another layout replaced, another size migrated with its entries (also on a resize by flag), the same reused', { skip: !isRoot && process.env.CI !== 'true' ? 'needs root' : false }, () => {
   assert.ok(isRoot, 'CI=true requires root');
   const pinDir = `/sys/fs/bpf/kx-pins-${process.pid}-${randomBytes(3).toString('hex')}`;
   const lib = new Libkx();
@@ -33,25 +36,62 @@ test('pins of an older layout are replaced at load, compatible ones kept with th
       const r = spawnSync('bpftool', ['map', 'create', `${pinDir}/${name}`, 'type', type, 'key', String(key), 'value', String(value), 'entries', String(entries), 'name', name, ...extra], { encoding: 'utf8' });
       assert.equal(r.status, 0, `bpftool map create ${name}: ${r.stderr}`);
     };
-    const fe = expectedLayouts().find((l) => l.name === MAPS.frontends.name)!;
-    create('kx_ct', 'lru_hash', 16, 24, 524288);        // the layout before conntrack kept backend addresses
+    const layout = (name: string) => expectedLayouts().find((l) => l.name === name)!;
+    const fe = layout(MAPS.frontends.name), be = layout(MAPS.backends.name);
+    create('kx_ct_new', 'lru_hash', 16, 24, 131072);     // the layout before conntrack kept backend addresses
     create('kx_stats', 'percpu_array', 4, 8, 6);         // six counters then
     create(fe.name, 'hash', fe.keySize, fe.valueSize, fe.maxEntries, ['flags', String(fe.flags)]); // unchanged layout (libbpf reuses by type, sizes, flags)
-    const key = Buffer.alloc(fe.keySize, 7), value = Buffer.alloc(fe.valueSize, 9);
-    const feFd = lib.objGet(`${pinDir}/${fe.name}`);
-    lib.mapUpdate(feFd, key, value);
-    lib.close(feFd);
+    create(be.name, 'hash', be.keySize, be.valueSize, 262144, ['flags', String(be.flags)]); // an earlier, smaller size
+    const put = (name: string, size: { keySize: number; valueSize: number }, k: number, v: number) => {
+      const fd = lib.objGet(`${pinDir}/${name}`);
+      lib.mapUpdate(fd, Buffer.alloc(size.keySize, k), Buffer.alloc(size.valueSize, v));
+      lib.close(fd);
+    };
+    put(fe.name, fe, 7, 9);
+    for (let i = 1; i <= 3; i++) put(be.name, be, i, 10 + i);
+    const lookup = (h: number, name: string, size: { keySize: number; valueSize: number }, k: number): Buffer | null => {
+      const got = Buffer.alloc(size.valueSize);
+      return lib.mapLookup(lib.objMapFd(h, name), Buffer.alloc(size.keySize, k), got) ? got : null;
+    };
 
-    assert.deepEqual(dropIncompatiblePins(lib, pinDir, log).sort(), ['kx_ct', 'kx_stats']);
-    handle = lib.objOpenLoad(OBJ, pinDir);
-    const ct = lib.mapInfo(lib.objMapFd(handle, 'kx_ct'));
-    assert.equal(ct.valueSize, MAPS.ct.value.size, 'kx_ct recreated with this build\'s value size');
-    const got = Buffer.alloc(fe.valueSize);
-    assert.ok(lib.mapLookup(lib.objMapFd(handle, fe.name), key, got), 'the compatible pin was reused: its entry is still there');
-    assert.deepEqual(got, value);
-    assert.deepEqual(dropIncompatiblePins(lib, pinDir, log), [], 'nothing to drop once loaded');
+    const load = (sizes: MapSizes = KX_LIMITS) => {
+      const migrating = preparePins(lib, pinDir, sizes, log);
+      const h = lib.objOpenLoad(OBJ, pinDir, maxEntriesByName(sizes));
+      finishMigration(lib, h, pinDir, migrating, log);
+      return { h, migrating };
+    };
+    let r = load();
+    handle = r.h;
+    assert.deepEqual(r.migrating.sort(), [be.name, 'kx_stats']);
+    assert.equal(lib.mapInfo(lib.objMapFd(handle, 'kx_ct_new')).valueSize, MAPS.ctNew.value.size, 'kx_ct_new recreated with this build\'s value size');
+    assert.deepEqual(lookup(handle, fe.name, fe, 7), Buffer.alloc(fe.valueSize, 9), 'the compatible pin was reused: its entry is still there');
+    assert.equal(lib.mapInfo(lib.objMapFd(handle, be.name)).maxEntries, be.maxEntries, 'kx_backends resized');
+    for (let i = 1; i <= 3; i++) assert.deepEqual(lookup(handle, be.name, be, i), Buffer.alloc(be.valueSize, 10 + i), `backend ${i} migrated`);
+    lib.objClose(handle);
+    handle = null;
+
+    // a resize by --bpf-map-sizes migrates the same way; nothing is left aside
+    r = load(parseMapSizes(['backends=4096']));
+    handle = r.h;
+    assert.deepEqual(r.migrating, [be.name]);
+    assert.equal(lib.mapInfo(lib.objMapFd(handle, be.name)).maxEntries, 4096);
+    for (let i = 1; i <= 3; i++) assert.deepEqual(lookup(handle, be.name, be, i), Buffer.alloc(be.valueSize, 10 + i));
+    assert.deepEqual(spawnSync('ls', [pinDir], { encoding: 'utf8' }).stdout.split('\n').filter((n) => n.endsWith('__migrating')), []);
+    lib.objClose(handle);
+    handle = null;
+    assert.deepEqual(load(parseMapSizes(['backends=4096'])).migrating, [], 'nothing to migrate once loaded');
   } finally {
     if (handle !== null) lib.objClose(handle);
     rmSync(pinDir, { recursive: true, force: true });
   }
+});
+
+test('--bpf-map-sizes: known maps, positive sizes, errors that name the flag', () => {
+  assert.deepEqual(parseMapSizes([]), KX_LIMITS);
+  const s = parseMapSizes(['backends=2097152', 'ct-new=262144']);
+  assert.equal(s.backends, 2097152);
+  assert.equal(s.ctNew, 262144);
+  assert.equal(maxEntriesByName(s).kx_ct_new, 262144);
+  assert.throws(() => parseMapSizes(['kx_backends=10']), /--bpf-map-sizes: "kx_backends=10": want MAP=ENTRIES with MAP one of frontends, .*ct-new/);
+  assert.throws(() => parseMapSizes(['backends=0']), /entries must be in \[1, 2147483647\]/);
 });

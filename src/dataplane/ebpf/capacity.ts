@@ -9,15 +9,18 @@
 // the demand and the Services left out.
 import { backendId, revNatId, type DesiredFrontend, type DesiredState } from './compile.js';
 import { KX_LIMITS } from './limits.js';
+import type { MapSizes } from './map-sizes.js';
 import type { AppliedSet, AppliedState } from './plan.js';
 import type { BackendValue } from './maps.js';
 
 export type CapacityLimits = {
   readonly frontends: number; readonly slots: number; readonly backends: number; readonly revnat: number; readonly srcRanges: number;
 };
-export const MAP_LIMITS: CapacityLimits = {
-  frontends: KX_LIMITS.frontends, slots: KX_LIMITS.slots, backends: KX_LIMITS.backends, revnat: KX_LIMITS.revnat, srcRanges: KX_LIMITS.srcRanges,
-};
+/** The limits admission works against: the sizes the maps were loaded with. */
+export const capacityLimits = (sizes: MapSizes): CapacityLimits => ({
+  frontends: sizes.frontends, slots: sizes.slots, backends: sizes.backends, revnat: sizes.revnat, srcRanges: sizes.srcRanges,
+});
+export const MAP_LIMITS: CapacityLimits = capacityLimits(KX_LIMITS);
 const MAP_NAMES: Record<keyof CapacityLimits, string> = {
   frontends: 'kx_frontends', slots: 'kx_slots', backends: 'kx_backends', revnat: 'kx_revnat', srcRanges: 'kx_src_ranges',
 };

@@ -5,7 +5,8 @@ import type { ProxyState } from '../../model/types.js';
 import type { Metrics } from '../../observe/metrics.js';
 import type { Dataplane, SyncResult } from '../types.js';
 import { applyPlan, readMaps } from './apply.js';
-import { admit, MAP_LIMITS, type Admission, type CapacityLimits } from './capacity.js';
+import { admit, capacityLimits, type Admission, type CapacityLimits } from './capacity.js';
+import { KX_LIMITS } from './limits.js';
 import { compile, type EbpfNodeConfig } from './compile.js';
 import { describeMaps, type Description } from './describe.js';
 import { KernelMaps } from './kernel-maps.js';
@@ -88,7 +89,7 @@ export class EbpfDataplane implements Dataplane {
       this.log.warn({ service: p.service }, `service not programmed: ${p.reason}`);
       this.metrics.inc('kubexdp_service_errors_total', 'Service ports the dataplane could not program', { reason: 'compile' });
     }
-    const limits = this.opts.limits ?? MAP_LIMITS;
+    const limits = this.opts.limits ?? capacityLimits(this.opts.mapSizes ?? KX_LIMITS);
     let admission = admit(this.applied, desired, limits);
     let writes = 0;
     const updates: Record<string, number> = {}, deletes: Record<string, number> = {};

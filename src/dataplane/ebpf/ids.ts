@@ -1,6 +1,10 @@
 // Id allocation, first-in-first-out: a released id goes to the back of the queue, so it is
 // reused as late as possible and a stale conntrack entry cannot land on a recycled id.
 
+/** Ids are u32 map keys, not indices: their range is not a map's size (admission, in
+ * capacity.ts, keeps the entries within max_entries). */
+export const MAX_ID = 0xffffffff;
+
 export class IdAllocator {
   private next: number;
   private readonly free: number[];

@@ -28,8 +28,10 @@ export class KernelMaps implements MapIO {
   deleteBatch(map: string, keys: Buffer, count: number): void {
     this.lib.mapDeleteBatch(this.fd(map), keys, count);
   }
+  /** Every entry: up to the map's own max_entries (--bpf-map-sizes may have raised `max`). */
   dump(map: string, _keySize: number, _valueSize: number, max: number) {
-    return this.lib.mapDump(this.fd(map), max);
+    const fd = this.fd(map);
+    return this.lib.mapDump(fd, Math.max(max, this.lib.mapInfo(fd).maxEntries));
   }
   /** Per-CPU u64 counters summed over CPUs. */
   sumPerCpu(map: string, count: number): bigint[] {

@@ -1,10 +1,11 @@
-// Map capacities, mirrored from the KX_MAX_* of bpf/include/kx_maps.h (checked against the
-// loaded maps' max_entries by test/unit/btf-layout.test.ts).
+// The object's compiled-in map capacities, mirrored from the KX_MAX_* of bpf/include/kx_maps.h
+// (checked against its BTF by test/unit/btf-layout.test.ts); --bpf-map-sizes overrides them
+// at load (map-sizes.ts).
 export const KX_LIMITS = {
-  frontends: 262144,
+  frontends: 524288,
   slots: 2097152,
-  backends: 262144,
-  revnat: 262144,
+  backends: 1048576,
+  revnat: 524288,
   ct: 524288,
   ctNew: 131072,
   srcRanges: 65536,

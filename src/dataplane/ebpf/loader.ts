@@ -9,7 +9,10 @@ import { XDP_GENERIC, XDP_NATIVE, type Libkx } from '../../kernel/libkx.js';
 import { FEATURES, probeKernel, type ProbeReport } from '../../kernel/probe.js';
 import { ensureSysctl } from '../../kernel/sysctl.js';
 import { SNAT_PORTS } from './maps.js';
-import { dropIncompatiblePins } from './pins.js';
+import { KX_LIMITS } from './limits.js';
+import { maxEntriesByName, type MapSizes } from './map-sizes.js';
+import { finishMigration, preparePins } from './pins.js';
+import { objectLayoutProblems } from './btf-check.js';
 
 export const XDP_PROGRAM = 'kx_xdp_ext';
 export const TC_PROGRAM = 'kx_tc_pod';
@@ -29,6 +32,8 @@ export interface LoaderOptions {
   readonly tcMode: TcModeSetting;
   /** The kernel probe, when the mode check already ran it (else load() runs it). */
   readonly probe?: ProbeReport;
+  /** max_entries of the maps (--bpf-map-sizes); absent: the object's own. */
+  readonly mapSizes?: MapSizes;
 }
 
 export interface AttachState {
@@ -58,9 +63,16 @@ export class Loader {
 
   /** Loads the object (reusing pinned maps) and decides TCX vs clsact from the probe. */
   load(): number {
+    // before anything touches the pins: a mismatched object must not migrate or replace them
+    const mismatch = objectLayoutProblems(this.lib, this.opts.objectPath);
+    if (mismatch.length > 0) {
+      throw new Error(`${this.opts.objectPath} does not match this kube-xdp's map layouts (another version's object?): ${mismatch.join('; ')}`);
+    }
     mkdirSync(linkDir(this.opts.pinDir), { recursive: true });
-    dropIncompatiblePins(this.lib, this.opts.pinDir, this.log);
-    this.handle = this.lib.objOpenLoad(this.opts.objectPath, this.opts.pinDir);
+    const sizes = this.opts.mapSizes ?? KX_LIMITS;
+    const migrating = preparePins(this.lib, this.opts.pinDir, sizes, this.log);
+    this.handle = this.lib.objOpenLoad(this.opts.objectPath, this.opts.pinDir, maxEntriesByName(sizes));
+    finishMigration(this.lib, this.handle, this.opts.pinDir, migrating, this.log);
     const probe = this.opts.probe ?? probeKernel(this.lib);
     const absent = FEATURES.filter((f) => !probe.features[f.name].ok).map((f) => `${f.name}: ${probe.features[f.name].detail}`);
     const ctx = { kernel: probe.kernel, absentFeatures: absent };

@@ -1,15 +1,19 @@
-// Pinned maps left by an earlier build. libbpf reuses a pin only when its type, key and value
-// sizes and max_entries match the object's, and refuses to load otherwise; an upgrade that
-// changes a layout (kx_ct's value grew, kx_stats got counters) would then fail at start. Such a
-// pin is removed before loading, so the new build creates its map: the controller refills the
-// Service maps on its first sync; conntrack and counters start empty (established flows
-// through this node are re-balanced once, as after a node reboot).
+// Pinned maps left by an earlier build or an earlier --bpf-map-sizes. libbpf reuses a pin only
+// when its type, key and value sizes, max_entries and flags match the object's, and refuses to
+// load otherwise. An upgrade must not lose established flows, nor leave Services unserved until
+// the first sync, so a pin that differs only in max_entries is migrated: moved aside before
+// the load, its entries copied into the new map after it (conntrack, Service maps and counters
+// alike), then removed. A pin whose key or value layout changed cannot be copied: it is
+// replaced by an empty map (logged with the difference); the controller refills the Service
+// maps on its first sync, conntrack starts empty. A migration cut short (the process killed)
+// resumes at the next start from the pins left aside.
 import { join } from 'node:path';
-import { rmSync } from 'node:fs';
+import { existsSync, renameSync, rmSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Libkx } from '../../kernel/libkx.js';
 import { KX_LIMITS } from './limits.js';
 import { MAPS, STAT_NAMES, STATS_MAP } from './maps.js';
+import type { MapSizes } from './map-sizes.js';
 
 export interface MapLayout {
   readonly name: string; readonly type: number; readonly keySize: number; readonly valueSize: number;
@@ -27,9 +31,10 @@ const KIND: Record<string, { type: number; flags: number }> = {
   affinity: { type: LRU_HASH, flags: 0 }, affinityMatch: { type: HASH, flags: NO_PREALLOC },
 };
 
-/** What this build's object declares for every pinned map (the codecs are checked against its BTF). */
-export function expectedLayouts(): MapLayout[] {
-  const limits: Record<string, number> = { ...KX_LIMITS, config: 1 };
+/** What this build's object declares for every pinned map (the codecs are checked against its
+ * BTF), with `sizes` applied. */
+export function expectedLayouts(sizes: MapSizes = KX_LIMITS): MapLayout[] {
+  const limits: Record<string, number> = { ...sizes, config: 1 };
   const maps = Object.entries(MAPS).map(([role, m]) => ({
     name: m.name, ...KIND[role]!, keySize: m.key.size, valueSize: m.value.size, maxEntries: limits[role]!,
   }));
@@ -44,27 +49,65 @@ export function layoutMismatch(want: MapLayout, got: Omit<MapLayout, 'name'>): s
   return diffs.length === 0 ? null : diffs.join(', ');
 }
 
-/** Removes the pins under pinDir that this build cannot reuse; returns their names. */
-export function dropIncompatiblePins(lib: Libkx, pinDir: string, log: Logger): string[] {
-  const dropped: string[] = [];
-  for (const want of expectedLayouts()) {
+// bpffs refuses dots in names
+const ASIDE = '__migrating';
+
+/** Before the load: pins of another max_entries are moved aside (to be copied), pins of another
+ * layout removed. Returns the names of the maps to copy after the load. */
+export function preparePins(lib: Libkx, pinDir: string, sizes: MapSizes, log: Logger): string[] {
+  const migrating: string[] = [];
+  for (const want of expectedLayouts(sizes)) {
     const path = join(pinDir, want.name);
+    if (existsSync(path + ASIDE)) {
+      // an earlier migration was cut short: the aside pin holds the entries, the new one may
+      // be half-filled: copy again into a fresh map
+      rmSync(path, { force: true });
+      migrating.push(want.name);
+      continue;
+    }
     let fd: number;
     try {
       fd = lib.objGet(path);
     } catch {
       continue; // not pinned yet
     }
-    let why: string | null;
+    let got: Omit<MapLayout, 'name'>;
     try {
-      why = layoutMismatch(want, lib.mapInfo(fd));
+      got = lib.mapInfo(fd);
     } finally {
       lib.close(fd);
     }
+    const why = layoutMismatch(want, got);
     if (why === null) continue;
+    if (got.type === want.type && got.keySize === want.keySize && got.valueSize === want.valueSize && got.flags === want.flags) {
+      renameSync(path, path + ASIDE);
+      migrating.push(want.name);
+      log.info({ map: want.name, from: got.maxEntries, to: want.maxEntries }, `pinned map ${want.name} is resized (${why}): its entries are copied into the new map`);
+      continue;
+    }
     rmSync(path, { force: true });
-    dropped.push(want.name);
     log.warn({ map: want.name, pin: path, mismatch: why }, `pinned map ${want.name} has another layout (${why}): replaced by an empty one`);
   }
-  return dropped;
+  return migrating;
+}
+
+/** After the load: copies each aside pin's entries into the object's map, then removes it. */
+export function finishMigration(lib: Libkx, handle: number, pinDir: string, names: readonly string[], log: Logger): void {
+  for (const name of names) {
+    const aside = join(pinDir, name + ASIDE);
+    const from = { fd: lib.objGet(aside), label: aside };
+    try {
+      const to = { fd: lib.objMapFd(handle, name), label: name };
+      const cap = lib.mapInfo(to).maxEntries;
+      const d = lib.mapDump(from);
+      const n = Math.min(d.count, cap);
+      const info = lib.mapInfo(from);
+      if (n > 0) lib.mapUpdateBatch(to, d.keys.subarray(0, n * info.keySize), d.values.subarray(0, n * info.valueStride), n);
+      if (n < d.count) log.warn({ map: name, entries: d.count, maxEntries: cap }, `${name}: ${d.count - n} entries did not fit the smaller map and were dropped`);
+      log.info({ map: name, copied: n }, `${name}: ${n} entries migrated`);
+    } finally {
+      lib.close(from.fd);
+    }
+    rmSync(aside, { force: true });
+  }
 }

@@ -7,10 +7,9 @@
 //   frontends (count last) -> delete frontends, surplus slots, unreferenced reverse-NAT,
 //   unreferenced backends, source ranges, affinity members and cluster CIDRs no longer wanted.
 // (A frontend never points to ranges not yet written: it would turn every client away.)
-import { IdAllocator } from './ids.js';
+import { IdAllocator, MAX_ID } from './ids.js';
 import { backendId, revNatId, type DesiredFrontend, type DesiredState } from './compile.js';
 import { cidrKeyOf, srcRangeKeyOf } from './cidr-keys.js';
-import { KX_LIMITS } from './limits.js';
 import {
   FE_AFFINITY,
   type AffinityMatchKey, type BackendValue, type ConfigValue, type FrontendKey, type FrontendValue, type MapRole,
@@ -73,9 +72,9 @@ export function emptyApplied(): AppliedState {
     frontends: new Map(), sets: new Map(), backends: new Map(), revnats: new Map(), config: null, clusterCIDRs: [],
     stale: NO_STALE,
     ids: {
-      svc: new IdAllocator(KX_LIMITS.frontends, [], 'service ids (kx_frontends)'),
-      backend: new IdAllocator(KX_LIMITS.backends, [], 'kx_backends ids'),
-      revnat: new IdAllocator(KX_LIMITS.revnat, [], 'kx_revnat ids'),
+      svc: new IdAllocator(MAX_ID, [], 'service ids (kx_frontends)'),
+      backend: new IdAllocator(MAX_ID, [], 'kx_backends ids'),
+      revnat: new IdAllocator(MAX_ID, [], 'kx_revnat ids'),
     },
   };
 }

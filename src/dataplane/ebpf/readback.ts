@@ -1,8 +1,7 @@
 // What the pinned maps hold -> AppliedState, so a restarted controller (or a periodic full
 // sync) plans against the kernel's truth and rewrites only the difference. Pure.
-import { IdAllocator } from './ids.js';
+import { IdAllocator, MAX_ID } from './ids.js';
 import { backendId, frontendId, revNatId } from './compile.js';
-import { KX_LIMITS } from './limits.js';
 import { staleSvcIds, type AppliedFrontend, type AppliedSet, type AppliedState } from './plan.js';
 import { cidrOfKey, cidrOfSrcRangeKey } from './cidr-keys.js';
 import type {
@@ -80,9 +79,9 @@ export function appliedFromMaps(d: MapDumps): AppliedState {
     clusterCIDRs: d.clusterCidrs.map(cidrOfKey),
     stale,
     ids: {
-      svc: new IdAllocator(KX_LIMITS.frontends, [...owned, ...staleSvcIds(stale)], 'service ids (kx_frontends)'),
-      backend: new IdAllocator(KX_LIMITS.backends, d.backends.map(([id]) => id), 'kx_backends ids'),
-      revnat: new IdAllocator(KX_LIMITS.revnat, d.revnat.map(([id]) => id), 'kx_revnat ids'),
+      svc: new IdAllocator(MAX_ID, [...owned, ...staleSvcIds(stale)], 'service ids (kx_frontends)'),
+      backend: new IdAllocator(MAX_ID, d.backends.map(([id]) => id), 'kx_backends ids'),
+      revnat: new IdAllocator(MAX_ID, d.revnat.map(([id]) => id), 'kx_revnat ids'),
     },
   };
 }

@@ -1,0 +1,33 @@
+// Map sizes (max_entries): the object's compiled-in defaults (KX_LIMITS, the KX_MAX_* of
+// kx_maps.h) or what --bpf-map-sizes sets, applied to the object before it is loaded.
+import { ConfigError } from '../../config/flags.js';
+import { KX_LIMITS } from './limits.js';
+import { MAPS } from './maps.js';
+
+export type SizedRole = keyof typeof KX_LIMITS;
+export type MapSizes = Readonly<Record<SizedRole, number>>;
+
+const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+const ROLE_BY_FLAG_KEY = new Map((Object.keys(KX_LIMITS) as SizedRole[]).map((r) => [kebab(r), r]));
+
+/** "backends=1048576,ct=1048576" (keys: frontends, slots, backends, revnat, ct, ct-new,
+ *  src-ranges, cluster-cidrs, affinity, affinity-match) over the defaults. */
+export function parseMapSizes(items: readonly string[], flag = 'bpf-map-sizes'): MapSizes {
+  const sizes: Record<SizedRole, number> = { ...KX_LIMITS };
+  for (const item of items) {
+    const m = /^([a-z-]+)=(\d+)$/.exec(item.trim());
+    const role = m ? ROLE_BY_FLAG_KEY.get(m[1]!) : undefined;
+    if (!m || !role) {
+      throw new ConfigError(flag, `${JSON.stringify(item)}: want MAP=ENTRIES with MAP one of ${[...ROLE_BY_FLAG_KEY.keys()].join(', ')}`);
+    }
+    const n = Number(m[2]);
+    if (!Number.isSafeInteger(n) || n < 1 || n > 0x7fffffff) throw new ConfigError(flag, `${item}: entries must be in [1, 2147483647]`);
+    sizes[role] = n;
+  }
+  return sizes;
+}
+
+/** max_entries by map name, for the loader. */
+export function maxEntriesByName(sizes: MapSizes): Record<string, number> {
+  return Object.fromEntries((Object.keys(KX_LIMITS) as SizedRole[]).map((r) => [MAPS[r].name, sizes[r]]));
+}
