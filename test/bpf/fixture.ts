@@ -83,11 +83,16 @@ export class Dataplane {
   private readonly gcProg: { fd: number; label: string };
   readonly nCpus: number;
 
-  /** Loads the object under a fresh pin root; on any failure the pin root is removed. */
-  constructor(objPath = KX_OBJ, pinPrefix = 'kx-fixture', kx = new Libkx()) {
+  private readonly keepPins: boolean;
+
+  /** Loads the object under a fresh pin root; on any failure the pin root is removed.
+   * shared.pinRoot: load on an existing pin root instead (libbpf reuses the maps pinned there
+   * by name, e.g. a running controller's), which close() then leaves in place. */
+  constructor(objPath = KX_OBJ, pinPrefix = 'kx-fixture', kx = new Libkx(), shared?: { pinRoot: string }) {
     if (!existsSync(objPath)) throw new Error(`${objPath} missing: run make build/kube_xdp.bpf.o build/libkx.so`);
     this.kx = kx;
-    this.pinRoot = uniquePinRoot(pinPrefix);
+    this.pinRoot = shared?.pinRoot ?? uniquePinRoot(pinPrefix);
+    this.keepPins = shared !== undefined;
     this.handle = null;
     try {
       this.handle = kx.objOpenLoad(objPath, this.pinRoot);
@@ -106,13 +111,13 @@ export class Dataplane {
     }
   }
 
-  /** Closes the object and removes the pin root (safe to call twice). */
+  /** Closes the object and removes the pin root unless it was shared (safe to call twice). */
   close(): void {
     try {
       if (this.handle !== null) this.kx.objClose(this.handle);
     } finally {
       this.handle = null;
-      rmSync(this.pinRoot, { recursive: true, force: true });
+      if (!this.keepPins) rmSync(this.pinRoot, { recursive: true, force: true });
     }
   }
 
