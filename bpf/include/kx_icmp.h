@@ -63,9 +63,9 @@ static __always_inline int kx_icmp_lookup(const struct kx_icmp_err_pkt *e, __u64
 	struct revnat_value *rn;
 	int in_new;
 
-	kx_ct_key(&k, e->in.daddr, e->in.saddr, e->in_dport, e->in_sport, e->in.protocol, KX_CT_REPLY);
+	kx_ct_key(&k, e->in.daddr, e->in.saddr, e->in_dport, e->in_sport, e->in.protocol);
 	ct = kx_ct_find(&k, now, &in_new);
-	if (!ct)
+	if (!ct || ct->dir != KX_CT_REPLY)
 		return 0;
 	rn = bpf_map_lookup_elem(&kx_revnat, &ct->rev_nat_id);
 	if (!rn)

@@ -2,7 +2,7 @@
 /*
  * The load-balancing decision, shared by the XDP and tc entry points. It works on a copied
  * tuple and returns what to rewrite; the entry points apply it with the checksum method
- * their hook allows. Order: reply of a tracked flow -> established flow -> new flow.
+ * their hook allows. Order: tracked flow (its reply, or its next forward packet) -> new flow.
  */
 #ifndef KX_LB_H
 #define KX_LB_H
@@ -33,15 +33,14 @@ static __always_inline void kx_count(__u32 stat)
 }
 
 static __always_inline void kx_ct_key(struct ct_key *k, __be32 saddr, __be32 daddr,
-				      __be16 sport, __be16 dport, __u8 proto, __u8 dir)
+				      __be16 sport, __be16 dport, __u8 proto)
 {
+	__builtin_memset(k, 0, sizeof(*k));
 	k->saddr = saddr;
 	k->daddr = daddr;
 	k->sport = sport;
 	k->dport = dport;
 	k->proto = proto;
-	k->dir = dir;
-	k->pad = 0;
 }
 
 static __always_inline __u64 kx_ct_lifetime_ns(__u8 proto, __u16 flags)
@@ -112,8 +111,9 @@ static __always_inline void kx_ct_reply_of(const struct ct_key *fk, const struct
 	int snat = fv->flags & KX_CT_SNAT;
 
 	kx_ct_key(rk, fv->backend_addr, snat ? fv->nat_addr : fk->saddr, fv->backend_port,
-		  snat ? fv->nat_port : fk->sport, fk->proto, KX_CT_REPLY);
+		  snat ? fv->nat_port : fk->sport, fk->proto);
 	__builtin_memset(rv, 0, sizeof(*rv));
+	rv->dir = KX_CT_REPLY;
 	rv->backend_id = fv->backend_id;
 	rv->rev_nat_id = fv->rev_nat_id;
 	rv->flags = fv->flags;
@@ -131,8 +131,9 @@ static __always_inline void kx_ct_fwd_of(const struct ct_key *rk, const struct c
 	int snat = rv->flags & KX_CT_SNAT;
 
 	kx_ct_key(fk, snat ? rv->nat_addr : rk->daddr, rn->addr, snat ? rv->nat_port : rk->dport,
-		  rn->port, rk->proto, KX_CT_FWD);
+		  rn->port, rk->proto);
 	__builtin_memset(fv, 0, sizeof(*fv));
+	fv->dir = KX_CT_FWD;
 	fv->backend_id = rv->backend_id;
 	fv->rev_nat_id = rv->rev_nat_id;
 	fv->flags = rv->flags;
@@ -172,19 +173,15 @@ static __always_inline void kx_ct_refresh(void *map, struct ct_value *hit, const
 /* A reply of a tracked flow gets the frontend back as its source (and the original client
  * as its destination when the flow was source-NATed). Its first reply moves the flow from
  * kx_ct_new to kx_ct. */
-static __always_inline int kx_reverse(const struct kx_pkt *p, __u64 now, struct kx_nat *nat)
+static __always_inline int kx_reverse(const struct kx_pkt *p, const struct ct_key *k, struct ct_value *ct,
+				      int in_new, __u64 now, struct kx_nat *nat)
 {
 	const struct kx_tuple *t = &p->t;
-	struct ct_key k, fk;
-	struct ct_value *ct, fv;
+	struct ct_key fk;
+	struct ct_value fv;
 	struct revnat_value *rn;
 	__u16 flags;
-	int in_new;
 
-	kx_ct_key(&k, t->saddr, t->daddr, t->sport, t->dport, t->proto, KX_CT_REPLY);
-	ct = kx_ct_find(&k, now, &in_new);
-	if (!ct)
-		return 0;
 	rn = bpf_map_lookup_elem(&kx_revnat, &ct->rev_nat_id);
 	if (!rn)
 		return 0; /* frontend gone: nothing to translate back to */
@@ -198,16 +195,16 @@ static __always_inline int kx_reverse(const struct kx_pkt *p, __u64 now, struct 
 		nat->dport = t->dport;
 	}
 	flags = kx_ct_next_flags(ct->flags, t->proto, KX_CT_REPLY, p->tcp_flags);
-	kx_ct_fwd_of(&k, ct, rn, &fk, &fv);
+	kx_ct_fwd_of(k, ct, rn, &fk, &fv);
 	if (in_new) {
 		struct ct_value rv = *ct;
 
 		rv.flags = fv.flags = flags;
 		rv.last_seen_ns = fv.last_seen_ns = now;
 		bpf_map_update_elem(&kx_ct, &fk, &fv, BPF_ANY);
-		bpf_map_update_elem(&kx_ct, &k, &rv, BPF_ANY);
+		bpf_map_update_elem(&kx_ct, k, &rv, BPF_ANY);
 		bpf_map_delete_elem(&kx_ct_new, &fk);
-		bpf_map_delete_elem(&kx_ct_new, &k);
+		bpf_map_delete_elem(&kx_ct_new, k);
 		kx_count(KX_STAT_PROMOTED);
 	} else {
 		kx_ct_refresh(&kx_ct, ct, &fk, &fv, flags, now);
@@ -233,7 +230,7 @@ static __always_inline int kx_snat_port(const struct kx_tuple *t, __be32 snat_ad
 	for (int i = 0; i < KX_SNAT_PROBES; i++) {
 		__u16 p = KX_SNAT_PORT_MIN + (h + i * 7919u) % KX_SNAT_PORT_SPAN;
 
-		kx_ct_key(&k, be->addr, snat_addr, be->port, bpf_htons(p), t->proto, KX_CT_REPLY);
+		kx_ct_key(&k, be->addr, snat_addr, be->port, bpf_htons(p), t->proto);
 		ct = kx_ct_find(&k, now, &in_new);
 		if (!ct) {
 			*port = bpf_htons(p);
@@ -253,18 +250,14 @@ static __always_inline int kx_snat_port(const struct kx_tuple *t, __be32 snat_ad
  * or terminating and out of the slots), TCP stays on the address the flow chose, as
  * netfilter's conntrack keeps it under kube-proxy; UDP is re-balanced, as kube-proxy deletes
  * the UDP conntrack entries of an endpoint that changed. */
-static __always_inline int kx_established(const struct kx_pkt *p, const struct ct_key *k, __u64 now,
-					  struct kx_nat *nat)
+static __always_inline int kx_established(const struct kx_pkt *p, const struct ct_key *k, struct ct_value *ct,
+					  int in_new, __u64 now, struct kx_nat *nat)
 {
 	const struct kx_tuple *t = &p->t;
-	struct ct_value *ct, rv;
+	struct ct_value rv;
 	struct backend_value *be;
 	struct ct_key rk;
-	int in_new;
 
-	ct = kx_ct_find(k, now, &in_new);
-	if (!ct)
-		return 0;
 	kx_ct_reply_of(k, ct, &rk, &rv);
 	/* A SYN on a closed flow opens a new connection on the same tuple (a client reusing its
 	 * port within the close timeout): its entries go, so it is balanced and tracked afresh. */
@@ -305,19 +298,24 @@ static __always_inline int kx_lb(const struct kx_pkt *p, __u8 scope, struct kx_n
 	struct frontend_value *fe;
 	struct backend_value *be;
 	struct ct_key k, rk;
-	struct ct_value fwd = {}, rev;
+	struct ct_value *ct, fwd = {}, rev;
 	__be32 snat_addr = 0;
 	__be16 snat_port = 0;
 	__u32 zero = 0, backend_id = 0;
 	__u64 now = bpf_ktime_get_ns();
+	int in_new;
 
-	if (kx_reverse(p, now, nat)) {
-		kx_count(KX_STAT_REPLY);
-		return KX_V_NAT;
+	/* One lookup per table: the packet's tuple is either a flow's forward or its reply key. */
+	kx_ct_key(&k, t->saddr, t->daddr, t->sport, t->dport, t->proto);
+	ct = kx_ct_find(&k, now, &in_new);
+	if (ct && ct->dir == KX_CT_REPLY) {
+		if (kx_reverse(p, &k, ct, in_new, now, nat)) {
+			kx_count(KX_STAT_REPLY);
+			return KX_V_NAT;
+		}
+		return KX_V_PASS;
 	}
-
-	kx_ct_key(&k, t->saddr, t->daddr, t->sport, t->dport, t->proto, KX_CT_FWD);
-	if (kx_established(p, &k, now, nat)) {
+	if (ct && kx_established(p, &k, ct, in_new, now, nat)) {
 		kx_count(KX_STAT_ESTABLISHED);
 		return KX_V_NAT;
 	}
@@ -356,6 +354,7 @@ static __always_inline int kx_lb(const struct kx_pkt *p, __u8 scope, struct kx_n
 	if (t->proto == IPPROTO_TCP && (p->tcp_flags & (KX_TCP_SYN | KX_TCP_ACK)) != KX_TCP_SYN)
 		kx_count(KX_STAT_CT_LOST);
 
+	fwd.dir = KX_CT_FWD;
 	fwd.backend_id = backend_id;
 	fwd.rev_nat_id = fe->rev_nat_id;
 	fwd.backend_addr = be->addr;

@@ -102,6 +102,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } kx_config SEC(".maps");
 
+/* KX_LAYOUT_VERSION of the pins, written by the controller once they are converted. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kx_layout SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__type(key, __u32);

@@ -33,9 +33,14 @@
 #define KX_BE_LOCAL       0x01 /* the endpoint runs on this node */
 #define KX_BE_TERMINATING 0x02 /* serving but terminating: kept for existing flows */
 
-/* ct_key.dir */
-#define KX_CT_FWD   0 /* client -> service frontend, as the client sent it */
-#define KX_CT_REPLY 1 /* backend -> client (or -> SNAT address), as the backend sends it */
+/* ct_value.dir */
+#define KX_CT_FWD   0 /* keyed by client -> service frontend, as the client sent it */
+#define KX_CT_REPLY 1 /* keyed by backend -> client (or -> SNAT address), as the backend sends it */
+
+/* Version of the pinned maps' meaning, kept in kx_layout: pins of an older version are converted
+ * at load (src/dataplane/ebpf/pins.ts). 1: the direction was part of ct_key. 2: it is in
+ * ct_value. */
+#define KX_LAYOUT_VERSION 2
 
 /* ct_value.flags: the same on both entries of a flow */
 #define KX_CT_SNAT       0x0001 /* the flow was source-NATed to the node address */
@@ -118,14 +123,16 @@ struct revnat_value { /* key: __u32 rev_nat_id */
 	__u16 pad;
 };
 
+/* A packet's own 5-tuple: one lookup per table finds its flow whichever way it travels (the
+ * direction is in the value). A forward tuple never equals another flow's reply tuple: a
+ * reply's destination port is the client's or a SNAT port (61000+, above every NodePort). */
 struct ct_key {
 	__be32 saddr;
 	__be32 daddr;
 	__be16 sport;
 	__be16 dport;
 	__u8 proto;
-	__u8 dir;    /* KX_CT_* */
-	__u16 pad;
+	__u8 pad[3];
 };
 
 /* A flow has two entries, FWD and REPLY, in the same table: kx_ct_new until its first reply,
@@ -138,7 +145,8 @@ struct ct_value {
 	__u16 flags;       /* KX_CT_* */
 	__be32 backend_addr; /* FWD: the chosen backend's address, kept for TCP after the */
 	__be16 backend_port; /* backend entry is gone (as netfilter's conntrack keeps it) */
-	__u16 pad;
+	__u8 dir;          /* KX_CT_FWD / KX_CT_REPLY: which of the flow's two entries this is */
+	__u8 pad;
 	__u64 last_seen_ns; /* bpf_ktime_get_ns() of the last packet, in steps of KX_CT_REFRESH_NS */
 };
 

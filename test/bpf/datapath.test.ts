@@ -153,15 +153,17 @@ const clusterIp = (backends: ServiceSpec['backends'], o: Partial<ServiceSpec> = 
 const nodePort = (backends: ServiceSpec['backends'], o: Partial<ServiceSpec> = {}): MapState =>
   ({ nodeAddr: NODE, services: [svc({ svcId: 4, addr: NODE, port: 30080, scope: 'EXT', flags: FE_NODEPORT, backends, ...o })] });
 
-const ctKey = (saddr: string, daddr: string, sport: number, dport: number, proto: number, dir: number): CtKey =>
+/** A conntrack key (the packet's tuple) with the direction its entry must record. */
+type DirKey = CtKey & { dir: number };
+const ctKey = (saddr: string, daddr: string, sport: number, dport: number, proto: number, dir: number): DirKey =>
   ({ saddr, daddr, sport, dport, proto, dir });
 
-/** A conntrack entry: its table and every field but the time, which must be recent. */
-function assertCt(dp: Dataplane, key: CtKey, want: Omit<CtValue, 'lastSeenNs' | 'backendAddr' | 'backendPort'> & Partial<CtValue> & { table: CtTable }): void {
+/** A conntrack entry: its table, its direction and every field but the time, which must be recent. */
+function assertCt(dp: Dataplane, key: DirKey, want: Omit<CtValue, 'lastSeenNs' | 'backendAddr' | 'backendPort' | 'dir'> & Partial<CtValue> & { table: CtTable }): void {
   const got = dp.ctLookup(key);
   assert.ok(got, `conntrack entry ${JSON.stringify(key)} missing`);
   const { lastSeenNs, ...rest } = got;
-  assert.deepEqual(rest, { backendAddr: '0.0.0.0', backendPort: 0, ...want }, `conntrack entry ${JSON.stringify(key)}`);
+  assert.deepEqual(rest, { backendAddr: '0.0.0.0', backendPort: 0, dir: key.dir, ...want }, `conntrack entry ${JSON.stringify(key)}`);
   assert.ok(lastSeenNs > 0n && lastSeenNs <= ktimeNs(), 'conntrack last_seen_ns set to bpf_ktime_get_ns()');
 }
 
@@ -179,7 +181,7 @@ function occupySnatPorts(dp: Dataplane, seen: bigint, flags = CT_REPLIED, table:
   const values: CtValue[] = [];
   for (let port = SNAT_MIN; port < SNAT_END; port++) {
     keys.push(ctKey(BE_R1, NODE, 8080, port, TCP, CT_REPLY));
-    values.push({ backendId: 41, revNatId: 99, natAddr: '10.0.0.1', natPort: 1, flags: CT_SNAT | flags, backendAddr: '0.0.0.0', backendPort: 0, lastSeenNs: seen });
+    values.push({ backendId: 41, revNatId: 99, natAddr: '10.0.0.1', natPort: 1, flags: CT_SNAT | flags, backendAddr: '0.0.0.0', backendPort: 0, dir: CT_REPLY, lastSeenNs: seen });
   }
   dp.updateBatch(MAPS[table].name, MAPS.ct.key, MAPS.ct.value, keys, values);
 }

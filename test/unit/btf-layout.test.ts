@@ -26,6 +26,7 @@ const byName = (kind: string, name: string) => [...types.values()].find((t) => t
 function sizeOf(id: number): number {
   const t = types.get(id)!;
   if (t.kind === 'TYPEDEF' || t.kind === 'VOLATILE' || t.kind === 'CONST') return sizeOf(t.type_id!);
+  if (t.kind === 'ARRAY') return t.nr_elems! * sizeOf(t.type_id!);
   assert.ok(t.size !== undefined, `BTF type ${id} (${t.kind}) has no size`);
   return t.size;
 }

@@ -33,8 +33,8 @@ export function applyPlan(io: MapIO, p: Plan): ApplyCounts {
   return { updates, deletes };
 }
 
-/** The maps the controller owns (the datapath writes the others). */
-type OwnedRole = Exclude<MapRole, 'ct' | 'ctNew' | 'affinity'>;
+/** The maps a sync plans (the datapath writes conntrack and affinity; pins.ts the layout). */
+type OwnedRole = Exclude<MapRole, 'ct' | 'ctNew' | 'affinity' | 'layout'>;
 const MAX_ENTRIES: Record<OwnedRole, number> = { ...KX_LIMITS, config: 1 };
 
 export function dumpMap<K, V>(io: MapIO, role: OwnedRole): Array<[K, V]> {

@@ -36,10 +36,10 @@ export interface SlotKey { svcId: number; slot: number }
 export interface SlotValue { backendId: number }
 export interface BackendValue { addr: string; port: number; flags: number }
 export interface RevNatValue { addr: string; port: number }
-export interface CtKey { saddr: string; daddr: string; sport: number; dport: number; proto: number; dir: number }
+export interface CtKey { saddr: string; daddr: string; sport: number; dport: number; proto: number }
 export interface CtValue {
   backendId: number; revNatId: number; natAddr: string; natPort: number; flags: number;
-  backendAddr: string; backendPort: number; lastSeenNs: bigint;
+  backendAddr: string; backendPort: number; dir: number; lastSeenNs: bigint;
 }
 export interface ConfigValue { nodeAddr: string; flags: number }
 /** A CIDR of one frontend's loadBalancerSourceRanges; prefixlen = 32 (svcId) + the CIDR's. */
@@ -84,7 +84,6 @@ export const ctKey = structCodec<CtKey>('ct_key', 16, [
   { name: 'sport', type: 'be16', offset: 8 },
   { name: 'dport', type: 'be16', offset: 10 },
   { name: 'proto', type: 'u8', offset: 12 },
-  { name: 'dir', type: 'u8', offset: 13 },
 ]);
 export const ctValue = structCodec<CtValue>('ct_value', 32, [
   { name: 'backendId', type: 'u32', offset: 0 },
@@ -94,6 +93,7 @@ export const ctValue = structCodec<CtValue>('ct_value', 32, [
   { name: 'flags', type: 'u16', offset: 14 },
   { name: 'backendAddr', type: 'ipv4', offset: 16 },
   { name: 'backendPort', type: 'be16', offset: 20 },
+  { name: 'dir', type: 'u8', offset: 22 },
   { name: 'lastSeenNs', type: 'u64', offset: 24 },
 ]);
 export const configValue = structCodec<ConfigValue>('config_value', 8, [
@@ -142,7 +142,11 @@ export const MAPS = {
   clusterCidrs: spec('kx_cluster_cidrs', cidrKey, u8Codec),
   affinityMatch: spec('kx_affinity_match', affinityMatchKey, u8Codec),
   affinity: spec('kx_affinity', affinityKey, affinityValue),
+  layout: spec('kx_layout', u32Codec, u32Codec),
 } as const;
+
+/** KX_LAYOUT_VERSION of kx_maps.h: what the pinned maps mean (pins.ts converts older ones). */
+export const LAYOUT_VERSION = 2;
 
 export type MapRole = keyof typeof MAPS;
 

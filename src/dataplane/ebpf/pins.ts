@@ -6,13 +6,15 @@
 // alike), then removed. A pin whose key or value layout changed cannot be copied: it is
 // replaced by an empty map (logged with the difference); the controller refills the Service
 // maps on its first sync, conntrack starts empty. A migration cut short (the process killed)
-// resumes at the next start from the pins left aside.
+// resumes at the next start from the pins left aside. A map whose sizes are unchanged but whose
+// meaning changed between releases (kx_layout holds the version, KX_LAYOUT_VERSION) is
+// migrated through a converter.
 import { join } from 'node:path';
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Libkx } from '../../kernel/libkx.js';
 import { KX_LIMITS } from './limits.js';
-import { MAPS, STAT_NAMES, STATS_MAP } from './maps.js';
+import { LAYOUT_VERSION, MAPS, STAT_NAMES, STATS_MAP } from './maps.js';
 import type { MapSizes } from './map-sizes.js';
 
 export interface MapLayout {
@@ -29,12 +31,13 @@ const KIND: Record<string, { type: number; flags: number }> = {
   ct: { type: LRU_HASH, flags: 0 }, ctNew: { type: LRU_HASH, flags: 0 }, config: { type: ARRAY, flags: 0 },
   srcRanges: { type: LPM_TRIE, flags: NO_PREALLOC }, clusterCidrs: { type: LPM_TRIE, flags: NO_PREALLOC },
   affinity: { type: LRU_HASH, flags: 0 }, affinityMatch: { type: HASH, flags: NO_PREALLOC },
+  layout: { type: ARRAY, flags: 0 },
 };
 
 /** What this build's object declares for every pinned map (the codecs are checked against its
  * BTF), with `sizes` applied. */
 export function expectedLayouts(sizes: MapSizes = KX_LIMITS): MapLayout[] {
-  const limits: Record<string, number> = { ...sizes, config: 1 };
+  const limits: Record<string, number> = { ...sizes, config: 1, layout: 1 };
   const maps = Object.entries(MAPS).map(([role, m]) => ({
     name: m.name, ...KIND[role]!, keySize: m.key.size, valueSize: m.value.size, maxEntries: limits[role]!,
   }));
@@ -49,20 +52,54 @@ export function layoutMismatch(want: MapLayout, got: Omit<MapLayout, 'name'>): s
   return diffs.length === 0 ? null : diffs.join(', ');
 }
 
-// bpffs refuses dots in names
-const ASIDE = '__migrating';
+/** Converts one entry (key and value, in place) from layout version `from` to `from + 1`. */
+type Converter = (key: Buffer, value: Buffer) => void;
 
-/** Before the load: pins of another max_entries are moved aside (to be copied), pins of another
- * layout removed. Returns the names of the maps to copy after the load. */
-export function preparePins(lib: Libkx, pinDir: string, sizes: MapSizes, log: Logger): string[] {
-  const migrating: string[] = [];
+/** Maps whose meaning changed, by the version they had before the change. */
+const CONVERTERS: Record<number, Record<string, Converter>> = {
+  // v1 -> v2: the direction moved from ct_key (byte 13) to ct_value (byte 22, a pad before)
+  1: Object.fromEntries([MAPS.ct.name, MAPS.ctNew.name].map((name) => [name, (key: Buffer, value: Buffer) => {
+    value[22] = key[13]!;
+    key[13] = 0;
+  }])),
+};
+
+export interface Migration { readonly name: string; readonly from: number }
+
+// bpffs refuses dots in names; the suffix records the layout version of the entries aside
+const aside = (pinDir: string, m: Migration) => join(pinDir, `${m.name}__v${m.from}`);
+
+/** The layout version of the pins under pinDir: kx_layout's, 1 when older pins lack it (the
+ *  release before it existed), null when nothing is pinned. */
+function pinnedVersion(lib: Libkx, pinDir: string): number | null {
+  let fd: number;
+  try {
+    fd = lib.objGet(join(pinDir, MAPS.layout.name));
+  } catch {
+    return existsSync(join(pinDir, MAPS.frontends.name)) ? 1 : null;
+  }
+  try {
+    const v = Buffer.alloc(4);
+    return lib.mapLookup(fd, Buffer.alloc(4), v) && v.readUInt32LE(0) > 0 ? v.readUInt32LE(0) : null;
+  } finally {
+    lib.close(fd);
+  }
+}
+
+/** Before the load: pins of an older layout version with a converter, or of another
+ * max_entries, are moved aside (to be copied after the load); pins of another key or value
+ * size are removed. Returns what finishMigration must copy. */
+export function preparePins(lib: Libkx, pinDir: string, sizes: MapSizes, log: Logger): Migration[] {
+  const migrating: Migration[] = [];
+  const version = pinnedVersion(lib, pinDir) ?? LAYOUT_VERSION;
   for (const want of expectedLayouts(sizes)) {
     const path = join(pinDir, want.name);
-    if (existsSync(path + ASIDE)) {
-      // an earlier migration was cut short: the aside pin holds the entries, the new one may
-      // be half-filled: copy again into a fresh map
+    const cutShort = [...Array(LAYOUT_VERSION).keys()].map((i) => ({ name: want.name, from: i + 1 })).find((m) => existsSync(aside(pinDir, m)));
+    if (cutShort) {
+      // an earlier migration was cut short: the aside pin holds the entries, the new map may
+      // be half-filled: copy again into a fresh one
       rmSync(path, { force: true });
-      migrating.push(want.name);
+      migrating.push(cutShort);
       continue;
     }
     let fd: number;
@@ -78,11 +115,14 @@ export function preparePins(lib: Libkx, pinDir: string, sizes: MapSizes, log: Lo
       lib.close(fd);
     }
     const why = layoutMismatch(want, got);
-    if (why === null) continue;
+    const convert = version < LAYOUT_VERSION && CONVERTERS[version]?.[want.name] !== undefined;
+    if (why === null && !convert) continue;
     if (got.type === want.type && got.keySize === want.keySize && got.valueSize === want.valueSize && got.flags === want.flags) {
-      renameSync(path, path + ASIDE);
-      migrating.push(want.name);
-      log.info({ map: want.name, from: got.maxEntries, to: want.maxEntries }, `pinned map ${want.name} is resized (${why}): its entries are copied into the new map`);
+      const m = { name: want.name, from: version };
+      renameSync(path, aside(pinDir, m));
+      migrating.push(m);
+      log.info({ map: want.name, layoutVersion: `${version} -> ${LAYOUT_VERSION}`, maxEntries: `${got.maxEntries} -> ${want.maxEntries}` },
+        `pinned map ${want.name} ${convert ? `has layout version ${version}` : `is resized (${why})`}: its entries are copied into the new map`);
       continue;
     }
     rmSync(path, { force: true });
@@ -91,23 +131,34 @@ export function preparePins(lib: Libkx, pinDir: string, sizes: MapSizes, log: Lo
   return migrating;
 }
 
-/** After the load: copies each aside pin's entries into the object's map, then removes it. */
-export function finishMigration(lib: Libkx, handle: number, pinDir: string, names: readonly string[], log: Logger): void {
-  for (const name of names) {
-    const aside = join(pinDir, name + ASIDE);
-    const from = { fd: lib.objGet(aside), label: aside };
+/** After the load: records this layout version, then copies each aside pin's entries (each
+ * converted up to this version) into the object's map and removes the aside pin. */
+export function finishMigration(lib: Libkx, handle: number, pinDir: string, migrations: readonly Migration[], log: Logger): void {
+  const version = Buffer.alloc(4);
+  version.writeUInt32LE(LAYOUT_VERSION);
+  lib.mapUpdate({ fd: lib.objMapFd(handle, MAPS.layout.name), label: MAPS.layout.name }, Buffer.alloc(4), version);
+  for (const m of migrations) {
+    const path = aside(pinDir, m);
+    const from = { fd: lib.objGet(path), label: path };
     try {
-      const to = { fd: lib.objMapFd(handle, name), label: name };
+      const to = { fd: lib.objMapFd(handle, m.name), label: m.name };
       const cap = lib.mapInfo(to).maxEntries;
+      const info = lib.mapInfo(from);
       const d = lib.mapDump(from);
       const n = Math.min(d.count, cap);
-      const info = lib.mapInfo(from);
+      for (let v = m.from; v < LAYOUT_VERSION; v++) {
+        const convert = CONVERTERS[v]?.[m.name];
+        if (!convert) continue;
+        for (let i = 0; i < n; i++) {
+          convert(d.keys.subarray(i * info.keySize, (i + 1) * info.keySize), d.values.subarray(i * info.valueStride, (i + 1) * info.valueStride));
+        }
+      }
       if (n > 0) lib.mapUpdateBatch(to, d.keys.subarray(0, n * info.keySize), d.values.subarray(0, n * info.valueStride), n);
-      if (n < d.count) log.warn({ map: name, entries: d.count, maxEntries: cap }, `${name}: ${d.count - n} entries did not fit the smaller map and were dropped`);
-      log.info({ map: name, copied: n }, `${name}: ${n} entries migrated`);
+      if (n < d.count) log.warn({ map: m.name, entries: d.count, maxEntries: cap }, `${m.name}: ${d.count - n} entries did not fit the smaller map and were dropped`);
+      log.info({ map: m.name, copied: n }, `${m.name}: ${n} entries migrated`);
     } finally {
       lib.close(from.fd);
     }
-    rmSync(aside, { force: true });
+    rmSync(path, { force: true });
   }
 }
