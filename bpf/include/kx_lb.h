@@ -305,6 +305,8 @@ static __always_inline int kx_lb(const struct kx_pkt *p, __u8 scope, struct kx_n
 	__u64 now = bpf_ktime_get_ns();
 	int in_new;
 
+	if (!kx_maybe_service(t->daddr, t->sport))
+		return KX_V_PASS;
 	/* One lookup per table: the packet's tuple is either a flow's forward or its reply key. */
 	kx_ct_key(&k, t->saddr, t->daddr, t->sport, t->dport, t->proto);
 	ct = kx_ct_find(&k, now, &in_new);

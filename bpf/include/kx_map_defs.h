@@ -102,6 +102,22 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } kx_config SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, KX_VIP_BLOOM_WORDS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kx_vip_bloom SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, KX_PORT_WORDS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kx_port_bits SEC(".maps");
+
 /* KX_LAYOUT_VERSION of the pins, written by the controller once they are converted. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -9,6 +9,24 @@
 
 #include "kx_map_defs.h"
 
+static __always_inline int kx_bit(void *words, __u32 bit)
+{
+	__u32 w = bit >> 6;
+	__u64 *v = bpf_map_lookup_elem(words, &w);
+
+	return v && ((*v >> (bit & 63)) & 1);
+}
+
+/* Could this packet belong to a Service flow (see the prefilter in kx_maps.h)? */
+static __always_inline int kx_maybe_service(__be32 daddr, __be16 sport)
+{
+	__u32 a = bpf_ntohl(daddr);
+
+	if (kx_bit(&kx_vip_bloom, (a * KX_VIP_HASH1) >> 12) && kx_bit(&kx_vip_bloom, (a * KX_VIP_HASH2) >> 12))
+		return 1;
+	return kx_bit(&kx_port_bits, bpf_ntohs(sport));
+}
+
 static __always_inline struct frontend_value *kx_frontend(__be32 addr, __be16 port, __u8 proto, __u8 scope)
 {
 	struct frontend_key k = { .addr = addr, .port = port, .proto = proto, .scope = scope };

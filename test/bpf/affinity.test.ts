@@ -8,11 +8,11 @@ import assert from 'node:assert/strict';
 import { compile, type EbpfNodeConfig } from '../../src/dataplane/ebpf/compile.js';
 import { emptyApplied, plan, type AppliedState } from '../../src/dataplane/ebpf/plan.js';
 import { applyPlan } from '../../src/dataplane/ebpf/apply.js';
+import { Prefilter } from '../../src/dataplane/ebpf/prefilter.js';
 import { affinityKey, affinityValue, MAPS, type AffinityValue } from '../../src/dataplane/ebpf/maps.js';
 import { objects, type Json } from '../unit/helpers/kube-objects.js';
 import { ready, service, slice, tcp } from '../unit/helpers/kube-proxy-fake.js';
 import { Dataplane, ensureBpffs, ktimeNs, statsDelta, TC_ACT_SHOT, XDP_DROP, type Program } from './fixture.js';
-import { mapIO } from './flow-harness.js';
 import { buildFrame, parseFrame, TCP } from './packet.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -39,11 +39,15 @@ describe('sessionAffinity ClientIP and source ranges on the real programs', { sk
   let applied: AppliedState = emptyApplied();
   const o = objects();
   let sport = 20000;
+  const prefilter = new Prefilter();
 
   const sync = (...objs: Json[]): void => {
     o.apply(...objs);
-    const p = plan(applied, compile(o.state({ nodeName: 'node1' }), NODE).desired);
-    applyPlan(mapIO(dp), p);
+    const desired = compile(o.state({ nodeName: 'node1' }), NODE).desired;
+    prefilter.addDesired(desired);
+    prefilter.writeTo(dp.io());
+    const p = plan(applied, desired);
+    applyPlan(dp.io(), p);
     applied = p.next;
   };
   /** One new flow from `client`: the backend it reached, or the verdict when not forwarded. */

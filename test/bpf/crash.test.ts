@@ -15,6 +15,7 @@ import { Metrics } from '../../src/observe/metrics.js';
 import { EbpfDataplane, CONTROLLED_MAPS } from '../../src/dataplane/ebpf/dataplane.js';
 import { applyPlan, readMaps, type MapIO } from '../../src/dataplane/ebpf/apply.js';
 import { compile } from '../../src/dataplane/ebpf/compile.js';
+import { Prefilter } from '../../src/dataplane/ebpf/prefilter.js';
 import { KernelMaps } from '../../src/dataplane/ebpf/kernel-maps.js';
 import { plan, type Plan } from '../../src/dataplane/ebpf/plan.js';
 import { appliedFromMaps, type MapDumps } from '../../src/dataplane/ebpf/readback.js';
@@ -167,7 +168,13 @@ describe('a sync killed at any step converges after a restart, and no packet mee
         const obj = lib.objOpenLoad(KX_OBJ, pinDir); // the programs, over the same pinned maps
         try {
           const progs = { xdp: lib.objProgFd(obj, PROGRAM_NAME.xdp), tc: lib.objProgFd(obj, PROGRAM_NAME.tc) };
-          const p: Plan = plan(appliedFromMaps(readMaps(maps)), compile(B, { nodeAddresses: [NODE] }).desired);
+          const desiredB = compile(B, { nodeAddresses: [NODE] }).desired;
+          // what the controller writes before the plan: B's addresses and ports past the prefilter
+          const prefilter = new Prefilter();
+          prefilter.readFrom(maps);
+          prefilter.addDesired(desiredB);
+          prefilter.writeTo(maps);
+          const p: Plan = plan(appliedFromMaps(readMaps(maps)), desiredB);
           steps = p.steps.length;
           const step = p.steps[k];
           const bad: string[] = [];

@@ -832,6 +832,23 @@ describe('gaps found by the fixtures (open ones report as todo)', { skip: isRoot
     assert.equal(clashes.length, 0, `${clashes.length} of 50 SNAT ports inside ip_local_port_range ${lo}-${hi} (reserved: "${reserved}"), e.g. ${clashes.slice(0, 5).join(", ")}`);
   });
 
+  test('prefilter: a packet to no frontend address and from no backend port never reaches conntrack; its bits let it in', () => {
+    const dp = loaded.current;
+    assert.ok(dp);
+    dp.clearAll(65536);
+    dp.writeState(clusterIp(one(11, BE_R1, 8080)));
+    // a tracked flow whose backend port 9999 the prefilter does not know (as after an upgrade
+    // from pins without it, before the controller seeds it from conntrack)
+    dp.updateBatch(MAPS.ct.name, MAPS.ct.key, MAPS.ct.value, [ctKey(BE_R2, POD, 9999, 40600, TCP, CT_REPLY)],
+      [{ backendId: 11, revNatId: 1, natAddr: '0.0.0.0', natPort: 0, flags: CT_REPLIED, backendAddr: '0.0.0.0', backendPort: 0, dir: CT_REPLY, lastSeenNs: ktimeNs() }]);
+    const reply = buildFrame(tcp(BE_R2, 9999, POD, 40600, { tcpFlags: 0x10 }));
+    const s0 = dp.stats();
+    assert.ok(dp.run('xdp', reply).out.equals(reply), 'filtered out: untouched');
+    assert.deepEqual(statsDelta(s0, dp.stats()), counters({}), 'not even counted');
+    dp.allow([], [9999]);
+    verifyPacket(reply, dp.run('xdp', reply).out, { src: CIP, sport: 80, dst: POD, dport: 40600 });
+  });
+
   /** The error's outer and quoted headers, every checksum recomputed from scratch. */
   const icmpView = (f: Buffer) => {
     const o = f.subarray(14), inner = o.subarray(28), ip = (b: Buffer, at: number) => `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;

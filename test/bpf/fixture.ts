@@ -10,6 +10,8 @@ import { Libkx } from '../../src/kernel/libkx.js';
 import { CT_GC_PROGRAM } from '../../src/dataplane/ebpf/loader.js';
 import { parseFrame, TCP, UDP, type ParsedFrame } from './packet.js';
 import { encodeAll, u32Codec, type Codec } from '../../src/dataplane/ebpf/codec.js';
+import type { MapIO } from '../../src/dataplane/ebpf/apply.js';
+import { Prefilter } from '../../src/dataplane/ebpf/prefilter.js';
 import {
   MAPS, STAT_NAMES, STATS_MAP, PROTO_NUMBER, SCOPE_EXT, SCOPE_INT,
   type BackendValue, type CtKey, type CtValue, type FrontendKey, type FrontendValue,
@@ -133,9 +135,29 @@ export class Dataplane {
 
   // ---- writing state ----
 
+  /** The maps as the applier's MapIO. */
+  io(): MapIO {
+    return {
+      updateBatch: (m, keys, values, n) => { this.kx.mapUpdateBatch(this.map(m), keys, values, n); },
+      deleteBatch: (m, keys, n) => { this.kx.mapDeleteBatch(this.map(m), keys, n); },
+      dump: (m, _k, _v, max) => this.kx.mapDump(this.map(m), max),
+    };
+  }
+
+  /** Lets packets to these frontend addresses and from these backend ports past the prefilter,
+   * as the controller does before it programs them. */
+  allow(frontendAddrs: readonly string[], backendPorts: readonly number[]): void {
+    const f = new Prefilter();
+    f.readFrom(this.io());
+    frontendAddrs.forEach((a) => f.addFrontend(a));
+    backendPorts.forEach((p) => f.addBackendPort(p));
+    f.writeTo(this.io());
+  }
+
   /** Writes whole services: backends -> slots -> reverse NAT -> frontends, one batch per map. */
   writeState(s: MapState): void {
     if (s.nodeAddr !== undefined) this.setConfig(s.nodeAddr);
+    this.allow(s.services.map((x) => x.addr), s.services.flatMap((x) => x.backends.map((b) => b.port)));
     const backends = new Map<number, BackendValue>();
     const slotKeys: { svcId: number; slot: number }[] = [];
     const slotVals: { backendId: number }[] = [];
@@ -176,6 +198,7 @@ export class Dataplane {
   }
 
   setFrontend(key: FrontendKey, value: FrontendValue): void {
+    this.allow([key.addr], []);
     this.kx.mapUpdate(this.map(MAPS.frontends.name), encodeOne(MAPS.frontends.key, key), encodeOne(MAPS.frontends.value, value));
   }
 

@@ -7,8 +7,9 @@ import { BlockList, isIP, isIPv4 } from 'node:net';
 import type { IptablesConfig } from '../../src/dataplane/iptables/config.js';
 import { compile, type EbpfNodeConfig } from '../../src/dataplane/ebpf/compile.js';
 import { emptyApplied, plan } from '../../src/dataplane/ebpf/plan.js';
-import { applyPlan, type MapIO } from '../../src/dataplane/ebpf/apply.js';
+import { applyPlan } from '../../src/dataplane/ebpf/apply.js';
 import { MAPS } from '../../src/dataplane/ebpf/maps.js';
+import { Prefilter } from '../../src/dataplane/ebpf/prefilter.js';
 import type { PacketFlowTest } from '../unit/helpers/iptables-tracer.js';
 import { objects } from '../unit/helpers/kube-objects.js';
 import { FAKE_IPTABLES_CONFIG, TEST_HOSTNAME, TEST_POD_CIDR } from '../unit/helpers/kube-proxy-fake.js';
@@ -92,14 +93,6 @@ function outcomeOf(program: Program, input: Buffer, r: { verdict: number; out: B
 
 const PROTOCOLS: Record<string, number> = { TCP, UDP, SCTP };
 
-/** The maps of a fixture Dataplane as the applier's MapIO. */
-export function mapIO(dp: Dataplane): MapIO {
-  return {
-    updateBatch: (m, keys, values, n) => { dp.kx.mapUpdateBatch(dp.map(m), keys, values, n); },
-    deleteBatch: (m, keys, n) => { dp.kx.mapDeleteBatch(dp.map(m), keys, n); },
-    dump: (m, _k, _v, max) => dp.kx.mapDump(dp.map(m), max),
-  };
-}
 
 export interface FlowResult {
   id: string;
@@ -133,7 +126,8 @@ export function runScenario(s: FlowScenario, opts: { masqueradeLocalEndpoints: b
   const node: EbpfNodeConfig = { ...ebpfNodeConfigOf(cfg), masqueradeLocalEndpoints: opts.masqueradeLocalEndpoints };
   const dp = new Dataplane(KX_OBJ, 'kx-flows');
   try {
-    const io = mapIO(dp);
+    const io = dp.io();
+    const prefilter = new Prefilter(); // as the controller keeps it
     const o = objects();
     let applied = emptyApplied();
     const results: FlowResult[] = [];
@@ -143,6 +137,8 @@ export function runScenario(s: FlowScenario, opts: { masqueradeLocalEndpoints: b
       o.remove(...(step.remove ?? []));
       const compiled = compile(o.state({ nodeName: TEST_HOSTNAME, ...s.node }), node);
       problems.push(...compiled.problems.map((p) => `${p.service}: ${p.reason}`));
+      prefilter.addDesired(compiled.desired);
+      prefilter.writeTo(io);
       const p = plan(applied, compiled.desired);
       applyPlan(io, p);
       applied = p.next;

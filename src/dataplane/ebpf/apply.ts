@@ -33,8 +33,9 @@ export function applyPlan(io: MapIO, p: Plan): ApplyCounts {
   return { updates, deletes };
 }
 
-/** The maps a sync plans (the datapath writes conntrack and affinity; pins.ts the layout). */
-type OwnedRole = Exclude<MapRole, 'ct' | 'ctNew' | 'affinity' | 'layout'>;
+/** The maps a sync plans (the datapath writes conntrack and affinity; pins.ts the layout;
+ * prefilter.ts the prefilter). */
+type OwnedRole = Exclude<MapRole, 'ct' | 'ctNew' | 'affinity' | 'layout' | 'vipBloom' | 'portBits'>;
 const MAX_ENTRIES: Record<OwnedRole, number> = { ...KX_LIMITS, config: 1 };
 
 export function dumpMap<K, V>(io: MapIO, role: OwnedRole): Array<[K, V]> {

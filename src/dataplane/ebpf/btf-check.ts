@@ -8,7 +8,7 @@ import { MAPS } from './maps.js';
 
 const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 /** Plain integer types have no struct to compare. */
-const SCALARS = new Set(['__u8', '__u32']);
+const SCALARS = new Set(['__u8', '__u32', '__u64']);
 
 /** What differs between a codec and the struct the object describes (pure). */
 export function codecProblems(codec: Codec<unknown>, s: BtfStruct | null): string[] {

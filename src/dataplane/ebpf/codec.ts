@@ -83,6 +83,15 @@ export const u32Codec: Codec<number> = {
   decode(buf, offset) { return buf.readUInt32LE(offset); },
 };
 
+/** A codec for a bare __u64 value (bitmap words). */
+export const u64Codec: Codec<bigint> = {
+  struct: '__u64',
+  size: 8,
+  fields: [],
+  encode(value, buf, offset) { buf.writeBigUInt64LE(value, offset); },
+  decode(buf, offset) { return buf.readBigUInt64LE(offset); },
+};
+
 /** A codec for a bare __u8 value (the "present" value of set-like maps). */
 export const u8Codec: Codec<number> = {
   struct: '__u8',

@@ -11,7 +11,9 @@ import { compile, type EbpfNodeConfig } from './compile.js';
 import { describeMaps, type Description } from './describe.js';
 import { KernelMaps } from './kernel-maps.js';
 import { CT_GC_PROGRAM, Loader, type LoaderOptions } from './loader.js';
-import { MAPS, STAT_NAMES, STATS_MAP } from './maps.js';
+import { CT_REPLY, MAPS, STAT_NAMES, STATS_MAP } from './maps.js';
+import { decodeAll } from './codec.js';
+import { Prefilter } from './prefilter.js';
 import { plan, type AppliedState } from './plan.js';
 import { appliedFromMaps } from './readback.js';
 
@@ -35,6 +37,7 @@ export class EbpfDataplane implements Dataplane {
   private gcProg: { fd: number; label: string } | null = null;
   private lastGc = -Infinity;
   private lastShortfall = '[]';
+  private readonly prefilter = new Prefilter();
 
   constructor(private readonly lib: Libkx, private readonly log: Logger, private readonly metrics: Metrics, private readonly opts: EbpfOptions) {
     this.loader = new Loader(lib, log, opts);
@@ -46,11 +49,29 @@ export class EbpfDataplane implements Dataplane {
     this.maps = KernelMaps.ofObject(this.lib, handle, [...CONTROLLED_MAPS, STATS_MAP]);
     this.gcProg = { fd: this.lib.objProgFd(handle, CT_GC_PROGRAM), label: CT_GC_PROGRAM };
     this.applied = appliedFromMaps(readMaps(this.maps));
+    this.seedPrefilter(this.maps, this.applied);
     this.log.info({
       pinDir: this.opts.pinDir, frontends: this.applied.frontends.size, backends: this.applied.backends.size,
     }, this.applied.frontends.size ? 'reusing pinned maps from a previous run' : 'maps created');
     this.loader.attachExternal();
     this.tick();
+  }
+
+  /** Before the programs attach: the prefilter covers what the maps and conntrack hold (an
+   * upgrade from a release without it starts with empty bitmaps). */
+  private seedPrefilter(maps: KernelMaps, applied: AppliedState): void {
+    this.prefilter.readFrom(maps);
+    for (const fe of applied.frontends.values()) this.prefilter.addFrontend(fe.key.addr);
+    for (const be of applied.backends.values()) this.prefilter.addBackendPort(be.value.port);
+    for (const table of [MAPS.ct, MAPS.ctNew]) {
+      const d = maps.dump(table.name, table.key.size, table.value.size, 0);
+      const keys = decodeAll(table.key, d.keys, d.count), values = decodeAll(table.value, d.values, d.count);
+      keys.forEach((k, i) => {
+        if (values[i]!.dir === CT_REPLY) this.prefilter.addBackendPort(k.sport);
+        else this.prefilter.addFrontend(k.daddr);
+      });
+    }
+    this.prefilter.writeTo(maps);
   }
 
   tick(): void {
@@ -96,6 +117,9 @@ export class EbpfDataplane implements Dataplane {
     try {
       // A second pass when Services were left out: this pass's deletes lowered the peak.
       for (let pass = 0; pass < 2; pass++) {
+        // the prefilter lets a frontend's packets through before the frontend exists
+        this.prefilter.addDesired(admission.desired);
+        writes += this.prefilter.writeTo(maps);
         const p = plan(this.applied, admission.desired);
         const counts = applyPlan(maps, p);
         this.applied = p.next;

@@ -1,5 +1,5 @@
 // The maps of bpf/kube_xdp.bpf.c: names, key/value codecs and the constants of kx_maps.h.
-import { type Codec, structCodec, u32Codec, u8Codec } from './codec.js';
+import { type Codec, structCodec, u32Codec, u64Codec, u8Codec } from './codec.js';
 
 export const SCOPE_EXT = 0;
 export const SCOPE_INT = 1;
@@ -143,6 +143,8 @@ export const MAPS = {
   affinityMatch: spec('kx_affinity_match', affinityMatchKey, u8Codec),
   affinity: spec('kx_affinity', affinityKey, affinityValue),
   layout: spec('kx_layout', u32Codec, u32Codec),
+  vipBloom: spec('kx_vip_bloom', u32Codec, u64Codec),
+  portBits: spec('kx_port_bits', u32Codec, u64Codec),
 } as const;
 
 /** KX_LAYOUT_VERSION of kx_maps.h: what the pinned maps mean (pins.ts converts older ones). */

@@ -16,6 +16,7 @@ import type { Libkx } from '../../kernel/libkx.js';
 import { KX_LIMITS } from './limits.js';
 import { LAYOUT_VERSION, MAPS, STAT_NAMES, STATS_MAP } from './maps.js';
 import type { MapSizes } from './map-sizes.js';
+import { PREFILTER_WORDS } from './prefilter.js';
 
 export interface MapLayout {
   readonly name: string; readonly type: number; readonly keySize: number; readonly valueSize: number;
@@ -31,13 +32,13 @@ const KIND: Record<string, { type: number; flags: number }> = {
   ct: { type: LRU_HASH, flags: 0 }, ctNew: { type: LRU_HASH, flags: 0 }, config: { type: ARRAY, flags: 0 },
   srcRanges: { type: LPM_TRIE, flags: NO_PREALLOC }, clusterCidrs: { type: LPM_TRIE, flags: NO_PREALLOC },
   affinity: { type: LRU_HASH, flags: 0 }, affinityMatch: { type: HASH, flags: NO_PREALLOC },
-  layout: { type: ARRAY, flags: 0 },
+  layout: { type: ARRAY, flags: 0 }, vipBloom: { type: ARRAY, flags: 0 }, portBits: { type: ARRAY, flags: 0 },
 };
 
 /** What this build's object declares for every pinned map (the codecs are checked against its
  * BTF), with `sizes` applied. */
 export function expectedLayouts(sizes: MapSizes = KX_LIMITS): MapLayout[] {
-  const limits: Record<string, number> = { ...sizes, config: 1, layout: 1 };
+  const limits: Record<string, number> = { ...sizes, config: 1, layout: 1, ...PREFILTER_WORDS };
   const maps = Object.entries(MAPS).map(([role, m]) => ({
     name: m.name, ...KIND[role]!, keySize: m.key.size, valueSize: m.value.size, maxEntries: limits[role]!,
   }));
