@@ -67,6 +67,21 @@ static __always_inline struct backend_value *kx_slot_backend(const struct fronte
  * is within the timeout and still a backend (kube-proxy's `recent` match: the timer restarts
  * with every new connection), else a random slot. fe->count must be > 0. Established flows
  * never look here: they keep the backend conntrack holds. */
+static __always_inline struct backend_value *kx_affinity_backend(const struct frontend_value *fe,
+								   const struct affinity_value *prev, __u64 now,
+								   __u32 *backend_id)
+{
+	struct affinity_match_key mk = { .svc_id = fe->svc_id, .backend_id = prev->backend_id };
+	struct backend_value *be;
+
+	if (now - prev->last_ns >= (__u64)fe->affinity_timeout * 1000000000ULL || !bpf_map_lookup_elem(&kx_affinity_match, &mk))
+		return 0;
+	be = bpf_map_lookup_elem(&kx_backends, &prev->backend_id);
+	if (be)
+		*backend_id = prev->backend_id;
+	return be;
+}
+
 static __always_inline struct backend_value *kx_select_backend(const struct frontend_value *fe, __be32 client,
 								 __u64 now, __u32 *backend_id)
 {
@@ -77,23 +92,28 @@ static __always_inline struct backend_value *kx_select_backend(const struct fron
 	if (!(fe->flags & KX_FE_AFFINITY))
 		return kx_slot_backend(fe, bpf_get_prandom_u32() % fe->count, backend_id);
 	prev = bpf_map_lookup_elem(&kx_affinity, &ak);
-	be = 0;
-	if (prev && now - prev->last_ns < (__u64)fe->affinity_timeout * 1000000000ULL) {
-		struct affinity_match_key mk = { .svc_id = fe->svc_id, .backend_id = prev->backend_id };
-
-		if (bpf_map_lookup_elem(&kx_affinity_match, &mk)) {
-			be = bpf_map_lookup_elem(&kx_backends, &prev->backend_id);
-			if (be)
-				*backend_id = prev->backend_id;
-		}
+	be = prev ? kx_affinity_backend(fe, prev, now, backend_id) : 0;
+	if (be) {
+		prev->last_ns = now;
+		return be;
 	}
-	if (!be)
-		be = kx_slot_backend(fe, bpf_get_prandom_u32() % fe->count, backend_id);
+	be = kx_slot_backend(fe, bpf_get_prandom_u32() % fe->count, backend_id);
 	if (!be)
 		return 0;
 	av.backend_id = *backend_id;
 	av.last_ns = now;
-	bpf_map_update_elem(&kx_affinity, &ak, &av, BPF_ANY);
+	/* The client's first flows can arrive on several CPUs at once: the first choice stored
+	 * wins, the others follow it. */
+	if (bpf_map_update_elem(&kx_affinity, &ak, &av, prev ? BPF_ANY : BPF_NOEXIST) == 0)
+		return be;
+	prev = bpf_map_lookup_elem(&kx_affinity, &ak);
+	if (prev) {
+		struct backend_value *won = kx_affinity_backend(fe, prev, now, backend_id);
+
+		if (won)
+			return won;
+	}
+	*backend_id = av.backend_id;
 	return be;
 }
 
