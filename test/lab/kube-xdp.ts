@@ -11,16 +11,17 @@ export interface LogLine { msg: string; level: number; time: number; [k: string]
 export class Controller {
   private constructor(readonly lab: Lab, readonly node: NodeName, readonly proc: LabProcess) {}
 
-  static async start(lab: Lab, node: NodeName, sourcePath: string, extra: string[] = []): Promise<Controller> {
-    return Controller.startWith(lab, node, ['--source', `file:${sourcePath}`], extra);
+  /** `cli`: another build's main.js (an earlier release, for upgrade tests). */
+  static async start(lab: Lab, node: NodeName, sourcePath: string, extra: string[] = [], cli = CLI): Promise<Controller> {
+    return Controller.startWith(lab, node, ['--source', `file:${sourcePath}`], extra, cli);
   }
 
   /** Like start, with the caller's source flags (e.g. `--source kubernetes --api-server URL`)
    *  in place of `--source file:PATH`; the argv is otherwise the same. */
-  static async startWith(lab: Lab, node: NodeName, sourceArgs: string[], extra: string[] = []): Promise<Controller> {
+  static async startWith(lab: Lab, node: NodeName, sourceArgs: string[], extra: string[] = [], cli = CLI): Promise<Controller> {
     const n = lab.nodes[node];
     const proc = lab.spawn(n.ns, [
-      process.execPath, CLI, 'run', ...sourceArgs, '--node-name', node,
+      process.execPath, cli, 'run', ...sourceArgs, '--node-name', node,
       '--external-interfaces', n.extIf, '--pod-interfaces', 'kxv*', '--bpf-pin-dir', lab.pinDir(node),
       '--metrics-bind-address', '', ...extra,
     ], { useNsenter: true });
