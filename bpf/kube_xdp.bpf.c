@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
 /*
- * kube-xdp dataplane: Service load balancing for IPv4 TCP/UDP.
+ * kube-xdp dataplane: Service load balancing for IPv4 TCP, UDP and SCTP.
  *  - kx_xdp_ext: XDP on the node's external interfaces (NodePort, externalIPs, LoadBalancer
  *    IPs: the external scope) and reverse NAT of replies coming back from other nodes.
  *  - kx_tc_pod:  tc ingress on the pods' host-side veths (pod -> Service: the internal
@@ -28,17 +28,26 @@ static __always_inline int kx_xdp_apply(struct xdp_md *ctx, const struct kx_pkt 
 	void *data_end = (void *)(long)ctx->data_end;
 	struct iphdr *iph = data + sizeof(struct ethhdr);
 	__be16 *ports = data + (p->l4_off & 0x7f); /* bounded for the verifier: <= 14 + 60 */
-	__u16 *csum, c;
-	int has_csum;
+	__u16 *csum = 0, c = 0;
+	__u32 *crc = 0, old_ports;
+	int has_csum = 0;
 
 	if ((void *)(iph + 1) > data_end || (void *)ports + sizeof(struct udphdr) > data_end)
 		return -1;
-	csum = (void *)ports + (p->t.proto == IPPROTO_TCP ? KX_TCP_CSUM_OFF : KX_UDP_CSUM_OFF);
-	if ((void *)(csum + 1) > data_end)
-		return -1;
-	c = *csum;
-	/* A UDP checksum of 0 means "none" and must stay 0. */
-	has_csum = p->t.proto == IPPROTO_TCP || c != 0;
+	if (p->t.proto == IPPROTO_SCTP) {
+		/* no pseudo-header: only the ports enter its CRC32c (kx_sctp.h) */
+		crc = (void *)ports + KX_SCTP_CSUM_OFF;
+		if ((void *)(crc + 1) > data_end)
+			return -1;
+	} else {
+		csum = (void *)ports + (p->t.proto == IPPROTO_TCP ? KX_TCP_CSUM_OFF : KX_UDP_CSUM_OFF);
+		if ((void *)(csum + 1) > data_end)
+			return -1;
+		c = *csum;
+		/* A UDP checksum of 0 means "none" and must stay 0. */
+		has_csum = p->t.proto == IPPROTO_TCP || c != 0;
+	}
+	old_ports = *(__u32 *)ports;
 
 	if (nat->saddr != iph->saddr) {
 		iph->check = kx_csum_update4(iph->check, iph->saddr, nat->saddr);
@@ -58,30 +67,49 @@ static __always_inline int kx_xdp_apply(struct xdp_md *ctx, const struct kx_pkt 
 		c = kx_csum_update2(c, ports[1], nat->dport);
 		ports[1] = nat->dport;
 	}
-	if (has_csum)
+	if (crc)
+		*crc = kx_sctp_csum_update(*crc, old_ports, *(__u32 *)ports, p->l4_len);
+	else if (has_csum)
 		*csum = (p->t.proto == IPPROTO_UDP && c == 0) ? 0xffff : c;
 	return 0;
 }
 
 /* tc: the skb may carry a partial (offloaded) L4 checksum, which only the kernel's helpers
- * update correctly, so every rewrite goes through them. */
+ * update correctly, so every rewrite goes through them. SCTP has no pseudo-header: addresses
+ * touch the IPv4 checksum only, ports the CRC32c (an offloaded one is computed afterwards over
+ * the rewritten packet, so updating the field is harmless). */
 static __always_inline int kx_tc_apply(struct __sk_buff *skb, const struct kx_pkt *p,
 				       const struct kx_nat *nat)
 {
 	const __u32 ip_off = sizeof(struct ethhdr);
+	int sctp = p->t.proto == IPPROTO_SCTP;
 	__u32 csum_off = p->l4_off + (p->t.proto == IPPROTO_TCP ? KX_TCP_CSUM_OFF : KX_UDP_CSUM_OFF);
 	__u64 l4f = p->t.proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
+	__be16 ports[2] = { nat->sport, nat->dport };
+	__u32 crc;
 	int err = 0;
 
 	if (nat->saddr != p->t.saddr) {
-		err |= bpf_l4_csum_replace(skb, csum_off, p->t.saddr, nat->saddr, l4f | BPF_F_PSEUDO_HDR | 4);
+		if (!sctp)
+			err |= bpf_l4_csum_replace(skb, csum_off, p->t.saddr, nat->saddr, l4f | BPF_F_PSEUDO_HDR | 4);
 		err |= bpf_l3_csum_replace(skb, ip_off + offsetof(struct iphdr, check), p->t.saddr, nat->saddr, 4);
 		err |= bpf_skb_store_bytes(skb, ip_off + offsetof(struct iphdr, saddr), &nat->saddr, 4, 0);
 	}
 	if (nat->daddr != p->t.daddr) {
-		err |= bpf_l4_csum_replace(skb, csum_off, p->t.daddr, nat->daddr, l4f | BPF_F_PSEUDO_HDR | 4);
+		if (!sctp)
+			err |= bpf_l4_csum_replace(skb, csum_off, p->t.daddr, nat->daddr, l4f | BPF_F_PSEUDO_HDR | 4);
 		err |= bpf_l3_csum_replace(skb, ip_off + offsetof(struct iphdr, check), p->t.daddr, nat->daddr, 4);
 		err |= bpf_skb_store_bytes(skb, ip_off + offsetof(struct iphdr, daddr), &nat->daddr, 4, 0);
+	}
+	if (sctp) {
+		__be16 old[2] = { p->t.sport, p->t.dport };
+
+		if (bpf_skb_load_bytes(skb, p->l4_off + KX_SCTP_CSUM_OFF, &crc, 4))
+			return -1;
+		crc = kx_sctp_csum_update(crc, *(__u32 *)old, *(__u32 *)ports, p->l4_len);
+		err |= bpf_skb_store_bytes(skb, p->l4_off, ports, 4, 0);
+		err |= bpf_skb_store_bytes(skb, p->l4_off + KX_SCTP_CSUM_OFF, &crc, 4, 0);
+		return err ? -1 : 0;
 	}
 	if (nat->sport != p->t.sport) {
 		err |= bpf_l4_csum_replace(skb, csum_off, p->t.sport, nat->sport, l4f | 2);

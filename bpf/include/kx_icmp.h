@@ -6,8 +6,8 @@
  * is rewritten to what the client sent (client -> Service address), the client's stack finds no
  * socket for it, and path MTU discovery through a Service breaks (a black hole for large
  * packets). Handled: IPv4 ICMP destination unreachable (3) and time exceeded (11) whose outer
- * and quoted headers have no IP options (IHL 5, as the kernel builds them), quoting TCP or
- * UDP. Anything else ICMP passes untouched.
+ * and quoted headers have no IP options (IHL 5, as the kernel builds them), quoting TCP, UDP or
+ * SCTP (whose quoted 8 bytes hold no checksum). Anything else ICMP passes untouched.
  */
 #ifndef KX_ICMP_H
 #define KX_ICMP_H
@@ -42,7 +42,8 @@ static __always_inline int kx_icmp_err_ok(const struct kx_icmp_err_pkt *e, __u32
 		return 0;
 	if (e->type != KX_ICMP_DEST_UNREACH && e->type != KX_ICMP_TIME_EXCEEDED)
 		return 0;
-	if (e->in.version != 4 || e->in.ihl != 5 || (e->in.protocol != IPPROTO_TCP && e->in.protocol != IPPROTO_UDP))
+	if (e->in.version != 4 || e->in.ihl != 5 ||
+	    (e->in.protocol != IPPROTO_TCP && e->in.protocol != IPPROTO_UDP && e->in.protocol != IPPROTO_SCTP))
 		return 0;
 	return kx_ipv4_csum_ok(&e->in, sizeof(struct iphdr));
 }

@@ -47,7 +47,9 @@ static __always_inline __u64 kx_ct_lifetime_ns(__u8 proto, __u16 flags)
 {
 	__u64 s;
 
-	if (proto != IPPROTO_TCP)
+	if (proto == IPPROTO_SCTP)
+		s = flags & KX_CT_REPLIED ? KX_CT_SCTP_S : KX_CT_UDP_S;
+	else if (proto != IPPROTO_TCP)
 		s = flags & KX_CT_REPLIED ? KX_CT_UDP_STREAM_S : KX_CT_UDP_S;
 	else if (!(flags & KX_CT_REPLIED))
 		s = KX_CT_TCP_SYN_S;
@@ -247,7 +249,7 @@ static __always_inline int kx_snat_port(const struct kx_tuple *t, __be32 snat_ad
 }
 
 /* An established flow keeps its backend. When the backend entry is gone (endpoint removed,
- * or terminating and out of the slots), TCP stays on the address the flow chose, as
+ * or terminating and out of the slots), TCP (and SCTP) stays on the address the flow chose, as
  * netfilter's conntrack keeps it under kube-proxy; UDP is re-balanced, as kube-proxy deletes
  * the UDP conntrack entries of an endpoint that changed. */
 static __always_inline int kx_established(const struct kx_pkt *p, const struct ct_key *k, struct ct_value *ct,
@@ -273,7 +275,7 @@ static __always_inline int kx_established(const struct kx_pkt *p, const struct c
 		return 0;
 	}
 	be = bpf_map_lookup_elem(&kx_backends, &ct->backend_id);
-	if (t->proto != IPPROTO_TCP &&
+	if (t->proto == IPPROTO_UDP &&
 	    !(be && be->addr == ct->backend_addr && be->port == ct->backend_port))
 		return 0;
 	nat->daddr = ct->backend_addr;

@@ -70,6 +70,7 @@
 #define KX_CT_TCP_CLOSE_S       10    /* RST, or FIN from both sides */
 #define KX_CT_UDP_S             30    /* no reply yet */
 #define KX_CT_UDP_STREAM_S      120   /* replied */
+#define KX_CT_SCTP_S            210   /* replied: netfilter's established SCTP (heartbeats 30 s) */
 /* An unreplied flow older than this gives its SNAT port up when no port is free. */
 #define KX_CT_SNAT_RECLAIM_NS   3000000000ULL
 /* The time of an entry is rewritten at most this often unless its state changes. */
@@ -100,7 +101,7 @@
 struct frontend_key {
 	__be32 addr;
 	__be16 port;
-	__u8 proto;  /* IPPROTO_TCP / IPPROTO_UDP */
+	__u8 proto;  /* IPPROTO_TCP / IPPROTO_UDP / IPPROTO_SCTP */
 	__u8 scope;  /* KX_SCOPE_* */
 };
 

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
-/* Packet parsing shared by XDP and tc: Ethernet -> IPv4 -> TCP/UDP ports, with every length
+/* Packet parsing shared by XDP and tc: Ethernet -> IPv4 -> TCP/UDP/SCTP ports, with every length
  * and the IPv4 header checksum validated before anything is translated. */
 #ifndef KX_PARSE_H
 #define KX_PARSE_H
 
 #include "kx_defs.h"
+#include "kx_sctp.h"
 
 struct kx_tuple {
 	__be32 saddr;
@@ -17,6 +18,7 @@ struct kx_tuple {
 struct kx_pkt {
 	struct kx_tuple t;
 	__u32 l4_off;    /* from the start of the frame */
+	__u32 l4_len;    /* the IP payload: L4 header and data */
 	__u8 tcp_flags;  /* TCP: the flags byte (FIN 0x01, SYN 0x02, RST 0x04, ACK 0x10); UDP: 0 */
 };
 
@@ -73,6 +75,7 @@ static __always_inline int kx_parse_ipv4(struct iphdr *iph, void *data_end, __u3
 
 	l4_len = tot_len - hlen;
 	p->l4_off = sizeof(struct ethhdr) + hlen;
+	p->l4_len = l4_len;
 	if (iph->protocol == IPPROTO_TCP) {
 		struct tcphdr *th = (void *)iph + hlen;
 		__u32 doff;
@@ -85,6 +88,13 @@ static __always_inline int kx_parse_ipv4(struct iphdr *iph, void *data_end, __u3
 		p->t.sport = th->source;
 		p->t.dport = th->dest;
 		p->tcp_flags = ((__u8 *)th)[13];
+	} else if (iph->protocol == IPPROTO_SCTP) {
+		__be16 *sh = (void *)iph + hlen; /* source port, destination port, tag, checksum */
+
+		if (l4_len < KX_SCTP_MIN_LEN || (void *)sh + KX_SCTP_MIN_LEN > data_end)
+			return KX_PARSE_MALFORMED;
+		p->t.sport = sh[0];
+		p->t.dport = sh[1];
 	} else {
 		struct udphdr *uh = (void *)iph + hlen;
 
@@ -119,7 +129,7 @@ static __always_inline int kx_parse(void *data, void *data_end, __u32 pkt_len, s
 		return KX_PARSE_MALFORMED;
 	if (iph->protocol == IPPROTO_ICMP)
 		return KX_PARSE_ICMP;
-	if (iph->protocol != IPPROTO_TCP && iph->protocol != IPPROTO_UDP)
+	if (iph->protocol != IPPROTO_TCP && iph->protocol != IPPROTO_UDP && iph->protocol != IPPROTO_SCTP)
 		return KX_PARSE_NOT_OURS;
 	if (iph->version != 4)
 		return KX_PARSE_MALFORMED;

@@ -12,7 +12,7 @@ import {
   Dataplane, ensureBpffs, statsDelta, KX_OBJ, TC_ACT_OK, TC_ACT_SHOT, XDP_DROP, XDP_PASS,
   verifyPacket, ktimeNs, type CtTable, type Fields, type MapState, type Program, type ServiceSpec, type StatName,
 } from './fixture.js';
-import { buildFrame, parseFrame, ipv6Frame, arpFrame, checksum, TCP, UDP, type FrameSpec, type ParsedFrame } from './packet.js';
+import { buildFrame, parseFrame, ipv6Frame, arpFrame, checksum, SCTP, TCP, UDP, type FrameSpec, type ParsedFrame } from './packet.js';
 import { MAPS, SNAT_PORTS, STAT_NAMES, BE_LOCAL, CT_FWD, CT_FIN_FWD, CT_FIN_REPLY, CT_REPLIED, CT_REPLY, CT_RST, CT_SNAT, FE_LOCAL_ONLY, FE_NODEPORT, type CtKey, type CtValue } from '../../src/dataplane/ebpf/maps.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -830,6 +830,31 @@ describe('gaps found by the fixtures (open ones report as todo)', { skip: isRoot
       if (port >= lo && port <= hi) clashes.push(port);
     }
     assert.equal(clashes.length, 0, `${clashes.length} of 50 SNAT ports inside ip_local_port_range ${lo}-${hi} (reserved: "${reserved}"), e.g. ${clashes.slice(0, 5).join(", ")}`);
+  });
+
+  test('SCTP: ports rewritten with the CRC32c updated incrementally, at every packet size, both programs, SNAT and reverse NAT', () => {
+    const dp = loaded.current;
+    assert.ok(dp);
+    dp.clearAll(65536);
+    dp.writeState({ nodeAddr: NODE, services: [
+      svc({ proto: 'SCTP', port: 80, backends: one(11, BE_R1, 8080) }),
+      svc({ svcId: 4, addr: NODE, port: 30080, proto: 'SCTP', scope: 'EXT', flags: FE_NODEPORT, backends: one(12, BE_R2, 9090) }),
+    ] });
+    const s0 = dp.stats();
+    let n = 0;
+    for (const size of [0, 1, 3, 4, 100, 511, 512, 1000, 1400]) {
+      const payload = Buffer.from(Array.from({ length: size }, (_, i) => (i * 7 + size) & 0xff));
+      // pod -> ClusterIP (tc): destination address and port
+      const a = buildFrame({ src: POD, dst: CIP, sport: 40700 + size, dport: 80, proto: SCTP, payload });
+      verifyPacket(a, dp.run('tc', a).out, { src: POD, sport: 40700 + size, dst: BE_R1, dport: 8080 });
+      // outside -> NodePort (XDP) to a remote backend: SNAT too, and the reply translated back
+      const b = buildFrame({ src: CLIENT, dst: NODE, sport: 40700 + size, dport: 30080, proto: SCTP, payload });
+      const out = verifyPacket(b, dp.run('xdp', b).out, { src: NODE, sport: { range: [SNAT_MIN, SNAT_END] }, dst: BE_R2, dport: 9090 })!;
+      const reply = buildFrame({ src: BE_R2, dst: NODE, sport: 9090, dport: out.sport, proto: SCTP, payload });
+      verifyPacket(reply, dp.run('xdp', reply).out, { src: NODE, sport: 30080, dst: CLIENT, dport: 40700 + size });
+      n++;
+    }
+    assert.deepEqual(statsDelta(s0, dp.stats()), counters({ new_flow: 2 * n, reply: n, promoted: n }));
   });
 
   test('prefilter: a packet to no frontend address and from no backend port never reaches conntrack; its bits let it in', () => {

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { Libkx } from '../../src/kernel/libkx.js';
 import { CT_GC_PROGRAM } from '../../src/dataplane/ebpf/loader.js';
-import { parseFrame, TCP, UDP, type ParsedFrame } from './packet.js';
+import { parseFrame, SCTP, TCP, UDP, type ParsedFrame } from './packet.js';
 import { encodeAll, u32Codec, type Codec } from '../../src/dataplane/ebpf/codec.js';
 import type { MapIO } from '../../src/dataplane/ebpf/apply.js';
 import { Prefilter } from '../../src/dataplane/ebpf/prefilter.js';
@@ -58,7 +58,7 @@ export interface ServiceSpec {
   svcId: number;
   addr: string;
   port: number;
-  proto: 'TCP' | 'UDP';
+  proto: 'TCP' | 'UDP' | 'SCTP';
   scope: 'EXT' | 'INT';
   flags?: number;
   /** Reverse-NAT id; defaults to svcId. The reverse-NAT entry is {addr, port}. */
@@ -312,8 +312,9 @@ function matches(want: Match, got: number | string): boolean {
 /** Byte offsets a NAT may change: IP checksum, addresses, ports, L4 checksum. */
 function rewritableOffsets(input: Buffer): Set<number> {
   const l4 = 14 + (input[14]! & 0xf) * 4;
-  const csum = l4 + (input[23] === TCP ? 16 : 6);
-  return new Set([24, 25, 26, 27, 28, 29, 30, 31, 32, 33, l4, l4 + 1, l4 + 2, l4 + 3, csum, csum + 1]);
+  const csum = l4 + (input[23] === TCP ? 16 : input[23] === SCTP ? 8 : 6);
+  const csumLen = input[23] === SCTP ? 4 : 2; // SCTP's CRC32c is 4 bytes
+  return new Set([24, 25, 26, 27, 28, 29, 30, 31, 32, 33, l4, l4 + 1, l4 + 2, l4 + 3, ...Array.from({ length: csumLen }, (_, i) => csum + i)]);
 }
 
 /** Checks one output against its expectation; throws AssertionError naming what differs. */
@@ -331,7 +332,7 @@ export function verifyPacket(input: Buffer, out: Buffer, expect: 'unchanged' | F
   }
   assert.equal(got.proto, sent.proto, 'protocol unchanged');
   assert.ok(got.ipChecksumOk, 'IPv4 header checksum valid (recomputed from scratch)');
-  assert.ok(got.l4ChecksumOk, `${got.proto === TCP ? 'TCP' : 'UDP'} checksum valid (recomputed from scratch, pseudo-header included): field 0x${got.l4Checksum.toString(16)}`);
+  assert.ok(got.l4ChecksumOk, `${got.proto === TCP ? 'TCP' : got.proto === SCTP ? 'SCTP (CRC32c)' : 'UDP'} checksum valid (recomputed from scratch): field 0x${got.l4Checksum.toString(16)}`);
   if (sent.proto === UDP && sent.l4Checksum === 0) assert.equal(got.l4Checksum, 0, 'UDP checksum 0 (none) stays 0');
   if (l4Checksum !== undefined) assert.equal(got.l4Checksum, l4Checksum, `L4 checksum field 0x${l4Checksum.toString(16)}`);
   assert.deepEqual(got.payload, sent.payload, 'payload unchanged');

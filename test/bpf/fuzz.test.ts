@@ -10,8 +10,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Dataplane, ensureBpffs, TC_ACT_OK, TC_ACT_REDIRECT, XDP_PASS, XDP_TX, type MapState, type Program } from './fixture.js';
-import { buildFrame, checksum, pseudoSum, rejectProblem, TCP, UDP } from './packet.js';
-import { BE_LOCAL, FE_NODEPORT, FE_REJECT, SNAT_PORTS } from '../../src/dataplane/ebpf/maps.js';
+import { buildFrame, checksum, crc32c, pseudoSum, rejectProblem, SCTP, TCP, UDP } from './packet.js';
+import { BE_LOCAL, FE_NODEPORT, FE_REJECT, PROTO_NUMBER, SNAT_PORTS } from '../../src/dataplane/ebpf/maps.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot && process.env.CI === 'true') test('packet fuzz', () => assert.fail('CI=true requires root'));
@@ -34,9 +34,12 @@ const STATE: MapState = {
     // no endpoints: kube-proxy's REJECT, an ICMP port unreachable built from the packet
     { svcId: 6, addr: NODE, port: 30082, proto: 'TCP', scope: 'EXT', flags: FE_NODEPORT | FE_REJECT, backends: [] },
     { svcId: 7, addr: CIP, port: 54, proto: 'UDP', scope: 'INT', flags: FE_REJECT, backends: [] },
+    // SCTP: its CRC32c is updated incrementally when the port changes
+    { svcId: 8, addr: CIP, port: 36412, proto: 'SCTP', scope: 'INT', backends: [{ id: 8, addr: BE_REMOTE, port: 38412 }] },
+    { svcId: 9, addr: NODE, port: 30412, proto: 'SCTP', scope: 'EXT', flags: FE_NODEPORT, backends: [{ id: 9, addr: BE_REMOTE, port: 36412 }] },
   ],
 };
-const FRONTENDS = STATE.services.map((s) => ({ ...s, protoNum: s.proto === 'TCP' ? TCP : UDP, program: (s.scope === 'INT' ? 'tc' : 'xdp') as Program }));
+const FRONTENDS = STATE.services.map((s) => ({ ...s, protoNum: PROTO_NUMBER[s.proto], program: (s.scope === 'INT' ? 'tc' : 'xdp') as Program }));
 
 type Expect = { kind: 'untouched'; why: string } | { kind: 'reject' }
   | { kind: 'nat'; dst: string; dport: number; snat: boolean; l4: number; proto: number };
@@ -46,6 +49,11 @@ const ipAt = (b: Buffer, at: number) => `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[
 /** L4 checksum of the IP payload [l4, l4+len) valid? (UDP 0 = none counts as valid.) */
 function l4Valid(f: Buffer, l4: number, len: number, proto: number): boolean {
   const seg = f.subarray(l4, l4 + len);
+  if (proto === SCTP) {
+    const zeroed = Buffer.from(seg);
+    zeroed.writeUInt32LE(0, 8);
+    return seg.readUInt32LE(8) === crc32c(zeroed);
+  }
   if (proto === UDP && seg.readUInt16BE(6) === 0) return true;
   return checksum(seg, pseudoSum(f.subarray(14), proto, len)) === 0;
 }
@@ -56,7 +64,7 @@ function expected(f: Buffer, program: Program): Expect {
   if (f.length < 14 || f.readUInt16BE(12) !== 0x0800) return no('not IPv4');
   if (f.length < 34) return no('IPv4 header cut');
   const proto = f[23]!;
-  if (proto !== TCP && proto !== UDP) return no('not TCP/UDP');
+  if (proto !== TCP && proto !== UDP && proto !== SCTP) return no('not TCP/UDP/SCTP');
   if (f[14]! >> 4 !== 4 || (f[14]! & 15) < 5) return no('bad version/IHL');
   const hlen = (f[14]! & 15) * 4;
   const tot = f.readUInt16BE(16);
@@ -68,6 +76,8 @@ function expected(f: Buffer, program: Program): Expect {
     if (l4len < 20) return no('TCP header cut');
     const doff = (f[l4 + 12]! >> 4) * 4;
     if (doff < 20 || doff > l4len) return no('bad TCP data offset');
+  } else if (proto === SCTP) {
+    if (l4len < 16) return no('SCTP header and chunk header cut');
   } else {
     if (l4len < 8) return no('UDP header cut');
     if (f.readUInt16BE(l4 + 4) !== l4len) return no('bad UDP length');
@@ -93,7 +103,8 @@ function check(input: Buffer, out: Buffer, verdict: number, program: Program): s
   if (verdict !== pass) return `verdict ${verdict}, expected pass (${e.kind === 'untouched' ? e.why : 'translation'})`;
   if (e.kind === 'untouched') return out.equals(input) ? null : `rewritten although ${e.why}`;
   if (out.length !== input.length) return `length ${out.length} != ${input.length}`;
-  const changed = new Set<number>([24, 25, 30, 31, 32, 33, e.l4 + 2, e.l4 + 3, ...(e.proto === TCP ? [e.l4 + 16, e.l4 + 17] : [e.l4 + 6, e.l4 + 7])]);
+  const csum = e.proto === TCP ? [e.l4 + 16, e.l4 + 17] : e.proto === SCTP ? [e.l4 + 8, e.l4 + 9, e.l4 + 10, e.l4 + 11] : [e.l4 + 6, e.l4 + 7];
+  const changed = new Set<number>([24, 25, 30, 31, 32, 33, e.l4 + 2, e.l4 + 3, ...csum]);
   if (e.snat) [26, 27, 28, 29, e.l4, e.l4 + 1].forEach((i) => changed.add(i));
   for (let i = 0; i < input.length; i++) if (!changed.has(i) && out[i] !== input[i]) return `byte ${i} changed (${input[i]} -> ${out[i]})`;
   if (ipAt(out, 30) !== e.dst || out.readUInt16BE(e.l4 + 2) !== e.dport) return `dst ${ipAt(out, 30)}:${out.readUInt16BE(e.l4 + 2)}, expected ${e.dst}:${e.dport}`;

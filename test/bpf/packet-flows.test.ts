@@ -92,9 +92,6 @@ const DELIBERATE: Record<string, Known> = {
 
 /** Flows that differ until an issue-11 item lands: flow id → the item, and what they do today. */
 const NOT_YET: Record<string, Known> = {
-  ...withReason('SCTP', {
-    'TestClusterIPGeneral / clusterIP with TCP, UDP, and SCTP on same port (SCTP)': 'pass',
-  }),
   ...withReason('IPv6', {
     'TestNodePorts/ipv6, localhost-nodeports enabled / pod to cluster IP': 'pass',
     'TestNodePorts/ipv6, localhost-nodeports enabled / external to nodePort': 'pass',

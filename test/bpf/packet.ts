@@ -1,6 +1,7 @@
 // Builds and parses Ethernet/IPv4/TCP/UDP frames for BPF_PROG_TEST_RUN fixtures, and checks
 // checksums from scratch (not incrementally), so a wrong incremental update is caught.
 import { writeIPv4 } from '../../src/dataplane/ebpf/codec.js';
+import { crc32cTable } from '../../scripts/gen-crc32c-tables.js';
 
 export const TCP = 6;
 export const UDP = 17;
@@ -30,10 +31,33 @@ export function pseudoSum(ip: Buffer, proto: number, l4len: number): number {
   return (~checksum(p)) & 0xffff;
 }
 
+/** CRC32c as SCTP stores it (RFC 4960 appendix B: the final value, little-endian). */
+export function crc32c(buf: Buffer): number {
+  let c = 0xffffffff;
+  for (const b of buf) c = (CRC32C_TABLE[(c ^ b) & 0xff]! ^ (c >>> 8)) >>> 0;
+  return (c ^ 0xffffffff) >>> 0;
+}
+const CRC32C_TABLE = crc32cTable();
+
+/** SCTP: the common header (checksum at 8, stored little-endian) and one DATA chunk. */
+function sctpSegment(sport: number, dport: number, payload: Buffer): Buffer {
+  const padded = Buffer.concat([payload, Buffer.alloc((4 - (payload.length % 4)) % 4)]);
+  const seg = Buffer.alloc(12 + 16 + padded.length);
+  seg.writeUInt16BE(sport, 0);
+  seg.writeUInt16BE(dport, 2);
+  seg.writeUInt32BE(0x12345678, 4); // verification tag
+  seg[12] = 0; seg[13] = 3; seg.writeUInt16BE(16 + payload.length, 14); // DATA, B+E, length
+  seg.writeUInt32BE(1, 16); // TSN
+  padded.copy(seg, 28);
+  seg.writeUInt32LE(crc32c(seg), 8);
+  return seg;
+}
+
 export function buildFrame(s: FrameSpec): Buffer {
   const payload = s.payload ?? Buffer.from('kube-xdp');
   const opts = s.ipOptions ?? Buffer.alloc(0);
   const ihl = 5 + opts.length / 4;
+  if (s.proto === SCTP) return buildIp(s, ihl, opts, sctpSegment(s.sport, s.dport, payload));
   const l4 = s.proto === TCP ? Buffer.alloc(20) : Buffer.alloc(8);
   l4.writeUInt16BE(s.sport, 0);
   l4.writeUInt16BE(s.dport, 2);
@@ -45,9 +69,21 @@ export function buildFrame(s: FrameSpec): Buffer {
   } else {
     l4.writeUInt16BE(8 + payload.length, 4);
   }
+  const seg = Buffer.concat([l4, payload]);
+  return buildIp(s, ihl, opts, seg, (ip) => {
+    if (!(s.proto === UDP && s.udpNoChecksum)) {
+      let c = checksum(seg, pseudoSum(ip, s.proto, seg.length));
+      if (s.proto === UDP && c === 0) c = 0xffff;
+      seg.writeUInt16BE(c, s.proto === TCP ? 16 : 6);
+    }
+  });
+}
+
+/** Ethernet + IPv4 around an L4 segment; `fill` completes the segment once the header exists. */
+function buildIp(s: FrameSpec, ihl: number, opts: Buffer, seg: Buffer, fill: (ip: Buffer) => void = () => {}): Buffer {
   const ip = Buffer.alloc(ihl * 4);
   ip[0] = 0x40 | ihl;
-  ip.writeUInt16BE(ip.length + l4.length + payload.length, 2);
+  ip.writeUInt16BE(ip.length + seg.length, 2);
   ip.writeUInt16BE(0x1234, 4);
   const frag = s.fragment ? (s.fragment.more ? 0x2000 : 0) | s.fragment.offset8 : 0x4000; // DF when unfragmented
   ip.writeUInt16BE(frag, 6);
@@ -57,12 +93,7 @@ export function buildFrame(s: FrameSpec): Buffer {
   writeIPv4(ip, 16, s.dst);
   opts.copy(ip, 20);
   ip.writeUInt16BE(checksum(ip), 10);
-  const seg = Buffer.concat([l4, payload]);
-  if (!(s.proto === UDP && s.udpNoChecksum)) {
-    let c = checksum(seg, pseudoSum(ip, s.proto, seg.length));
-    if (s.proto === UDP && c === 0) c = 0xffff;
-    seg.writeUInt16BE(c, s.proto === TCP ? 16 : 6);
-  }
+  fill(ip);
   const eth = Buffer.from('02000000000202000000000108 00'.replace(/ /g, ''), 'hex');
   return Buffer.concat([eth, ip, seg]);
 }
@@ -80,6 +111,15 @@ export function parseFrame(f: Buffer): ParsedFrame {
   const total = ip.readUInt16BE(2);
   const proto = ip[9]!;
   const seg = ip.subarray(ihl, total);
+  if (proto === SCTP) {
+    const zeroed = Buffer.from(seg);
+    zeroed.writeUInt32LE(0, 8);
+    return {
+      src: ipStr(ip, 12), dst: ipStr(ip, 16), sport: seg.readUInt16BE(0), dport: seg.readUInt16BE(2), proto,
+      ipChecksumOk: checksum(ip.subarray(0, ihl)) === 0, l4ChecksumOk: seg.readUInt32LE(8) === crc32c(zeroed),
+      l4Checksum: seg.readUInt32LE(8), payload: seg.subarray(28),
+    };
+  }
   const csumAt = proto === TCP ? 16 : 6;
   const l4Checksum = seg.readUInt16BE(csumAt);
   const zeroed = Buffer.from(seg);

@@ -56,16 +56,16 @@ test('compile: NodePort gets an external and an internal frontend per node addre
   assert.deepEqual(fromPods.map((f) => [f.backends.length, f.flags]), [[2, FE_NODEPORT | FE_LOCAL_ONLY]]);
 });
 
-test('compile: IPv6 addresses and endpoints are left out; SCTP and duplicate frontends are reported', () => {
+test('compile: IPv6 addresses and endpoints are left out; SCTP is a protocol like the others; duplicate frontends are reported', () => {
   const v6 = servicePort('v6', { clusterIPs: ['fd00::10', '10.96.0.11'], endpoints: [endpoint('fd00::1', 80), endpoint('10.244.1.1', 80)] });
   const sctp = servicePort('sctp', { protocol: 'SCTP', clusterIPs: ['10.96.0.12'] });
   const dup = servicePort('dup', { id: 'default/dup:http', clusterIPs: ['10.96.0.11'] });
   const { desired: d, problems } = compile(state(v6, sctp, dup), node);
-  assert.deepEqual([...d.frontends.values()].map((f) => `${f.key.addr}/${f.key.scope}`), [`10.96.0.11/${SCOPE_INT}`, `10.96.0.11/${SCOPE_EXT}`]);
+  assert.deepEqual([...d.frontends.values()].map((f) => `${f.key.addr}/${f.key.proto}/${f.key.scope}`),
+    [`10.96.0.11/6/${SCOPE_INT}`, `10.96.0.11/6/${SCOPE_EXT}`, `10.96.0.12/132/${SCOPE_INT}`, `10.96.0.12/132/${SCOPE_EXT}`]);
   assert.deepEqual([...d.frontends.values()][0]!.backends.map((b) => b.addr), ['10.244.1.1']);
-  assert.equal(problems.length, 2);
-  assert.match(problems[0]!.reason, /SCTP/);
-  assert.match(problems[1]!.reason, /already served by default\/v6:http/);
+  assert.equal(problems.length, 1);
+  assert.match(problems[0]!.reason, /already served by default\/v6:http/);
 });
 
 test('compile: TCP and UDP on one address and port are two frontends (DNS)', () => {

@@ -103,11 +103,7 @@ export function compile(state: ProxyState, node: EbpfNodeConfig): { desired: Des
   for (const full of state.services) {
     const sp = familyView(full, 'IPv4');
     if (!sp) continue;
-    if (!(sp.protocol in PROTO_NUMBER)) {
-      problems.push({ service: sp.id, reason: `protocol ${sp.protocol} is not supported by the eBPF dataplane` });
-      continue;
-    }
-    const proto = PROTO_NUMBER[sp.protocol as keyof typeof PROTO_NUMBER];
+    const proto = PROTO_NUMBER[sp.protocol];
     // kube-proxy REJECTs when no endpoint exists anywhere (in this family); a view that only
     // lacks local endpoints DROPs.
     const reject = sp.hasAnyEndpoints ? 0 : FE_REJECT;

@@ -27,8 +27,8 @@ export const CT_RST = 0x0010;
 /** KX_SNAT_PORT_MIN / KX_SNAT_PORT_SPAN of kx_maps.h. */
 export const SNAT_PORTS = { min: 61000, max: 65535 } as const;
 
-export const PROTO_NUMBER = { TCP: 6, UDP: 17 } as const;
-export const PROTO_NAME: Record<number, string> = { 6: 'TCP', 17: 'UDP' };
+export const PROTO_NUMBER = { TCP: 6, UDP: 17, SCTP: 132 } as const;
+export const PROTO_NAME: Record<number, string> = { 6: 'TCP', 17: 'UDP', 132: 'SCTP' };
 
 export interface FrontendKey { addr: string; port: number; proto: number; scope: number }
 export interface FrontendValue { svcId: number; count: number; flags: number; affinityTimeout: number; revNatId: number }
