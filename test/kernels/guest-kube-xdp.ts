@@ -177,6 +177,7 @@ async function build(root: string, opts: KubeXdpFilesOptions): Promise<KubeXdpBu
   if (existsSync(join(root, 'build'))) hostFiles.push(...await treeFiles(join(root, 'build'), (n) => n.endsWith('.bpf.o')));
   if (opts.withBpfTests) {
     for (const d of ['bpf', 'unit/helpers']) hostFiles.push(...await treeFiles(join(root, 'dist', 'test', d), (n) => n.endsWith('.js')));
+    hostFiles.push(join(root, 'dist', 'scripts', 'gen-crc32c-tables.js')); // the fixtures' CRC32c (SCTP)
   }
 
   const { dirs, missing } = await dependencyClosure(root, RUNTIME_PACKAGES);
