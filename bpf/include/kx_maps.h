@@ -38,12 +38,12 @@
 #define KX_CT_REPLY 1 /* keyed by backend -> client (or -> SNAT address), as the backend sends it */
 
 /* The prefilter that keeps packets which cannot belong to a Service flow off the conntrack
- * tables: a Bloom filter of frontend addresses (2^20 bits, two hashes of the address) and a
+ * tables: a Bloom filter of frontend addresses (2^22 bits, two hashes of the address) and a
  * bitmap of backend ports. A forward packet of a tracked or new flow is addressed to a frontend
  * address; a reply comes from a backend port. Bits are only ever set, by the controller: for
  * every frontend address and backend port before it programs them, and at start for what
  * conntrack holds; so a flow on a removed frontend or endpoint still passes. Hashes mirrored in src/dataplane/ebpf/prefilter.ts. */
-#define KX_VIP_BLOOM_WORDS 16384 /* u64 words: 2^20 bits */
+#define KX_VIP_BLOOM_WORDS 65536 /* u64 words: 2^22 bits (~0.2% false positives at 100,000 addresses) */
 #define KX_VIP_HASH1 0x9E3779B1u
 #define KX_VIP_HASH2 0x85EBCA6Bu
 #define KX_PORT_WORDS 1024       /* u64 words: one bit per port */

@@ -22,7 +22,7 @@ static __always_inline int kx_maybe_service(__be32 daddr, __be16 sport)
 {
 	__u32 a = bpf_ntohl(daddr);
 
-	if (kx_bit(&kx_vip_bloom, (a * KX_VIP_HASH1) >> 12) && kx_bit(&kx_vip_bloom, (a * KX_VIP_HASH2) >> 12))
+	if (kx_bit(&kx_vip_bloom, (a * KX_VIP_HASH1) >> 10) && kx_bit(&kx_vip_bloom, (a * KX_VIP_HASH2) >> 10))
 		return 1;
 	return kx_bit(&kx_port_bits, bpf_ntohs(sport));
 }

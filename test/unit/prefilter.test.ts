@@ -5,14 +5,14 @@ import assert from 'node:assert/strict';
 import { Prefilter, vipBits } from '../../src/dataplane/ebpf/prefilter.js';
 import { MemoryMaps } from './helpers/memory-maps.js';
 
-test('an address sets two bits of 2^20, a port one; words are written once, when they gain a bit', () => {
+test('an address sets two bits of 2^22, a port one; words are written once, when they gain a bit', () => {
   const bits = vipBits('10.96.0.10');
   assert.equal(bits.length, 2);
-  for (const b of bits) assert.ok(b >= 0 && b < 2 ** 20);
+  for (const b of bits) assert.ok(b >= 0 && b < 2 ** 22);
   assert.notDeepEqual(vipBits('10.96.0.11'), bits);
-  // (a * 0x9e3779b1 mod 2^32) >> 12, as the C code computes it in u32
+  // (a * 0x9e3779b1 mod 2^32) >> 10, as the C code computes it in u32
   const a = (10 << 24 | 96 << 16 | 0 << 8 | 10) >>> 0;
-  assert.equal(bits[0], Number((BigInt(a) * 0x9e3779b1n) % 2n ** 32n >> 12n));
+  assert.equal(bits[0], Number((BigInt(a) * 0x9e3779b1n) % 2n ** 32n >> 10n));
 
   const mem = new MemoryMaps();
   const f = new Prefilter();

@@ -25,11 +25,14 @@ export interface MapLayout {
 
 // Map types and flags of bpf/include/kx_map_defs.h (checked against the object's BTF by
 // test/unit/btf-layout.test.ts).
-const HASH = 1, ARRAY = 2, PERCPU_ARRAY = 6, LRU_HASH = 9, LPM_TRIE = 11, NO_PREALLOC = 1;
+const HASH = 1, ARRAY = 2, PERCPU_ARRAY = 6, LRU_HASH = 9, LPM_TRIE = 11, NO_PREALLOC = 1, NO_COMMON_LRU = 2;
+/** Maps the controller rebuilds at start (the prefilter): replaced, never copied (another size
+ * means another hash). */
+const DERIVED = new Set([MAPS.vipBloom.name, MAPS.portBits.name]);
 const KIND: Record<string, { type: number; flags: number }> = {
   frontends: { type: HASH, flags: NO_PREALLOC }, slots: { type: HASH, flags: NO_PREALLOC },
   backends: { type: HASH, flags: NO_PREALLOC }, revnat: { type: HASH, flags: NO_PREALLOC },
-  ct: { type: LRU_HASH, flags: 0 }, ctNew: { type: LRU_HASH, flags: 0 }, config: { type: ARRAY, flags: 0 },
+  ct: { type: LRU_HASH, flags: 0 }, ctNew: { type: LRU_HASH, flags: NO_COMMON_LRU }, config: { type: ARRAY, flags: 0 },
   srcRanges: { type: LPM_TRIE, flags: NO_PREALLOC }, clusterCidrs: { type: LPM_TRIE, flags: NO_PREALLOC },
   affinity: { type: LRU_HASH, flags: 0 }, affinityMatch: { type: HASH, flags: NO_PREALLOC },
   layout: { type: ARRAY, flags: 0 }, vipBloom: { type: ARRAY, flags: 0 }, portBits: { type: ARRAY, flags: 0 },
@@ -88,8 +91,9 @@ function pinnedVersion(lib: Libkx, pinDir: string): number | null {
 }
 
 /** Before the load: pins of an older layout version with a converter, or of another
- * max_entries, are moved aside (to be copied after the load); pins of another key or value
- * size are removed. Returns what finishMigration must copy. */
+ * max_entries or flags, are moved aside (to be copied after the load); pins of another key or
+ * value size, and prefilter maps that differ, are removed. Returns what finishMigration must
+ * copy. */
 export function preparePins(lib: Libkx, pinDir: string, sizes: MapSizes, log: Logger): Migration[] {
   const migrating: Migration[] = [];
   const version = pinnedVersion(lib, pinDir) ?? LAYOUT_VERSION;
@@ -118,7 +122,8 @@ export function preparePins(lib: Libkx, pinDir: string, sizes: MapSizes, log: Lo
     const why = layoutMismatch(want, got);
     const convert = version < LAYOUT_VERSION && CONVERTERS[version]?.[want.name] !== undefined;
     if (why === null && !convert) continue;
-    if (got.type === want.type && got.keySize === want.keySize && got.valueSize === want.valueSize && got.flags === want.flags) {
+    // entries copy across sizes and flags (an LRU's list kind, preallocation), not across layouts
+    if (!DERIVED.has(want.name) && got.type === want.type && got.keySize === want.keySize && got.valueSize === want.valueSize) {
       const m = { name: want.name, from: version };
       renameSync(path, aside(pinDir, m));
       migrating.push(m);

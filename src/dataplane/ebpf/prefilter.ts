@@ -7,12 +7,12 @@ import { MAPS } from './maps.js';
 import type { DesiredState } from './compile.js';
 
 /** Words of kx_vip_bloom and kx_port_bits (KX_VIP_BLOOM_WORDS, KX_PORT_WORDS). */
-export const PREFILTER_WORDS = { vipBloom: 16384, portBits: 1024 } as const;
+export const PREFILTER_WORDS = { vipBloom: 65536, portBits: 1024 } as const;
 const HASHES = [0x9e3779b1, 0x85ebca6b]; // KX_VIP_HASH1/2
 
 const ipv4Number = (ip: string) => ip.split('.').reduce((n, p) => ((n << 8) | Number(p)) >>> 0, 0);
-/** The Bloom bits of an address: the top 20 bits of two multiplicative hashes. */
-export const vipBits = (ip: string): number[] => HASHES.map((h) => Math.imul(ipv4Number(ip), h) >>> 12);
+/** The Bloom bits of an address: the top 22 bits of two multiplicative hashes. */
+export const vipBits = (ip: string): number[] => HASHES.map((h) => Math.imul(ipv4Number(ip), h) >>> 10);
 
 export class Prefilter {
   private readonly words = { vipBloom: new BigUint64Array(PREFILTER_WORDS.vipBloom), portBits: new BigUint64Array(PREFILTER_WORDS.portBits) };
