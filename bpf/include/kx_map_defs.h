@@ -56,11 +56,10 @@ struct {
 	__type(key, struct ct_key);
 	__type(value, struct ct_value);
 	__uint(max_entries, KX_MAX_CT_NEW);
-	/* Per-CPU LRU lists: a full table evicts a few entries at a time on the CPU that needs
-	 * room, instead of refilling a shared free list 128 entries at once every 64 new flows
-	 * (measured: new-flow p99 35-42 us -> 6-7 us). Each CPU holds max_entries / CPUs pending
-	 * flows. */
-	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	/* A shared LRU: its free list is refilled 128 entries at a time (every 64 new flows when
+	 * full, 25-40 us: the new-flow p99). Per-CPU lists (BPF_F_NO_COMMON_LRU) cut that tail to
+	 * 5-7 us but split the capacity by CPU, and XDP on a single-queue NIC runs on one CPU:
+	 * kept shared (README, Conntrack). */
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } kx_ct_new SEC(".maps");
 

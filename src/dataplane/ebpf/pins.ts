@@ -25,14 +25,14 @@ export interface MapLayout {
 
 // Map types and flags of bpf/include/kx_map_defs.h (checked against the object's BTF by
 // test/unit/btf-layout.test.ts).
-const HASH = 1, ARRAY = 2, PERCPU_ARRAY = 6, LRU_HASH = 9, LPM_TRIE = 11, NO_PREALLOC = 1, NO_COMMON_LRU = 2;
+const HASH = 1, ARRAY = 2, PERCPU_ARRAY = 6, LRU_HASH = 9, LPM_TRIE = 11, NO_PREALLOC = 1;
 /** Maps the controller rebuilds at start (the prefilter): replaced, never copied (another size
  * means another hash). */
 const DERIVED = new Set([MAPS.vipBloom.name, MAPS.portBits.name]);
 const KIND: Record<string, { type: number; flags: number }> = {
   frontends: { type: HASH, flags: NO_PREALLOC }, slots: { type: HASH, flags: NO_PREALLOC },
   backends: { type: HASH, flags: NO_PREALLOC }, revnat: { type: HASH, flags: NO_PREALLOC },
-  ct: { type: LRU_HASH, flags: 0 }, ctNew: { type: LRU_HASH, flags: NO_COMMON_LRU }, config: { type: ARRAY, flags: 0 },
+  ct: { type: LRU_HASH, flags: 0 }, ctNew: { type: LRU_HASH, flags: 0 }, config: { type: ARRAY, flags: 0 },
   srcRanges: { type: LPM_TRIE, flags: NO_PREALLOC }, clusterCidrs: { type: LPM_TRIE, flags: NO_PREALLOC },
   affinity: { type: LRU_HASH, flags: 0 }, affinityMatch: { type: HASH, flags: NO_PREALLOC },
   layout: { type: ARRAY, flags: 0 }, vipBloom: { type: ARRAY, flags: 0 }, portBits: { type: ARRAY, flags: 0 },
