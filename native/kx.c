@@ -142,6 +142,16 @@ static struct bpf_object *obj_of(int h)
 	return (h >= 0 && h < KX_MAX_OBJS) ? objs[h] : NULL;
 }
 
+/* The lowest unused object handle, or -EMFILE. */
+static int free_handle(void)
+{
+	int h;
+
+	for (h = 0; h < KX_MAX_OBJS && objs[h]; h++)
+		;
+	return h == KX_MAX_OBJS ? -EMFILE : h;
+}
+
 /* "name=N,name=N" -> bpf_map__set_max_entries on each; the object is open, not loaded. */
 static int set_max_entries(struct bpf_object *obj, const char *spec)
 {
@@ -179,10 +189,8 @@ int kx_obj_open_load(const char *path, const char *pin_root, const char *max_ent
 	BEGIN();
 	if (!path)
 		return -EINVAL;
-	for (h = 0; h < KX_MAX_OBJS && objs[h]; h++)
-		;
-	if (h == KX_MAX_OBJS)
-		return -EMFILE;
+	if ((h = free_handle()) < 0)
+		return h;
 	if (pin_root && (err = mkdir_p(pin_root)))
 		return err;
 	LIBBPF_OPTS(bpf_object_open_opts, opts,
@@ -219,10 +227,8 @@ int kx_obj_open(const char *path)
 	BEGIN();
 	if (!path)
 		return -EINVAL;
-	for (h = 0; h < KX_MAX_OBJS && objs[h]; h++)
-		;
-	if (h == KX_MAX_OBJS)
-		return -EMFILE;
+	if ((h = free_handle()) < 0)
+		return h;
 	obj = bpf_object__open_file(path, NULL);
 	if (!obj)
 		return -errno;
