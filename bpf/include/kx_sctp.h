@@ -21,8 +21,14 @@ static __always_inline __u32 kx_crc32c_raw4(__u32 bytes)
 	__u32 reg = 0;
 
 #pragma unroll
-	for (int i = 0; i < 4; i++)
-		reg = kx_crc32c_table[(reg ^ (bytes >> (8 * i))) & 0xff] ^ (reg >> 8);
+	for (int i = 0; i < 4; i++) {
+		__u32 x = reg ^ (bytes >> (8 * i));
+
+		/* Mask after the XOR: clang would mask both operands first, and 6.1's verifier
+		 * cannot bound the XOR of two bounded values (an unbounded table index). */
+		asm volatile("" : "+r"(x));
+		reg = kx_crc32c_table[x & 0xff] ^ (reg >> 8);
+	}
 	return reg;
 }
 
