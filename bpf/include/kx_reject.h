@@ -11,6 +11,7 @@
 #define KX_REJECT_H
 
 #include "kx_parse.h"
+#include "kx_csum.h"
 
 #define KX_ICMP_QUOTE_L4 8 /* bytes of the L4 header quoted */
 
@@ -22,13 +23,6 @@ struct kx_icmp_err {
 	__u16 check;
 	__u32 unused;
 };
-
-static __always_inline __u16 kx_fold(__u32 sum)
-{
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (__u16)~sum;
-}
 
 /* l4 holds the first 8 bytes of the L4 header as stored. The quoted IPv4 header needs no
  * summing: its checksum is valid (the parser checked it), so it sums to 0xffff, the one's
@@ -51,11 +45,11 @@ static __always_inline void kx_icmp_unreach(struct kx_icmp_err *h, const struct 
 #pragma unroll
 	for (int i = 0; i < 10; i++)
 		sum += w[i];
-	h->ip.check = kx_fold(sum);
+	h->ip.check = (__u16)~kx_csum_fold(sum);
 	h->type = KX_ICMP_DEST_UNREACH;
 	h->code = KX_ICMP_PORT_UNREACH;
 	sum = ((__u16 *)&h->type)[0] + l4[0] + l4[1] + l4[2] + l4[3];
-	h->check = kx_fold(sum);
+	h->check = (__u16)~kx_csum_fold(sum);
 }
 
 /* XDP: trim the frame to Ethernet + the quoted part, grow the head by the new IP and ICMP

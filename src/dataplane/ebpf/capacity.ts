@@ -10,6 +10,7 @@
 import { backendId, revNatId, type DesiredFrontend, type DesiredState } from './compile.js';
 import { KX_LIMITS } from './limits.js';
 import type { MapSizes } from './map-sizes.js';
+import { groupBy } from './group-by.js';
 import type { AppliedSet, AppliedState } from './plan.js';
 import type { BackendValue } from './maps.js';
 
@@ -49,12 +50,7 @@ const appliedSetOf = (applied: AppliedState, fe: DesiredFrontend): AppliedSet | 
 };
 
 export function admit(applied: AppliedState, desired: DesiredState, limits: CapacityLimits = MAP_LIMITS): Admission {
-  const byService = new Map<string, DesiredFrontend[]>();
-  for (const fe of desired.frontends.values()) {
-    const list = byService.get(fe.service) ?? [];
-    list.push(fe);
-    byService.set(fe.service, list);
-  }
+  const byService = groupBy(desired.frontends.values(), (fe) => fe.service);
   const programmed = (fes: DesiredFrontend[]) => fes.some((fe) => applied.frontends.has(fe.id));
   const order = [...byService.keys()].sort((a, b) => {
     const pa = programmed(byService.get(a)!), pb = programmed(byService.get(b)!);

@@ -57,13 +57,14 @@ export class EbpfDataplane implements Dataplane {
     this.tick();
   }
 
-  /** Before the programs attach: the prefilter covers what the maps and conntrack hold (an
-   * upgrade from a release without it starts with empty bitmaps). */
+  /** Before the programs attach: the prefilter covers what the maps and conntrack hold. Pinned
+   * bits already cover conntrack (set before every frontend, never cleared), so conntrack is
+   * scanned only when the prefilter is new (an upgrade from a release without it). */
   private seedPrefilter(maps: KernelMaps, applied: AppliedState): void {
-    this.prefilter.readFrom(maps);
+    const pinned = this.prefilter.readFrom(maps);
     for (const fe of applied.frontends.values()) this.prefilter.addFrontend(fe.key.addr);
     for (const be of applied.backends.values()) this.prefilter.addBackendPort(be.value.port);
-    for (const table of [MAPS.ct, MAPS.ctNew]) {
+    for (const table of pinned ? [] : [MAPS.ct, MAPS.ctNew]) {
       const d = maps.dump(table.name, table.key.size, table.value.size, 0);
       const keys = decodeAll(table.key, d.keys, d.count), values = decodeAll(table.value, d.values, d.count);
       keys.forEach((k, i) => {

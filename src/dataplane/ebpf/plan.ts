@@ -8,7 +8,8 @@
 //   unreferenced backends, source ranges, affinity members and cluster CIDRs no longer wanted.
 // (A frontend never points to ranges not yet written: it would turn every client away.)
 import { IdAllocator, MAX_ID } from './ids.js';
-import { backendId, revNatId, type DesiredFrontend, type DesiredState } from './compile.js';
+import { backendId, revNatId, type DesiredState } from './compile.js';
+import { groupBy } from './group-by.js';
 import { cidrKeyOf, srcRangeKeyOf } from './cidr-keys.js';
 import {
   FE_AFFINITY,
@@ -114,17 +115,6 @@ class StepList {
   }
 }
 
-/** The desired frontends by backend set, in order of first appearance. */
-function groupBySet(desired: DesiredState): DesiredFrontend[][] {
-  const bySet = new Map<string, DesiredFrontend[]>();
-  for (const fe of desired.frontends.values()) {
-    const list = bySet.get(fe.set);
-    if (list) list.push(fe);
-    else bySet.set(fe.set, [fe]);
-  }
-  return [...bySet.values()];
-}
-
 /** Set-like maps (value 1): adds what is new, deletes what went. */
 function syncSet<T>(steps: StepList, map: MapRole, old: readonly T[], want: readonly T[], key: (m: T) => unknown): void {
   const had = new Set(old), wanted = new Set(want);
@@ -141,7 +131,7 @@ export function plan(applied: AppliedState, desired: DesiredState): Plan {
   const frontends = new Map<string, AppliedFrontend>();
   const sets = new Map<number, AppliedSet>();
 
-  for (const fes of groupBySet(desired)) {
+  for (const fes of groupBy(desired.frontends.values(), (fe) => fe.set).values()) {
     const first = fes[0]!;
     for (const b of first.backends) {
       const bid = backendId(b);

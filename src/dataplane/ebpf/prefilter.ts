@@ -43,13 +43,18 @@ export class Prefilter {
     return (this.words[map][bit >>> 6]! & (1n << BigInt(bit & 63))) !== 0n;
   }
 
-  /** What the maps hold already (bits set by an earlier run, or by the datapath). */
-  readFrom(io: MapIO): void {
+  /** What the maps hold already (bits set by an earlier run); false when no bit is set. */
+  readFrom(io: MapIO): boolean {
+    let any = false;
     for (const map of ['vipBloom', 'portBits'] as const) {
       const d = io.dump(MAPS[map].name, 4, 8, PREFILTER_WORDS[map]);
       const keys = decodeAll(u32Codec, d.keys, d.count), values = decodeAll(u64Codec, d.values, d.count);
-      keys.forEach((k, i) => { this.words[map][k] = this.words[map][k]! | values[i]!; });
+      keys.forEach((k, i) => {
+        this.words[map][k] = this.words[map][k]! | values[i]!;
+        if (values[i]) any = true;
+      });
     }
+    return any;
   }
 
   /** Writes the words that gained bits since the last write; returns how many. */

@@ -4,6 +4,7 @@ import { IdAllocator, MAX_ID } from './ids.js';
 import { backendId, frontendId, revNatId } from './compile.js';
 import { staleSvcIds, type AppliedFrontend, type AppliedSet, type AppliedState } from './plan.js';
 import { cidrOfKey, cidrOfSrcRangeKey } from './cidr-keys.js';
+import { groupBy } from './group-by.js';
 import type {
   AffinityMatchKey, BackendValue, CidrKey, ConfigValue, FrontendKey, FrontendValue, RevNatValue, SlotKey, SlotValue, SrcRangeKey,
 } from './maps.js';
@@ -29,16 +30,6 @@ function byIdentity<V>(entries: ReadonlyArray<readonly [number, V]>, identity: (
     else map.set(k, { id, value });
   }
   return { map, stale };
-}
-
-function groupBy<T, V>(items: readonly T[], key: (t: T) => number, value: (t: T) => V): Map<number, V[]> {
-  const out = new Map<number, V[]>();
-  for (const t of items) {
-    const list = out.get(key(t));
-    if (list) list.push(value(t));
-    else out.set(key(t), [value(t)]);
-  }
-  return out;
 }
 
 export function appliedFromMaps(d: MapDumps): AppliedState {
