@@ -6,8 +6,10 @@
  * is rewritten to what the client sent (client -> Service address), the client's stack finds no
  * socket for it, and path MTU discovery through a Service breaks (a black hole for large
  * packets). Handled: IPv4 ICMP destination unreachable (3) and time exceeded (11) whose outer
- * and quoted headers have no IP options (IHL 5, as the kernel builds them), quoting TCP, UDP or
- * SCTP (whose quoted 8 bytes hold no checksum). Anything else ICMP passes untouched.
+ * and quoted headers have no IP options (IHL 5, as the kernel builds them), and ICMPv6
+ * destination unreachable (1), packet too big (2) and time exceeded (3) whose outer and quoted
+ * headers have no extension headers; quoting TCP, UDP or SCTP (whose quoted 8 bytes hold no
+ * checksum). Anything else ICMP passes untouched (neighbour discovery among it).
  */
 #ifndef KX_ICMP_H
 #define KX_ICMP_H
@@ -64,7 +66,7 @@ static __always_inline int kx_icmp_lookup(const struct kx_icmp_err_pkt *e, __u64
 	struct revnat_value *rn;
 	int in_new;
 
-	kx_ct_key(&k, e->in.daddr, e->in.saddr, e->in_dport, e->in_sport, e->in.protocol);
+	kx_ct_key(&k, &e->in.daddr, &e->in.saddr, e->in_dport, e->in_sport, e->in.protocol);
 	ct = kx_ct_find(&k, now, &in_new);
 	if (!ct || ct->dir != KX_CT_REPLY)
 		return 0;
@@ -170,6 +172,143 @@ static __always_inline int kx_tc_icmp(struct __sk_buff *skb)
 		return 0;
 	if (has_tcsum)
 		bpf_skb_store_bytes(skb, off + KX_ICMP_IN_TCP_CSUM_OFF, &tcsum, 2, BPF_F_RECOMPUTE_CSUM);
+	return 1;
+}
+
+/* ICMPv6: the outer header, the ICMPv6 header and the quoted packet, at fixed offsets. */
+struct kx_icmp6_err_pkt {
+	struct ipv6hdr ip;
+	__u8 type;
+	__u8 code;
+	__u16 check;
+	__u32 rest;        /* packet too big: the MTU */
+	struct ipv6hdr in; /* the quoted packet: as it left this node, translated */
+	__be16 in_sport;
+	__be16 in_dport;
+	__u16 in_w2;
+	__u16 in_w3;
+};
+
+#define KX_ICMP6_IN_TCP_CSUM_OFF (sizeof(struct ipv6hdr) + 8 + sizeof(struct ipv6hdr) + 16)
+
+struct kx_icmp6_nat {
+	struct in6_addr client;
+	struct in6_addr svc;
+	__be16 client_port;
+	__be16 svc_port;
+};
+
+static __always_inline int kx_icmp6_err_ok(const struct kx_icmp6_err_pkt *e, __u32 ip_len)
+{
+	if (e->ip.version != 6 || e->ip.nexthdr != KX_NEXTHDR_ICMPV6 ||
+	    sizeof(struct ipv6hdr) + bpf_ntohs(e->ip.payload_len) > ip_len ||
+	    bpf_ntohs(e->ip.payload_len) < sizeof(*e) - sizeof(struct ipv6hdr))
+		return 0;
+	if (e->type != KX_ICMP6_DEST_UNREACH && e->type != KX_ICMP6_PKT_TOOBIG && e->type != KX_ICMP6_TIME_EXCEED)
+		return 0;
+	return e->in.version == 6 &&
+	       (e->in.nexthdr == IPPROTO_TCP || e->in.nexthdr == IPPROTO_UDP || e->in.nexthdr == IPPROTO_SCTP);
+}
+
+static __always_inline int kx_icmp6_lookup(const struct kx_icmp6_err_pkt *e, __u64 now, struct kx_icmp6_nat *n)
+{
+	struct ct_key6 k;
+	struct ct_value6 *ct;
+	struct revnat_value6 *rn;
+	int in_new;
+
+	kx_ct_key6(&k, &e->in.daddr, &e->in.saddr, e->in_dport, e->in_sport, e->in.nexthdr);
+	ct = kx_ct_find6(&k, now, &in_new);
+	if (!ct || ct->dir != KX_CT_REPLY)
+		return 0;
+	rn = bpf_map_lookup_elem(&kx_revnat6, &ct->rev_nat_id);
+	if (!rn)
+		return 0;
+	n->svc = rn->addr;
+	n->svc_port = rn->port;
+	n->client = ct->flags & KX_CT_SNAT ? ct->nat_addr : e->in.saddr;
+	n->client_port = ct->flags & KX_CT_SNAT ? ct->nat_port : e->in_sport;
+	return 1;
+}
+
+/* As kx_icmp_rewrite, without IP header checksums; the ICMPv6 checksum also covers the outer
+ * addresses (its pseudo-header). */
+static __always_inline void kx_icmp6_rewrite(struct kx_icmp6_err_pkt *e, const struct kx_icmp6_nat *n, __u16 *l4csum)
+{
+	struct in6_addr backend = e->in.daddr;
+	__u32 quote = 0, outer = 0;
+
+	quote = kx_csum_diff16(quote, &e->in.saddr, &n->client);
+	quote = kx_csum_diff16(quote, &e->in.daddr, &n->svc);
+	quote = kx_csum_diff2(quote, e->in_sport, n->client_port);
+	quote = kx_csum_diff2(quote, e->in_dport, n->svc_port);
+	e->in.saddr = n->client;
+	e->in.daddr = n->svc;
+	e->in_sport = n->client_port;
+	e->in_dport = n->svc_port;
+	/* the quoted L4 checksum sees exactly the quote's changes (its pseudo-header and ports) */
+	if (l4csum && (e->in.nexthdr == IPPROTO_TCP || *l4csum)) {
+		__u16 l = *l4csum, l2 = kx_csum_apply(l, quote);
+
+		if (e->in.nexthdr == IPPROTO_UDP && l2 == 0)
+			l2 = 0xffff;
+		quote = kx_csum_diff2(quote, l, l2);
+		*l4csum = l2;
+	}
+	if (kx_in6_eq(&e->ip.saddr, &backend)) {
+		outer = kx_csum_diff16(outer, &e->ip.saddr, &n->svc);
+		e->ip.saddr = n->svc;
+	}
+	if (!kx_in6_eq(&e->ip.daddr, &n->client)) {
+		outer = kx_csum_diff16(outer, &e->ip.daddr, &n->client);
+		e->ip.daddr = n->client;
+	}
+	e->check = kx_csum_apply(e->check, kx_csum_add(quote, outer));
+}
+
+static __always_inline int kx_xdp_icmp6(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct kx_icmp6_err_pkt *e = data + sizeof(struct ethhdr);
+	struct kx_icmp6_nat n;
+	__u16 *tcsum = 0;
+
+	if ((void *)(e + 1) > data_end || !kx_icmp6_err_ok(e, data_end - (void *)e))
+		return 0;
+	if (!kx_icmp6_lookup(e, bpf_ktime_get_ns(), &n))
+		return 0;
+	if (e->in.nexthdr == IPPROTO_TCP) {
+		tcsum = (void *)e + KX_ICMP6_IN_TCP_CSUM_OFF;
+		if ((void *)(tcsum + 1) > data_end ||
+		    sizeof(struct ipv6hdr) + bpf_ntohs(e->ip.payload_len) < KX_ICMP6_IN_TCP_CSUM_OFF + 2)
+			tcsum = 0;
+	}
+	kx_icmp6_rewrite(e, &n, e->in.nexthdr == IPPROTO_UDP ? &e->in_w3 : tcsum);
+	return 1;
+}
+
+static __always_inline int kx_tc_icmp6(struct __sk_buff *skb)
+{
+	struct kx_icmp6_err_pkt e;
+	struct kx_icmp6_nat n;
+	const __u32 off = sizeof(struct ethhdr);
+	__u16 tcsum = 0;
+	int has_tcsum = 0;
+
+	if (bpf_skb_load_bytes(skb, off, &e, sizeof(e)) || !kx_icmp6_err_ok(&e, skb->len - off))
+		return 0;
+	if (!kx_icmp6_lookup(&e, bpf_ktime_get_ns(), &n))
+		return 0;
+	if (e.in.nexthdr == IPPROTO_TCP &&
+	    sizeof(struct ipv6hdr) + bpf_ntohs(e.ip.payload_len) >= KX_ICMP6_IN_TCP_CSUM_OFF + 2 &&
+	    !bpf_skb_load_bytes(skb, off + KX_ICMP6_IN_TCP_CSUM_OFF, &tcsum, 2))
+		has_tcsum = 1;
+	kx_icmp6_rewrite(&e, &n, e.in.nexthdr == IPPROTO_UDP ? &e.in_w3 : has_tcsum ? &tcsum : 0);
+	if (bpf_skb_store_bytes(skb, off, &e, sizeof(e), BPF_F_RECOMPUTE_CSUM))
+		return 0;
+	if (has_tcsum)
+		bpf_skb_store_bytes(skb, off + KX_ICMP6_IN_TCP_CSUM_OFF, &tcsum, 2, BPF_F_RECOMPUTE_CSUM);
 	return 1;
 }
 

@@ -122,6 +122,26 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } kx_port_bits SEC(".maps");
 
+/* IPv6 twins of the address-keyed maps (kx_maps.h); capacities are the IPv4 ones'. */
+#define KX_MAP6(kind, k, v, max, flags_) \
+	struct { \
+		__uint(type, kind); \
+		__type(key, k); \
+		__type(value, v); \
+		__uint(max_entries, max); \
+		__uint(map_flags, flags_); \
+		__uint(pinning, LIBBPF_PIN_BY_NAME); \
+	}
+KX_MAP6(BPF_MAP_TYPE_HASH, struct frontend_key6, struct frontend_value, KX_MAX_FRONTENDS, BPF_F_NO_PREALLOC) kx_frontends6 SEC(".maps");
+KX_MAP6(BPF_MAP_TYPE_HASH, __u32, struct backend_value6, KX_MAX_BACKENDS, BPF_F_NO_PREALLOC) kx_backends6 SEC(".maps");
+KX_MAP6(BPF_MAP_TYPE_HASH, __u32, struct revnat_value6, KX_MAX_REVNAT, BPF_F_NO_PREALLOC) kx_revnat6 SEC(".maps");
+KX_MAP6(BPF_MAP_TYPE_LRU_HASH, struct ct_key6, struct ct_value6, KX_MAX_CT, 0) kx_ct6 SEC(".maps");
+KX_MAP6(BPF_MAP_TYPE_LRU_HASH, struct ct_key6, struct ct_value6, KX_MAX_CT_NEW, 0) kx_ct_new6 SEC(".maps");
+KX_MAP6(BPF_MAP_TYPE_LPM_TRIE, struct src_range_key6, __u8, KX_MAX_SRC_RANGES, BPF_F_NO_PREALLOC) kx_src_ranges6 SEC(".maps");
+KX_MAP6(BPF_MAP_TYPE_LPM_TRIE, struct cidr_key6, __u8, KX_MAX_CLUSTER_CIDRS, BPF_F_NO_PREALLOC) kx_cluster_cidrs6 SEC(".maps");
+KX_MAP6(BPF_MAP_TYPE_LRU_HASH, struct affinity_key6, struct affinity_value, KX_MAX_AFFINITY, 0) kx_affinity6 SEC(".maps");
+KX_MAP6(BPF_MAP_TYPE_ARRAY, __u32, struct config_value6, 1, 0) kx_config6 SEC(".maps");
+
 /* KX_LAYOUT_VERSION of the pins, written by the controller once they are converted. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

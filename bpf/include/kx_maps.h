@@ -201,4 +201,74 @@ struct config_value {
 	__u32 flags;       /* reserved */
 };
 
+/*
+ * IPv6: the same maps beside the IPv4 ones, with 16-byte addresses (Cilium's lb4_/lb6_ split,
+ * not Katran's unions): IPv4 keys stay 16 bytes where a union would make them 40, and the IPv4
+ * pins of earlier releases stay valid as they are. What holds no address is shared by both
+ * families: frontend_value, the slots, affinity_value, kx_affinity_match, the stats. Service,
+ * backend and rev-NAT ids come from one id space each, so a slot's backend id is looked up in
+ * the map of its frontend's family. The fields mean what they mean in the IPv4 structs above.
+ */
+struct frontend_key6 {
+	struct in6_addr addr;
+	__be16 port;
+	__u8 proto;
+	__u8 scope;
+};
+
+struct backend_value6 {
+	struct in6_addr addr;
+	__be16 port;
+	__u8 flags;
+	__u8 pad;
+};
+
+struct revnat_value6 {
+	struct in6_addr addr;
+	__be16 port;
+	__u16 pad;
+};
+
+struct ct_key6 {
+	struct in6_addr saddr;
+	struct in6_addr daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+struct ct_value6 {
+	__u32 backend_id;
+	__u32 rev_nat_id;
+	struct in6_addr nat_addr;
+	__be16 nat_port;
+	__u16 flags;
+	struct in6_addr backend_addr;
+	__be16 backend_port;
+	__u8 dir;
+	__u8 pad;
+	__u64 last_seen_ns;
+};
+
+struct src_range_key6 {
+	__u32 prefixlen; /* 32 (svc_id) + the CIDR's length */
+	__u32 svc_id;
+	struct in6_addr addr;
+};
+
+struct cidr_key6 {
+	__u32 prefixlen;
+	struct in6_addr addr;
+};
+
+struct affinity_key6 {
+	struct in6_addr client;
+	__u32 svc_id;
+};
+
+struct config_value6 {
+	struct in6_addr node_addr; /* SNAT source for IPv6 NodePort traffic to remote backends */
+};
+
 #endif

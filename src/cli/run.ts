@@ -23,16 +23,21 @@ import { FileSource } from '../source/file-source.js';
 import { SyncRunner } from '../sync/runner.js';
 import { resolveMode, type ConcreteMode, type ModeCheck } from './mode.js';
 
-/** eBPF mode: the IPv4 addresses NodePorts answer on: --node-ip or the Node's, else the external interfaces'. */
+/** eBPF mode: the addresses NodePorts answer on, per family: --node-ip or the Node's, else the
+ *  external interfaces' (IPv6 link-local ones never: a NodePort is not served on fe80::/10). */
 export function nodeAddresses(cfg: Pick<RunConfig, 'proxy' | 'externalInterfaces'>): string[] {
-  if (cfg.proxy.nodeIPs.some((ip) => isIPv4(ip))) return cfg.proxy.nodeIPs.filter((ip) => isIPv4(ip));
   const ifs = networkInterfaces();
-  return cfg.externalInterfaces.flatMap((name) => (ifs[name] ?? []).filter((a) => a.family === 'IPv4').map((a) => a.address));
+  const ofInterfaces = (family: 'IPv4' | 'IPv6') => cfg.externalInterfaces.flatMap((name) => (ifs[name] ?? [])
+    .filter((a) => a.family === family && !(family === 'IPv6' && /^fe[89ab]/i.test(a.address))).map((a) => a.address));
+  return (['IPv4', 'IPv6'] as const).flatMap((family) => {
+    const given = cfg.proxy.nodeIPs.filter((ip) => (family === 'IPv4') === isIPv4(ip));
+    return given.length > 0 ? given : ofInterfaces(family);
+  });
 }
 
 function ebpfDataplane(cfg: RunConfig, log: Logger, metrics: Metrics, check: ModeCheck): { dataplane: Dataplane; families: IPFamily[] } {
   const addresses = nodeAddresses(cfg);
-  if (addresses.length === 0) throw new Error(`no IPv4 address on ${cfg.externalInterfaces.join(', ')}: give --node-ip`);
+  if (addresses.length === 0) throw new Error(`no IP address on ${cfg.externalInterfaces.join(', ')}: give --node-ip`);
   log.info({ node: cfg.proxy.nodeName, nodeAddresses: addresses, pinDir: cfg.pinDir, source: cfg.source }, 'starting kube-xdp (eBPF mode)');
   const dataplane = new EbpfDataplane(new Libkx(), log, metrics, {
     objectPath: cfg.objectPath, pinDir: cfg.pinDir, externalInterfaces: cfg.externalInterfaces,
@@ -43,7 +48,7 @@ function ebpfDataplane(cfg: RunConfig, log: Logger, metrics: Metrics, check: Mod
     ...(check.probe ? { probe: check.probe } : {}),
   });
   dataplane.start();
-  return { dataplane, families: ['IPv4'] };
+  return { dataplane, families: ['IPv4', 'IPv6'] };
 }
 
 /** What both iptables-using modes start from: the backend (--iptables-backend or detected), the

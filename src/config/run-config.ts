@@ -240,7 +240,6 @@ export function runConfig(argv: string[], env: NodeJS.ProcessEnv = process.env):
   const externalInterfaces = list('external-interfaces');
   if (proxy.mode === 'ebpf') {
     if (externalInterfaces.length === 0) throw new ConfigError('external-interfaces', 'at least one interface is required in eBPF mode');
-    for (const ip of proxy.nodeIPs) if (!isIPv4(ip)) throw new ConfigError('node-ip', `${JSON.stringify(ip)} is not an IPv4 address (the eBPF mode is IPv4 only)`);
   }
   const duration = (flag: string, fromConfig: number | null, dflt: string) =>
     v[flag] !== undefined ? parseDuration(flag, str(flag)) : fromConfig ?? parseDuration(flag, dflt);

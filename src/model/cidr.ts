@@ -64,6 +64,27 @@ function formatAddress(value: bigint, bits: 32 | 128): string {
   return `${hex(groups.slice(0, best))}::${hex(groups.slice(best + bestLen))}`;
 }
 
+/** An address in canonical form (RFC 5952 for IPv6, as Go prints it); null when malformed. */
+export function canonicalAddress(ip: string): string | null {
+  const a = toBigInt(ip);
+  return a ? formatAddress(a.value, a.bits) : null;
+}
+
+/** An address as its 4 or 16 bytes in network order; null when malformed. */
+export function addressBytes(ip: string): Buffer | null {
+  const a = toBigInt(ip);
+  if (!a) return null;
+  const out = Buffer.alloc(a.bits / 8);
+  for (let i = 0; i < out.length; i++) out[i] = Number((a.value >> BigInt(8 * (out.length - 1 - i))) & 0xffn);
+  return out;
+}
+
+/** The canonical text of 4 or 16 address bytes. */
+export function addressText(bytes: Uint8Array): string {
+  const value = [...bytes].reduce((acc, b) => (acc << 8n) | BigInt(b), 0n);
+  return formatAddress(value, bytes.length === 4 ? 32 : 128);
+}
+
 /** The network in canonical form, as Go's net.IPNet.String(): "192.168.0.0/16", "2001:db8::/32". */
 export function cidrString(c: Cidr): string {
   return `${formatAddress(c.network, c.bits)}/${c.prefix}`;

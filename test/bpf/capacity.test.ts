@@ -29,7 +29,7 @@ test('over capacity: the Services that fit are programmed, the full map is named
   const pinDir = uniquePinRoot('kx-capacity');
   const dp = new EbpfDataplane(new Libkx(), log, metrics, {
     objectPath: KX_OBJ, pinDir, externalInterfaces: [], podInterfaces: [], xdpMode: 'auto', tcMode: 'auto', nodeAddresses: ['192.168.77.1'],
-    limits: { frontends: 100, slots: 10, backends: 100, revnat: 100, srcRanges: 100 },
+    limits: { frontends: 100, slots: 10, backends: 100, revnat: 100, srcRanges: 100, frontends6: 100, backends6: 100, revnat6: 100, srcRanges6: 100 },
   });
   try {
     dp.start();

@@ -18,10 +18,10 @@ const svc = (i: number, n: number, base = 0): ServicePort => {
   const eps = Array.from({ length: n }, (_, k) => endpoint(`10.244.${i}.${base + k + 1}`, 8080));
   return servicePort(`s${i}`, { id: `default/s${i}:http`, clusterIPs: [`10.96.0.${i}`], endpoints: eps, clusterEndpoints: eps });
 };
-const LIMITS: CapacityLimits = { frontends: 100, slots: 10, backends: 100, revnat: 100, srcRanges: 100 };
-const NAMES: Record<keyof CapacityLimits, string> = {
-  frontends: MAPS.frontends.name, slots: MAPS.slots.name, backends: MAPS.backends.name, revnat: MAPS.revnat.name, srcRanges: MAPS.srcRanges.name,
+const LIMITS: CapacityLimits = {
+  frontends: 100, slots: 10, backends: 100, revnat: 100, srcRanges: 100, frontends6: 100, backends6: 100, revnat6: 100, srcRanges6: 100,
 };
+const NAMES = Object.fromEntries((Object.keys(LIMITS) as (keyof CapacityLimits)[]).map((r) => [r, MAPS[r].name])) as Record<keyof CapacityLimits, string>;
 
 /** MemoryMaps that refuse an update batch which would take a map past its limit. */
 class LimitedMaps extends MemoryMaps {

@@ -29,7 +29,7 @@ test('compile: a ClusterIP is an internal and an external frontend of one backen
   assert.equal(d.config.nodeAddr, '192.168.77.1');
   // one set: one svc_id, one list of slots for both
   const p = plan(emptyApplied(), d);
-  assert.deepEqual(p.steps.map((s) => `${s.op} ${s.map}:${s.keys.length}`), ['update config:1', 'update backends:2', 'update slots:2', 'update revnat:1', 'update frontends:2']);
+  assert.deepEqual(p.steps.map((s) => `${s.op} ${s.map}:${s.keys.length}`), ['update config:1', 'update config6:1', 'update backends:2', 'update slots:2', 'update revnat:1', 'update frontends:2']);
   assert.equal(new Set([...p.next.frontends.values()].map((f) => f.value.svcId)).size, 1);
 });
 
@@ -101,8 +101,8 @@ test('plan: scale 3 -> 1 -> 4 keeps every intermediate state consistent and writ
   const mem = new MemoryMaps();
   let applied = emptyApplied();
   let p = applyStepwise(mem, applied, desired(servicePort('web', { endpoints: eps(3) })));
-  assert.deepEqual(p.steps.map((s) => `${s.op} ${s.map}`), ['update config', 'update backends', 'update slots', 'update revnat', 'update frontends']);
-  assert.equal(p.writes, 1 + 3 + 3 + 1 + 2, 'the internal and external frontends share the 3 slots');
+  assert.deepEqual(p.steps.map((s) => `${s.op} ${s.map}`), ['update config', 'update config6', 'update backends', 'update slots', 'update revnat', 'update frontends']);
+  assert.equal(p.writes, 1 + 1 + 3 + 3 + 1 + 2, 'the internal and external frontends share the 3 slots');
   applied = p.next;
 
   p = applyStepwise(mem, applied, desired(servicePort('web', { endpoints: eps(1) })));

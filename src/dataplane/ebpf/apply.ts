@@ -1,7 +1,7 @@
 // Executes a plan against the maps: one batch call per step, so FFI calls per sync are
 // O(maps), not O(entries). Also reads the maps back for restarts and full syncs.
 import { decodeAll, encodeAll, type Codec } from './codec.js';
-import { MAPS, type AffinityMatchKey, type CidrKey, type MapRole, type SrcRangeKey } from './maps.js';
+import { MAPS, ROLE6, type AffinityMatchKey, type CidrKey, type MapRole, type SrcRangeKey } from './maps.js';
 import { KX_LIMITS } from './limits.js';
 import type { Plan } from './plan.js';
 import type { MapDumps } from './readback.js';
@@ -35,8 +35,8 @@ export function applyPlan(io: MapIO, p: Plan): ApplyCounts {
 
 /** The maps a sync plans (the datapath writes conntrack and affinity; pins.ts the layout;
  * prefilter.ts the prefilter). */
-type OwnedRole = Exclude<MapRole, 'ct' | 'ctNew' | 'affinity' | 'layout' | 'vipBloom' | 'portBits'>;
-const MAX_ENTRIES: Record<OwnedRole, number> = { ...KX_LIMITS, config: 1 };
+type OwnedRole = Exclude<MapRole, 'ct' | 'ctNew' | 'affinity' | 'ct6' | 'ctNew6' | 'affinity6' | 'layout' | 'vipBloom' | 'portBits'>;
+const MAX_ENTRIES: Record<OwnedRole, number> = { ...KX_LIMITS, config: 1, config6: 1 };
 
 export function dumpMap<K, V>(io: MapIO, role: OwnedRole): Array<[K, V]> {
   const spec = MAPS[role] as unknown as { name: string; key: Codec<K>; value: Codec<V> };
@@ -46,17 +46,24 @@ export function dumpMap<K, V>(io: MapIO, role: OwnedRole): Array<[K, V]> {
   return keys.map((k, i) => [k, values[i]!]);
 }
 
+/** A map and its IPv6 twin, one list. */
+function dumpBoth<K, V>(io: MapIO, role: keyof typeof ROLE6 & OwnedRole): Array<[K, V]> {
+  return [...dumpMap<K, V>(io, role), ...dumpMap<K, V>(io, ROLE6[role] as OwnedRole)];
+}
+
 export function readMaps(io: MapIO): MapDumps {
   const config = dumpMap<number, MapDumps['config']>(io, 'config')[0]?.[1] ?? null;
+  const config6 = dumpMap<number, MapDumps['config6']>(io, 'config6')[0]?.[1] ?? null;
   return {
-    frontends: dumpMap(io, 'frontends'),
+    frontends: dumpBoth(io, 'frontends'),
     slots: dumpMap(io, 'slots'),
-    backends: dumpMap(io, 'backends'),
-    revnat: dumpMap(io, 'revnat'),
-    srcRanges: dumpMap<SrcRangeKey, number>(io, 'srcRanges').map(([k]) => k),
-    clusterCidrs: dumpMap<CidrKey, number>(io, 'clusterCidrs').map(([k]) => k),
+    backends: dumpBoth(io, 'backends'),
+    revnat: dumpBoth(io, 'revnat'),
+    srcRanges: dumpBoth<SrcRangeKey, number>(io, 'srcRanges').map(([k]) => k),
+    clusterCidrs: dumpBoth<CidrKey, number>(io, 'clusterCidrs').map(([k]) => k),
     affinityMatch: dumpMap<AffinityMatchKey, number>(io, 'affinityMatch').map(([k]) => k),
     // An all-zero config entry is what an array map holds before the first write.
     config: config && config.nodeAddr !== '0.0.0.0' ? config : null,
+    config6, // all-zero ('::') is also what the controller writes for a node without IPv6
   };
 }

@@ -12,19 +12,17 @@ import { KX_LIMITS } from './limits.js';
 import type { MapSizes } from './map-sizes.js';
 import { groupBy } from './group-by.js';
 import type { AppliedSet, AppliedState } from './plan.js';
-import type { BackendValue } from './maps.js';
+import { MAPS, roleOf, type BackendValue, type FamilyRole } from './maps.js';
 
-export type CapacityLimits = {
-  readonly frontends: number; readonly slots: number; readonly backends: number; readonly revnat: number; readonly srcRanges: number;
-};
+const ADMITTED = ['frontends', 'frontends6', 'slots', 'backends', 'backends6', 'revnat', 'revnat6', 'srcRanges', 'srcRanges6'] as const;
+type AdmittedRole = (typeof ADMITTED)[number];
+export type CapacityLimits = Readonly<Record<AdmittedRole, number>>;
 /** The limits admission works against: the sizes the maps were loaded with. */
-export const capacityLimits = (sizes: MapSizes): CapacityLimits => ({
-  frontends: sizes.frontends, slots: sizes.slots, backends: sizes.backends, revnat: sizes.revnat, srcRanges: sizes.srcRanges,
-});
+export const capacityLimits = (sizes: MapSizes): CapacityLimits =>
+  Object.fromEntries(ADMITTED.map((r) => [r, sizes[r]])) as CapacityLimits;
 export const MAP_LIMITS: CapacityLimits = capacityLimits(KX_LIMITS);
-const MAP_NAMES: Record<keyof CapacityLimits, string> = {
-  frontends: 'kx_frontends', slots: 'kx_slots', backends: 'kx_backends', revnat: 'kx_revnat', srcRanges: 'kx_src_ranges',
-};
+/** Entries of one family's map: IPv6 addresses count against the IPv6 twin. */
+const fam = (role: FamilyRole & AdmittedRole, addr: string) => roleOf(role, addr) as AdmittedRole;
 
 export interface Shortfall {
   readonly map: string;
@@ -42,7 +40,11 @@ export interface Admission {
   readonly leftOut: readonly string[];
 }
 
-type Usage = Record<keyof CapacityLimits, number>;
+type Usage = Record<AdmittedRole, number>;
+const zero = (): Usage => Object.fromEntries(ADMITTED.map((r) => [r, 0])) as Usage;
+function count<T>(u: Usage, items: Iterable<T>, role: (t: T) => AdmittedRole): void {
+  for (const t of items) u[role(t)] += 1;
+}
 
 const appliedSetOf = (applied: AppliedState, fe: DesiredFrontend): AppliedSet | undefined => {
   const svcId = applied.frontends.get(fe.id)?.value.svcId;
@@ -58,47 +60,46 @@ export function admit(applied: AppliedState, desired: DesiredState, limits: Capa
   });
 
   // Everything programmed stays in the maps until the deletes at the end of the sync.
-  const used: Usage = {
-    frontends: applied.frontends.size,
-    slots: [...applied.sets.values()].reduce((n, set) => n + set.slots.filter((s) => s !== undefined).length, 0) + applied.stale.slots.length,
-    backends: applied.backends.size + applied.stale.backends.length,
-    revnat: applied.revnats.size + applied.stale.revnat.length,
-    srcRanges: [...applied.sets.values()].reduce((n, set) => n + set.sourceRanges.length, 0) + applied.stale.srcRanges.length,
-  };
+  const used = zero();
+  count(used, applied.frontends.values(), (fe) => fam('frontends', fe.key.addr));
+  used.slots = [...applied.sets.values()].reduce((n, set) => n + set.slots.filter((s) => s !== undefined).length, 0) + applied.stale.slots.length;
+  count(used, [...[...applied.backends.values()].map((b) => b.value.addr), ...applied.stale.backends.map((b) => b.addr)], (a) => fam('backends', a));
+  count(used, [...[...applied.revnats.values()].map((r) => r.value.addr), ...applied.stale.revnat.map((r) => r.addr)], (a) => fam('revnat', a));
+  count(used, [...[...applied.sets.values()].flatMap((set) => set.sourceRanges), ...applied.stale.srcRanges.map((k) => k.addr)], (a) => fam('srcRanges', a));
   const demand: Usage = { ...used };
   const backends = new Set(applied.backends.keys());
   const revnats = new Set(applied.revnats.keys());
   const frontends = new Map<string, DesiredFrontend>();
-  const refused = new Map<keyof CapacityLimits, string[]>();
+  const refused = new Map<AdmittedRole, string[]>();
   const leftOut: string[] = [];
   let byId: Map<number, BackendValue> | undefined;
 
   for (const service of order) {
     const fes = byService.get(service)!;
-    const extra: Usage = { frontends: 0, slots: 0, backends: 0, revnat: 0, srcRanges: 0 };
-    const newBackends = new Set<string>(), newRevnats = new Set<string>();
+    const extra = zero();
+    const newBackends = new Map<string, string>(), newRevnats = new Map<string, string>(); // id -> address
     const setsSeen = new Set<string>();
     for (const fe of fes) {
-      extra.frontends += applied.frontends.has(fe.id) ? 0 : 1;
+      extra[fam('frontends', fe.key.addr)] += applied.frontends.has(fe.id) ? 0 : 1;
       if (!setsSeen.has(fe.set)) {
         // A set's entries are written once for all its frontends (plan.ts keeps its svc_id).
         setsSeen.add(fe.set);
         const members = fes.filter((f) => f.set === fe.set);
         const old = members.map((f) => appliedSetOf(applied, f)).find((x) => x !== undefined);
         extra.slots += Math.max(0, fe.backends.length - (old?.slots.length ?? 0));
-        extra.srcRanges += new Set(members.flatMap((f) => f.sourceRanges).filter((r) => !old?.sourceRanges.includes(r))).size;
+        count(extra, new Set(members.flatMap((f) => f.sourceRanges).filter((r) => !old?.sourceRanges.includes(r))), (r) => fam('srcRanges', r));
       }
-      for (const b of fe.backends) if (!backends.has(backendId(b))) newBackends.add(backendId(b));
-      if (!revnats.has(revNatId(fe.revNat))) newRevnats.add(revNatId(fe.revNat));
+      for (const b of fe.backends) if (!backends.has(backendId(b))) newBackends.set(backendId(b), b.addr);
+      if (!revnats.has(revNatId(fe.revNat))) newRevnats.set(revNatId(fe.revNat), fe.revNat.addr);
     }
-    extra.backends = newBackends.size;
-    extra.revnat = newRevnats.size;
-    const over = (Object.keys(limits) as (keyof CapacityLimits)[]).filter((m) => used[m] + extra[m] > limits[m]);
-    for (const m of Object.keys(demand) as (keyof CapacityLimits)[]) demand[m] += extra[m];
+    count(extra, newBackends.values(), (a) => fam('backends', a));
+    count(extra, newRevnats.values(), (a) => fam('revnat', a));
+    const over = ADMITTED.filter((m) => used[m] + extra[m] > limits[m]);
+    for (const m of ADMITTED) demand[m] += extra[m];
     if (over.length === 0) {
-      for (const m of Object.keys(used) as (keyof CapacityLimits)[]) used[m] += extra[m];
-      newBackends.forEach((b) => backends.add(b));
-      newRevnats.forEach((r) => revnats.add(r));
+      for (const m of ADMITTED) used[m] += extra[m];
+      newBackends.forEach((_, b) => backends.add(b));
+      newRevnats.forEach((_, r) => revnats.add(r));
       for (const fe of fes) frontends.set(fe.id, fe);
       continue;
     }
@@ -119,6 +120,6 @@ export function admit(applied: AppliedState, desired: DesiredState, limits: Capa
     }
   }
 
-  const shortfalls = [...refused].map(([m, services]) => ({ map: MAP_NAMES[m], limit: limits[m], demand: demand[m], services: services.sort() }));
+  const shortfalls = [...refused].map(([m, services]) => ({ map: MAPS[m].name, limit: limits[m], demand: demand[m], services: services.sort() }));
   return { desired: { ...desired, frontends }, shortfalls, leftOut: leftOut.sort() };
 }

@@ -1,7 +1,8 @@
 // A codec turns one C struct of bpf/include/kx_maps.h into a plain object and back.
 // The field table is also what test/unit/btf-layout.test.ts compares with the object's BTF.
+import { addressBytes, addressText } from '../../model/cidr.js';
 
-export type FieldType = 'u8' | 'u16' | 'u32' | 'u64' | 'be16' | 'ipv4';
+export type FieldType = 'u8' | 'u16' | 'u32' | 'u64' | 'be16' | 'ipv4' | 'ipv6';
 
 export interface FieldSpec {
   readonly name: string;
@@ -9,7 +10,7 @@ export interface FieldSpec {
   readonly offset: number;
 }
 
-export const FIELD_SIZE: Record<FieldType, number> = { u8: 1, u16: 2, u32: 4, u64: 8, be16: 2, ipv4: 4 };
+export const FIELD_SIZE: Record<FieldType, number> = { u8: 1, u16: 2, u32: 4, u64: 8, be16: 2, ipv4: 4, ipv6: 16 };
 
 export interface Codec<T> {
   readonly struct: string; // C name, e.g. "struct frontend_key" or "__u32"
@@ -29,6 +30,7 @@ function writeField(buf: Buffer, at: number, type: FieldType, v: FieldValue): vo
     case 'u64': buf.writeBigUInt64LE(BigInt(v), at); break;
     case 'be16': buf.writeUInt16BE(v as number, at); break;
     case 'ipv4': writeIPv4(buf, at, v as string); break;
+    case 'ipv6': writeIPv6(buf, at, v as string); break;
   }
 }
 
@@ -40,6 +42,7 @@ function readField(buf: Buffer, at: number, type: FieldType): FieldValue {
     case 'u64': return buf.readBigUInt64LE(at);
     case 'be16': return buf.readUInt16BE(at);
     case 'ipv4': return `${buf[at]}.${buf[at + 1]}.${buf[at + 2]}.${buf[at + 3]}`;
+    case 'ipv6': return addressText(buf.subarray(at, at + 16));
   }
 }
 
@@ -53,6 +56,13 @@ export function writeIPv4(buf: Buffer, at: number, ip: string): void {
     if (!/^\d{1,3}$/.test(p) || n > 255) throw new Error(`not an IPv4 address: ${JSON.stringify(ip)}`);
     buf[at + i] = n;
   }
+}
+
+/** Writes an IPv6 address (any RFC 4291 text form) in network order; throws on anything else. */
+export function writeIPv6(buf: Buffer, at: number, ip: string): void {
+  const bytes = ip.includes(':') ? addressBytes(ip) : null;
+  if (!bytes || bytes.length !== 16) throw new Error(`not an IPv6 address: ${JSON.stringify(ip)}`);
+  bytes.copy(buf, at);
 }
 
 /** A codec for a struct: fields not listed (padding) are written as zero. */

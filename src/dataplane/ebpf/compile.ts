@@ -1,17 +1,17 @@
 // ProxyState -> the frontends the eBPF dataplane must serve, with their backend lists.
 // Pure: no ids, no bytes, no kernel. Ids are the planner's business (plan.ts).
-import { cidrContains, cidrString, parseCidr, type Cidr } from '../../model/cidr.js';
+import { canonicalAddress, cidrContains, cidrString, parseCidr, type Cidr } from '../../model/cidr.js';
 import { familyView } from '../../model/family.js';
-import type { Endpoint, ProxyState, ServicePort } from '../../model/types.js';
+import type { Endpoint, IPFamily, ProxyState, ServicePort } from '../../model/types.js';
 import {
   BE_LOCAL, BE_TERMINATING, FE_AFFINITY, FE_LOCAL_ONLY, FE_MASQ_ALL, FE_MASQ_LOCAL, FE_MASQ_OFF_CLUSTER, FE_NODEPORT,
   FE_REJECT, FE_SRC_RANGES, PROTO_NUMBER, SCOPE_EXT, SCOPE_INT,
-  type BackendValue, type ConfigValue, type FrontendKey,
+  type BackendValue, type Config6Value, type ConfigValue, type FrontendKey,
 } from './maps.js';
 
 export interface EbpfNodeConfig {
-  /** The node's IPv4 addresses; the first is the SNAT source. NodePorts answer on those inside
-   *  nodePortAddresses. */
+  /** The node's addresses, either family; the first of each family is its SNAT source. NodePorts
+   *  answer on those inside nodePortAddresses. */
   readonly nodeAddresses: readonly string[];
   /** kube-proxy's nodePortAddresses (CIDRs); empty or absent: every node address. */
   readonly nodePortAddresses?: readonly string[];
@@ -43,7 +43,8 @@ export interface DesiredFrontend {
 export interface DesiredState {
   readonly frontends: ReadonlyMap<string, DesiredFrontend>;
   readonly config: ConfigValue;
-  /** kx_cluster_cidrs: the IPv4 clusterCIDRs, canonical. */
+  readonly config6: Config6Value;
+  /** kx_cluster_cidrs and kx_cluster_cidrs6: the clusterCIDRs, canonical. */
   readonly clusterCIDRs: readonly string[];
 }
 
@@ -53,17 +54,25 @@ export const frontendId = (k: FrontendKey): string => `${k.addr}:${k.port}/${k.p
 export const backendId = (b: { addr: string; port: number }): string => `${b.addr}:${b.port}`;
 export const revNatId = (r: { addr: string; port: number }): string => `${r.addr}:${r.port}`;
 
+/** IPv6 addresses in the canonical text the maps read back (an IPv4 one is canonical already:
+ *  the model validated it). */
+const canonical = (ip: string): string => (ip.includes(':') ? canonicalAddress(ip) ?? ip : ip);
+
 function backendsOf(endpoints: readonly Endpoint[]): BackendValue[] {
   const byId = new Map<string, BackendValue>();
   for (const ep of endpoints) {
     const flags = (ep.isLocal ? BE_LOCAL : 0) | (ep.terminating ? BE_TERMINATING : 0);
-    byId.set(backendId({ addr: ep.ip, port: ep.port }), { addr: ep.ip, port: ep.port, flags });
+    const addr = canonical(ep.ip);
+    byId.set(backendId({ addr, port: ep.port }), { addr, port: ep.port, flags });
   }
   return [...byId.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, v]) => v);
 }
 
-const ipv4Cidrs = (list: readonly string[] | undefined): Cidr[] =>
-  (list ?? []).map((c) => parseCidr(c)).filter((c): c is Cidr => c !== null && c.bits === 32);
+const FAMILIES: readonly IPFamily[] = ['IPv4', 'IPv6'];
+const BITS: Record<IPFamily, 32 | 128> = { IPv4: 32, IPv6: 128 };
+const familyOf = (ip: string): IPFamily => (ip.includes(':') ? 'IPv6' : 'IPv4');
+const cidrsOf = (list: readonly string[] | undefined, family: IPFamily): Cidr[] =>
+  (list ?? []).map((c) => parseCidr(c)).filter((c): c is Cidr => c !== null && c.bits === BITS[family]);
 
 /**
  * One view of a Service port as kube-proxy's chains treat it: which endpoints, and whether
@@ -78,8 +87,8 @@ const ipv4Cidrs = (list: readonly string[] | undefined): Cidr[] =>
  */
 interface View { readonly name: string; readonly endpoints: readonly Endpoint[]; readonly flags: number }
 
-function views(sp: ServicePort, node: EbpfNodeConfig): { cluster: View; external: View; externalFromPods: View } {
-  const detector = ipv4Cidrs(node.clusterCIDRs).length > 0;
+function views(sp: ServicePort, family: IPFamily, node: EbpfNodeConfig): { cluster: View; external: View; externalFromPods: View } {
+  const detector = cidrsOf(node.clusterCIDRs, family).length > 0; // kube-proxy's detector is per family
   const clusterMasq = node.masqueradeAll ? FE_MASQ_ALL : detector ? FE_MASQ_OFF_CLUSTER : 0;
   const internal = sp.internalTrafficPolicy === 'Local' ? sp.localEndpoints : sp.clusterEndpoints;
   const extLocal = sp.externalTrafficPolicy === 'Local';
@@ -97,11 +106,16 @@ function views(sp: ServicePort, node: EbpfNodeConfig): { cluster: View; external
 export function compile(state: ProxyState, node: EbpfNodeConfig): { desired: DesiredState; problems: CompileProblem[] } {
   const frontends = new Map<string, DesiredFrontend>();
   const problems: CompileProblem[] = [];
-  const nodePortCidrs = ipv4Cidrs(node.nodePortAddresses);
-  const nodePortAddresses = node.nodeAddresses.filter((ip) => nodePortCidrs.length === 0 || nodePortCidrs.some((c) => cidrContains(c, ip)));
+  const nodeAddresses = node.nodeAddresses.map(canonical);
+  const nodePortAddresses = (family: IPFamily): string[] => {
+    // As kube-proxy's NodePortAddresses: no CIDR of this family means every address of it.
+    const cidrs = cidrsOf(node.nodePortAddresses, family);
+    return nodeAddresses.filter((ip) => familyOf(ip) === family && (cidrs.length === 0 || cidrs.some((c) => cidrContains(c, ip))));
+  };
+  const nodePorts = { IPv4: nodePortAddresses('IPv4'), IPv6: nodePortAddresses('IPv6') };
 
-  for (const full of state.services) {
-    const sp = familyView(full, 'IPv4');
+  for (const full of state.services) for (const family of FAMILIES) {
+    const sp = familyView(full, family);
     if (!sp) continue;
     const proto = PROTO_NUMBER[sp.protocol];
     // kube-proxy REJECTs when no endpoint exists anywhere (in this family); a view that only
@@ -109,16 +123,17 @@ export function compile(state: ProxyState, node: EbpfNodeConfig): { desired: Des
     const reject = sp.hasAnyEndpoints ? 0 : FE_REJECT;
     const affinity = sp.sessionAffinityTimeoutSeconds !== null ? FE_AFFINITY : 0;
     const ranges = sp.hasAnyEndpoints
-      ? ipv4Cidrs(sp.loadBalancerSourceRanges).map(cidrString)
+      ? cidrsOf(sp.loadBalancerSourceRanges, family).map(cidrString)
       : [];
     // kube-proxy lets a node inside the ranges reach the LB IP with the LB IP as source (a VIP
     // that is local to the node loops back with it).
     const rangesWithNode = (lbIP: string) => {
       const cidrs = ranges.map((r) => parseCidr(r)!);
-      const nodeInside = node.nodeAddresses.some((ip) => cidrs.some((c) => cidrContains(c, ip)));
-      return nodeInside ? [...ranges, `${lbIP}/32`] : ranges;
+      const nodeInside = nodeAddresses.some((ip) => cidrs.some((c) => cidrContains(c, ip)));
+      return nodeInside ? [...ranges, `${lbIP}/${BITS[family]}`] : ranges;
     };
-    const add = (addr: string, port: number, scope: number, view: View, sourceRanges: readonly string[] = []): void => {
+    const add = (ip: string, port: number, scope: number, view: View, sourceRanges: readonly string[] = []): void => {
+      const addr = canonical(ip);
       const key: FrontendKey = { addr, port, proto, scope };
       const id = frontendId(key);
       const owner = frontends.get(id);
@@ -134,12 +149,12 @@ export function compile(state: ProxyState, node: EbpfNodeConfig): { desired: Des
         affinityTimeout: sp.sessionAffinityTimeoutSeconds ?? 0,
         revNat: { addr, port },
         backends,
-        set: `${sp.id}/${sp.protocol}/${view.name}`,
+        set: `${sp.id}/${sp.protocol}/${family}/${view.name}`,
         sourceRanges,
       });
     };
 
-    const v = views(sp, node);
+    const v = views(sp, family, node);
     // ClusterIPs answer pods (tc) and clients beyond the node (XDP) alike.
     for (const ip of sp.clusterIPs) {
       add(ip, sp.port, SCOPE_INT, v.cluster);
@@ -155,7 +170,7 @@ export function compile(state: ProxyState, node: EbpfNodeConfig): { desired: Des
       add(ip, sp.port, SCOPE_INT, v.externalFromPods, r);
     }
     if (sp.nodePort) {
-      for (const ip of nodePortAddresses) {
+      for (const ip of nodePorts[family]) {
         add(ip, sp.nodePort, SCOPE_EXT, v.external);
         add(ip, sp.nodePort, SCOPE_INT, v.externalFromPods);
       }
@@ -164,8 +179,9 @@ export function compile(state: ProxyState, node: EbpfNodeConfig): { desired: Des
   return {
     desired: {
       frontends,
-      config: { nodeAddr: node.nodeAddresses[0] ?? '0.0.0.0', flags: 0 },
-      clusterCIDRs: ipv4Cidrs(node.clusterCIDRs).map(cidrString),
+      config: { nodeAddr: nodeAddresses.find((ip) => familyOf(ip) === 'IPv4') ?? '0.0.0.0', flags: 0 },
+      config6: { nodeAddr: nodeAddresses.find((ip) => familyOf(ip) === 'IPv6') ?? '::' },
+      clusterCIDRs: FAMILIES.flatMap((f) => cidrsOf(node.clusterCIDRs, f).map(cidrString)),
     },
     problems,
   };

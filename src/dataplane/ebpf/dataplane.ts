@@ -64,7 +64,7 @@ export class EbpfDataplane implements Dataplane {
     const pinned = this.prefilter.readFrom(maps);
     for (const fe of applied.frontends.values()) this.prefilter.addFrontend(fe.key.addr);
     for (const be of applied.backends.values()) this.prefilter.addBackendPort(be.value.port);
-    for (const table of pinned ? [] : [MAPS.ct, MAPS.ctNew]) {
+    for (const table of pinned ? [] : [MAPS.ct, MAPS.ctNew, MAPS.ct6, MAPS.ctNew6]) {
       const d = maps.dump(table.name, table.key.size, table.value.size, 0);
       const keys = decodeAll(table.key, d.keys, d.count), values = decodeAll(table.value, d.values, d.count);
       keys.forEach((k, i) => {

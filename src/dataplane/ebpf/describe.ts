@@ -1,4 +1,5 @@
 // What the maps hold, joined into services and backends: for `kube-xdp inspect` and tests.
+import { addressBytes } from '../../model/cidr.js';
 import type { MapDumps } from './readback.js';
 import {
   BE_LOCAL, BE_TERMINATING, FE_AFFINITY, FE_LOCAL_ONLY, FE_MASQ_ALL, FE_MASQ_LOCAL, FE_MASQ_OFF_CLUSTER, FE_NODEPORT, FE_REJECT,
@@ -16,13 +17,15 @@ export interface DescribedFrontend {
   readonly protocol: string; readonly address: string; readonly port: number; readonly scope: 'external' | 'internal';
   readonly svcId: number; readonly revNat: string | null; readonly flags: string[]; readonly backends: DescribedBackend[];
 }
-export interface Description { readonly frontends: DescribedFrontend[]; readonly nodeAddress: string | null }
+export interface Description {
+  readonly frontends: DescribedFrontend[]; readonly nodeAddress: string | null; readonly nodeAddress6: string | null;
+}
 
 const flagNames = (v: number, table: ReadonlyArray<readonly [number, string]>) => table.filter(([bit]) => v & bit).map(([, n]) => n);
 
 export function describeMaps(d: MapDumps): Description {
   const backends = new Map(d.backends.map(([id, v]) => [id, v]));
-  const revnat = new Map(d.revnat.map(([id, v]) => [id, `${v.addr}:${v.port}`]));
+  const revnat = new Map(d.revnat.map(([id, v]) => [id, hostPort(v.addr, v.port)]));
   const slots = new Map(d.slots.map(([k, v]) => [`${k.svcId}/${k.slot}`, v.backendId]));
   const frontends = d.frontends.map(([k, v]): DescribedFrontend => ({
     protocol: PROTO_NAME[k.proto] ?? String(k.proto),
@@ -41,22 +44,26 @@ export function describeMaps(d: MapDumps): Description {
       };
     }),
   }));
-  frontends.sort((a, b) => a.protocol.localeCompare(b.protocol) || ipNum(a.address) - ipNum(b.address) || a.port - b.port || a.scope.localeCompare(b.scope));
-  return { frontends, nodeAddress: d.config?.nodeAddr ?? null };
+  frontends.sort((a, b) => a.protocol.localeCompare(b.protocol) || ipOrder(a.address).localeCompare(ipOrder(b.address)) ||
+    a.port - b.port || a.scope.localeCompare(b.scope));
+  const node6 = d.config6?.nodeAddr;
+  return { frontends, nodeAddress: d.config?.nodeAddr ?? null, nodeAddress6: node6 && node6 !== '::' ? node6 : null };
 }
 
-const ipNum = (ip: string) => ip.split('.').reduce((n, p) => n * 256 + Number(p), 0);
+/** IPv4 before IPv6, each in numeric order. */
+const ipOrder = (ip: string) => `${ip.includes(':') ? 6 : 4}${addressBytes(ip)?.toString('hex') ?? ip}`;
+const hostPort = (ip: string, port: number) => (ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`);
 
 /** A table in the spirit of `ipvsadm -Ln`. */
 export function formatDescription(d: Description): string {
   const lines = [
-    `kube-xdp eBPF dataplane (node address ${d.nodeAddress ?? 'unset'})`,
+    `kube-xdp eBPF dataplane (node address ${d.nodeAddress ?? 'unset'}${d.nodeAddress6 ? `, IPv6 ${d.nodeAddress6}` : ''})`,
     'Prot LocalAddress:Port            Scope     Flags',
     '  -> RemoteAddress:Port           Id        Flags',
   ];
   for (const f of d.frontends) {
-    lines.push(`${f.protocol.padEnd(4)} ${`${f.address}:${f.port}`.padEnd(28)} ${f.scope.padEnd(9)} ${f.flags.join(',')}${f.backends.length === 0 ? (f.flags.includes('reject') ? ' (no endpoints: rejected)' : ' (no local endpoints: dropped)') : ''}`);
-    for (const b of f.backends) lines.push(`  -> ${`${b.address}:${b.port}`.padEnd(28)} ${String(b.id).padEnd(9)} ${b.flags.join(',')}`);
+    lines.push(`${f.protocol.padEnd(4)} ${hostPort(f.address, f.port).padEnd(28)} ${f.scope.padEnd(9)} ${f.flags.join(',')}${f.backends.length === 0 ? (f.flags.includes('reject') ? ' (no endpoints: rejected)' : ' (no local endpoints: dropped)') : ''}`);
+    for (const b of f.backends) lines.push(`  -> ${hostPort(b.address, b.port).padEnd(28)} ${String(b.id).padEnd(9)} ${b.flags.join(',')}`);
   }
   return `${lines.join('\n')}\n`;
 }

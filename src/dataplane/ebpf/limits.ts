@@ -12,4 +12,13 @@ export const KX_LIMITS = {
   clusterCidrs: 256,
   affinity: 131072,
   affinityMatch: 2097152,
+  // IPv6 twins: the IPv4 maps' capacities (kx_map_defs.h)
+  frontends6: 524288,
+  backends6: 1048576,
+  revnat6: 524288,
+  ct6: 524288,
+  ctNew6: 131072,
+  srcRanges6: 65536,
+  clusterCidrs6: 256,
+  affinity6: 131072,
 } as const;

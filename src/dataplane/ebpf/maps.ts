@@ -42,6 +42,7 @@ export interface CtValue {
   backendAddr: string; backendPort: number; dir: number; lastSeenNs: bigint;
 }
 export interface ConfigValue { nodeAddr: string; flags: number }
+export interface Config6Value { nodeAddr: string }
 /** A CIDR of one frontend's loadBalancerSourceRanges; prefixlen = 32 (svcId) + the CIDR's. */
 export interface SrcRangeKey { prefixlen: number; svcId: number; addr: string }
 export interface CidrKey { prefixlen: number; addr: string }
@@ -123,6 +124,57 @@ export const affinityValue = structCodec<AffinityValue>('affinity_value', 16, [
   { name: 'lastNs', type: 'u64', offset: 8 },
 ]);
 
+// IPv6 twins (kx_maps.h): the same TypeScript shapes, 16-byte addresses.
+export const frontendKey6 = structCodec<FrontendKey>('frontend_key6', 20, [
+  { name: 'addr', type: 'ipv6', offset: 0 },
+  { name: 'port', type: 'be16', offset: 16 },
+  { name: 'proto', type: 'u8', offset: 18 },
+  { name: 'scope', type: 'u8', offset: 19 },
+]);
+export const backendValue6 = structCodec<BackendValue>('backend_value6', 20, [
+  { name: 'addr', type: 'ipv6', offset: 0 },
+  { name: 'port', type: 'be16', offset: 16 },
+  { name: 'flags', type: 'u8', offset: 18 },
+]);
+export const revNatValue6 = structCodec<RevNatValue>('revnat_value6', 20, [
+  { name: 'addr', type: 'ipv6', offset: 0 },
+  { name: 'port', type: 'be16', offset: 16 },
+]);
+export const ctKey6 = structCodec<CtKey>('ct_key6', 40, [
+  { name: 'saddr', type: 'ipv6', offset: 0 },
+  { name: 'daddr', type: 'ipv6', offset: 16 },
+  { name: 'sport', type: 'be16', offset: 32 },
+  { name: 'dport', type: 'be16', offset: 34 },
+  { name: 'proto', type: 'u8', offset: 36 },
+]);
+export const ctValue6 = structCodec<CtValue>('ct_value6', 56, [
+  { name: 'backendId', type: 'u32', offset: 0 },
+  { name: 'revNatId', type: 'u32', offset: 4 },
+  { name: 'natAddr', type: 'ipv6', offset: 8 },
+  { name: 'natPort', type: 'be16', offset: 24 },
+  { name: 'flags', type: 'u16', offset: 26 },
+  { name: 'backendAddr', type: 'ipv6', offset: 28 },
+  { name: 'backendPort', type: 'be16', offset: 44 },
+  { name: 'dir', type: 'u8', offset: 46 },
+  { name: 'lastSeenNs', type: 'u64', offset: 48 },
+]);
+export const srcRangeKey6 = structCodec<SrcRangeKey>('src_range_key6', 24, [
+  { name: 'prefixlen', type: 'u32', offset: 0 },
+  { name: 'svcId', type: 'u32', offset: 4 },
+  { name: 'addr', type: 'ipv6', offset: 8 },
+]);
+export const cidrKey6 = structCodec<CidrKey>('cidr_key6', 20, [
+  { name: 'prefixlen', type: 'u32', offset: 0 },
+  { name: 'addr', type: 'ipv6', offset: 4 },
+]);
+export const affinityKey6 = structCodec<AffinityKey>('affinity_key6', 20, [
+  { name: 'client', type: 'ipv6', offset: 0 },
+  { name: 'svcId', type: 'u32', offset: 16 },
+]);
+export const configValue6 = structCodec<Config6Value>('config_value6', 16, [
+  { name: 'nodeAddr', type: 'ipv6', offset: 0 },
+]);
+
 export interface MapSpec<K, V> { readonly name: string; readonly key: Codec<K>; readonly value: Codec<V> }
 
 function spec<K, V>(name: string, key: Codec<K>, value: Codec<V>): MapSpec<K, V> {
@@ -145,7 +197,25 @@ export const MAPS = {
   layout: spec('kx_layout', u32Codec, u32Codec),
   vipBloom: spec('kx_vip_bloom', u32Codec, u64Codec),
   portBits: spec('kx_port_bits', u32Codec, u64Codec),
+  frontends6: spec('kx_frontends6', frontendKey6, frontendValue),
+  backends6: spec('kx_backends6', u32Codec, backendValue6),
+  revnat6: spec('kx_revnat6', u32Codec, revNatValue6),
+  ct6: spec('kx_ct6', ctKey6, ctValue6),
+  ctNew6: spec('kx_ct_new6', ctKey6, ctValue6),
+  config6: spec('kx_config6', u32Codec, configValue6),
+  srcRanges6: spec('kx_src_ranges6', srcRangeKey6, u8Codec),
+  clusterCidrs6: spec('kx_cluster_cidrs6', cidrKey6, u8Codec),
+  affinity6: spec('kx_affinity6', affinityKey6, affinityValue),
 } as const;
+
+/** The IPv6 twin of each address-keyed map role. */
+export const ROLE6 = {
+  frontends: 'frontends6', backends: 'backends6', revnat: 'revnat6', ct: 'ct6', ctNew: 'ctNew6', config: 'config6',
+  srcRanges: 'srcRanges6', clusterCidrs: 'clusterCidrs6', affinity: 'affinity6',
+} as const satisfies Record<string, MapRole>;
+export type FamilyRole = keyof typeof ROLE6;
+/** The role of the map that holds `addr`'s family (IPv6 text has a colon, IPv4 text never). */
+export const roleOf = (role: FamilyRole, addr: string): MapRole => (addr.includes(':') ? ROLE6[role] : role);
 
 /** KX_LAYOUT_VERSION of kx_maps.h: what the pinned maps mean (pins.ts converts older ones). */
 export const LAYOUT_VERSION = 2;

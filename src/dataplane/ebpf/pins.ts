@@ -14,7 +14,7 @@ import { existsSync, renameSync, rmSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Libkx } from '../../kernel/libkx.js';
 import { KX_LIMITS } from './limits.js';
-import { LAYOUT_VERSION, MAPS, STAT_NAMES, STATS_MAP } from './maps.js';
+import { LAYOUT_VERSION, MAPS, ROLE6, STAT_NAMES, STATS_MAP } from './maps.js';
 import type { MapSizes } from './map-sizes.js';
 import { PREFILTER_WORDS } from './prefilter.js';
 
@@ -37,11 +37,12 @@ const KIND: Record<string, { type: number; flags: number }> = {
   affinity: { type: LRU_HASH, flags: 0 }, affinityMatch: { type: HASH, flags: NO_PREALLOC },
   layout: { type: ARRAY, flags: 0 }, vipBloom: { type: ARRAY, flags: 0 }, portBits: { type: ARRAY, flags: 0 },
 };
+for (const [role, twin] of Object.entries(ROLE6)) KIND[twin] = KIND[role]!;
 
 /** What this build's object declares for every pinned map (the codecs are checked against its
  * BTF), with `sizes` applied. */
 export function expectedLayouts(sizes: MapSizes = KX_LIMITS): MapLayout[] {
-  const limits: Record<string, number> = { ...sizes, config: 1, layout: 1, ...PREFILTER_WORDS };
+  const limits: Record<string, number> = { ...sizes, config: 1, config6: 1, layout: 1, ...PREFILTER_WORDS };
   const maps = Object.entries(MAPS).map(([role, m]) => ({
     name: m.name, ...KIND[role]!, keySize: m.key.size, valueSize: m.value.size, maxEntries: limits[role]!,
   }));

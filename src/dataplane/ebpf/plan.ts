@@ -10,11 +10,11 @@
 import { IdAllocator, MAX_ID } from './ids.js';
 import { backendId, revNatId, type DesiredState } from './compile.js';
 import { groupBy } from './group-by.js';
-import { cidrKeyOf, srcRangeKeyOf } from './cidr-keys.js';
+import { cidrKeyOf, clusterCidrsRole, srcRangeKeyOf, srcRangesRole } from './cidr-keys.js';
 import {
-  FE_AFFINITY,
-  type AffinityMatchKey, type BackendValue, type ConfigValue, type FrontendKey, type FrontendValue, type MapRole,
-  type RevNatValue, type SlotKey, type SlotValue, type SrcRangeKey, type CidrKey,
+  FE_AFFINITY, roleOf,
+  type AffinityMatchKey, type BackendValue, type Config6Value, type ConfigValue, type FrontendKey, type FrontendValue, type MapRole,
+  type RevNatValue, type SlotKey, type SlotValue, type SrcRangeKey,
 } from './maps.js';
 
 export interface AppliedFrontend {
@@ -39,15 +39,19 @@ export interface AppliedState {
   readonly backends: ReadonlyMap<string, { readonly id: number; readonly value: BackendValue }>;
   readonly revnats: ReadonlyMap<string, { readonly id: number; readonly value: RevNatValue }>;
   readonly config: ConfigValue | null;
-  /** kx_cluster_cidrs (canonical CIDRs) */
+  readonly config6: Config6Value | null;
+  /** kx_cluster_cidrs and kx_cluster_cidrs6 (canonical CIDRs) */
   readonly clusterCIDRs: readonly string[];
   /** entries found in the kernel that nothing references: the next plan deletes them */
   readonly stale: Stale;
   readonly ids: { readonly svc: IdAllocator; readonly backend: IdAllocator; readonly revnat: IdAllocator };
 }
 
+/** An id-keyed entry and the address that says which family's map holds it. */
+export interface StaleId { readonly id: number; readonly addr: string }
+
 export interface Stale {
-  readonly slots: readonly SlotKey[]; readonly backends: readonly number[]; readonly revnat: readonly number[];
+  readonly slots: readonly SlotKey[]; readonly backends: readonly StaleId[]; readonly revnat: readonly StaleId[];
   readonly srcRanges: readonly SrcRangeKey[]; readonly affinityMatch: readonly AffinityMatchKey[];
 }
 /** Service ids held by stale entries: reserved until the plan deleting them ran. */
@@ -70,7 +74,7 @@ export interface Plan {
 
 export function emptyApplied(): AppliedState {
   return {
-    frontends: new Map(), sets: new Map(), backends: new Map(), revnats: new Map(), config: null, clusterCIDRs: [],
+    frontends: new Map(), sets: new Map(), backends: new Map(), revnats: new Map(), config: null, config6: null, clusterCIDRs: [],
     stale: NO_STALE,
     ids: {
       svc: new IdAllocator(MAX_ID, [], 'service ids (kx_frontends)'),
@@ -103,11 +107,13 @@ class StepList {
   }
   ordered(): MapStep[] {
     const steps: MapStep[] = [];
-    for (const map of ['config', 'clusterCidrs', 'backends', 'slots', 'revnat', 'srcRanges', 'affinityMatch', 'frontends'] as const) {
+    for (const map of ['config', 'config6', 'clusterCidrs', 'clusterCidrs6', 'backends', 'backends6', 'slots', 'revnat', 'revnat6',
+      'srcRanges', 'srcRanges6', 'affinityMatch', 'frontends', 'frontends6'] as const) {
       const s = this.upd.get(map);
       if (s) steps.push({ map, op: 'update', keys: s.keys, values: s.values });
     }
-    for (const map of ['frontends', 'slots', 'revnat', 'backends', 'srcRanges', 'affinityMatch', 'clusterCidrs'] as const) {
+    for (const map of ['frontends', 'frontends6', 'slots', 'revnat', 'revnat6', 'backends', 'backends6', 'srcRanges', 'srcRanges6',
+      'affinityMatch', 'clusterCidrs', 'clusterCidrs6'] as const) {
       const keys = this.del.get(map);
       if (keys) steps.push({ map, op: 'delete', keys, values: [] });
     }
@@ -115,12 +121,13 @@ class StepList {
   }
 }
 
-/** Set-like maps (value 1): adds what is new, deletes what went. */
-function syncSet<T>(steps: StepList, map: MapRole, old: readonly T[], want: readonly T[], key: (m: T) => unknown): void {
+/** Set-like maps (value 1): adds what is new, deletes what went; `map` picks each member's map. */
+function syncSet<T>(steps: StepList, map: (m: T) => MapRole, old: readonly T[], want: readonly T[], key: (m: T) => unknown): void {
   const had = new Set(old), wanted = new Set(want);
-  for (const m of wanted) if (!had.has(m)) steps.update(map, key(m), 1);
-  for (const m of had) if (!wanted.has(m)) steps.delete(map, key(m));
+  for (const m of wanted) if (!had.has(m)) steps.update(map(m), key(m), 1);
+  for (const m of had) if (!wanted.has(m)) steps.delete(map(m), key(m));
 }
+const AFFINITY_MATCH = (): MapRole => 'affinityMatch';
 
 export function plan(applied: AppliedState, desired: DesiredState): Plan {
   const ids = { svc: applied.ids.svc.clone(), backend: applied.ids.backend.clone(), revnat: applied.ids.revnat.clone() };
@@ -138,7 +145,7 @@ export function plan(applied: AppliedState, desired: DesiredState): Plan {
       if (backends.has(bid)) continue;
       const old = applied.backends.get(bid);
       const entry = { id: old?.id ?? ids.backend.allocate(), value: b };
-      if (!sameRecord(old?.value, b)) steps.update('backends', entry.id, b);
+      if (!sameRecord(old?.value, b)) steps.update(roleOf('backends', b.addr), entry.id, b);
       backends.set(bid, entry);
     }
     // The set keeps the svc_id one of its frontends points to, unless another set took it.
@@ -155,8 +162,8 @@ export function plan(applied: AppliedState, desired: DesiredState): Plan {
     });
     const sourceRanges = [...new Set(fes.flatMap((fe) => fe.sourceRanges))].sort();
     const affinityMembers = first.flags & FE_AFFINITY ? [...new Set(slots)] : [];
-    syncSet(steps, 'srcRanges', old?.sourceRanges ?? [], sourceRanges, (c) => srcRangeKeyOf(svcId, c));
-    syncSet(steps, 'affinityMatch', old?.affinityMembers ?? [], affinityMembers, (backendId) => ({ svcId, backendId }));
+    syncSet(steps, srcRangesRole, old?.sourceRanges ?? [], sourceRanges, (c) => srcRangeKeyOf(svcId, c));
+    syncSet(steps, AFFINITY_MATCH, old?.affinityMembers ?? [], affinityMembers, (backendId) => ({ svcId, backendId }));
     sets.set(svcId, { slots, sourceRanges, affinityMembers });
 
     for (const fe of fes) {
@@ -164,59 +171,60 @@ export function plan(applied: AppliedState, desired: DesiredState): Plan {
       if (!revnats.has(rid)) {
         const oldRn = applied.revnats.get(rid);
         const entry = { id: oldRn?.id ?? ids.revnat.allocate(), value: fe.revNat };
-        if (!sameRecord(oldRn?.value, fe.revNat)) steps.update('revnat', entry.id, fe.revNat);
+        if (!sameRecord(oldRn?.value, fe.revNat)) steps.update(roleOf('revnat', fe.revNat.addr), entry.id, fe.revNat);
         revnats.set(rid, entry);
       }
       const value: FrontendValue = {
         svcId, count: slots.length, flags: fe.flags, affinityTimeout: fe.affinityTimeout,
         revNatId: revnats.get(rid)!.id,
       };
-      if (!sameRecord(applied.frontends.get(fe.id)?.value, value)) steps.update('frontends', fe.key, value);
+      if (!sameRecord(applied.frontends.get(fe.id)?.value, value)) steps.update(roleOf('frontends', fe.key.addr), fe.key, value);
       frontends.set(fe.id, { key: fe.key, value });
     }
   }
 
-  for (const [id, old] of applied.frontends) if (!frontends.has(id)) steps.delete('frontends', old.key);
+  for (const [id, old] of applied.frontends) if (!frontends.has(id)) steps.delete(roleOf('frontends', old.key.addr), old.key);
   for (const [svcId, old] of applied.sets) {
     if (sets.has(svcId)) continue;
     old.slots.forEach((bid, slot) => {
       if (bid !== undefined) steps.delete('slots', { svcId, slot } satisfies SlotKey);
     });
-    syncSet(steps, 'srcRanges', old.sourceRanges, [], (c) => srcRangeKeyOf(svcId, c));
-    syncSet(steps, 'affinityMatch', old.affinityMembers, [], (backendId) => ({ svcId, backendId }));
+    syncSet(steps, srcRangesRole, old.sourceRanges, [], (c) => srcRangeKeyOf(svcId, c));
+    syncSet(steps, AFFINITY_MATCH, old.affinityMembers, [], (backendId) => ({ svcId, backendId }));
     ids.svc.release(svcId);
   }
-  for (const k of applied.stale.srcRanges) steps.delete('srcRanges', k);
+  for (const k of applied.stale.srcRanges) steps.delete(roleOf('srcRanges', k.addr), k);
   for (const k of applied.stale.affinityMatch) steps.delete('affinityMatch', k);
-  syncSet(steps, 'clusterCidrs', applied.clusterCIDRs, desired.clusterCIDRs, cidrKeyOf);
+  syncSet(steps, clusterCidrsRole, applied.clusterCIDRs, desired.clusterCIDRs, cidrKeyOf);
   for (const k of applied.stale.slots) steps.delete('slots', k);
   for (const svcId of staleSvcIds(applied.stale)) ids.svc.release(svcId);
   for (const [bid, old] of applied.backends) {
     if (backends.has(bid)) continue;
-    steps.delete('backends', old.id);
+    steps.delete(roleOf('backends', old.value.addr), old.id);
     ids.backend.release(old.id);
   }
-  for (const id of applied.stale.backends) {
-    steps.delete('backends', id);
+  for (const { id, addr } of applied.stale.backends) {
+    steps.delete(roleOf('backends', addr), id);
     ids.backend.release(id);
   }
   for (const [rid, old] of applied.revnats) {
     if (revnats.has(rid)) continue;
-    steps.delete('revnat', old.id);
+    steps.delete(roleOf('revnat', old.value.addr), old.id);
     ids.revnat.release(old.id);
   }
-  for (const id of applied.stale.revnat) {
-    steps.delete('revnat', id);
+  for (const { id, addr } of applied.stale.revnat) {
+    steps.delete(roleOf('revnat', addr), id);
     ids.revnat.release(id);
   }
   if (!sameRecord(applied.config, desired.config)) steps.update('config', 0, desired.config);
+  if (!sameRecord(applied.config6, desired.config6)) steps.update('config6', 0, desired.config6);
 
   const ordered = steps.ordered();
   return {
     steps: ordered,
     writes: ordered.reduce((n, s) => n + s.keys.length, 0),
     next: {
-      frontends, sets, backends, revnats, config: desired.config, clusterCIDRs: desired.clusterCIDRs,
+      frontends, sets, backends, revnats, config: desired.config, config6: desired.config6, clusterCIDRs: desired.clusterCIDRs,
       stale: NO_STALE, ids,
     },
   };

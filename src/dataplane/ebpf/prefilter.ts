@@ -1,6 +1,7 @@
 // The datapath's prefilter (kx_maps.h): a Bloom filter of frontend addresses and a bitmap of
 // backend ports. A packet that matches neither never touches conntrack. Bits are only set:
 // a flow on a removed frontend or endpoint must still pass. Pure, but for writeTo/readFrom.
+import { addressBytes } from '../../model/cidr.js';
 import { decodeAll, encodeAll, u32Codec, u64Codec } from './codec.js';
 import type { MapIO } from './apply.js';
 import { MAPS } from './maps.js';
@@ -10,9 +11,17 @@ import type { DesiredState } from './compile.js';
 export const PREFILTER_WORDS = { vipBloom: 65536, portBits: 1024 } as const;
 const HASHES = [0x9e3779b1, 0x85ebca6b]; // KX_VIP_HASH1/2
 
-const ipv4Number = (ip: string) => ip.split('.').reduce((n, p) => ((n << 8) | Number(p)) >>> 0, 0);
+/** The 32 bits the datapath hashes: an IPv4 address as a number; an IPv6 one folded, the XOR
+ * of its four 32-bit words (kx_in6_fold in kx_addr.h). */
+function addressHashInput(ip: string): number {
+  const b = addressBytes(ip);
+  if (!b) throw new Error(`not an IP address: ${JSON.stringify(ip)}`);
+  let x = 0;
+  for (let i = 0; i < b.length; i += 4) x ^= b.readUInt32BE(i);
+  return x >>> 0;
+}
 /** The Bloom bits of an address: the top 22 bits of two multiplicative hashes. */
-export const vipBits = (ip: string): number[] => HASHES.map((h) => Math.imul(ipv4Number(ip), h) >>> 10);
+export const vipBits = (ip: string): number[] => HASHES.map((h) => Math.imul(addressHashInput(ip), h) >>> 10);
 
 export class Prefilter {
   private readonly words = { vipBloom: new BigUint64Array(PREFILTER_WORDS.vipBloom), portBits: new BigUint64Array(PREFILTER_WORDS.portBits) };

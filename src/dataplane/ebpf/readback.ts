@@ -6,9 +6,10 @@ import { staleSvcIds, type AppliedFrontend, type AppliedSet, type AppliedState }
 import { cidrOfKey, cidrOfSrcRangeKey } from './cidr-keys.js';
 import { groupBy } from './group-by.js';
 import type {
-  AffinityMatchKey, BackendValue, CidrKey, ConfigValue, FrontendKey, FrontendValue, RevNatValue, SlotKey, SlotValue, SrcRangeKey,
+  AffinityMatchKey, BackendValue, CidrKey, Config6Value, ConfigValue, FrontendKey, FrontendValue, RevNatValue, SlotKey, SlotValue, SrcRangeKey,
 } from './maps.js';
 
+/** Both families' entries of each map (an IPv6 twin's entries follow the IPv4 map's). */
 export interface MapDumps {
   readonly frontends: ReadonlyArray<readonly [FrontendKey, FrontendValue]>;
   readonly slots: ReadonlyArray<readonly [SlotKey, SlotValue]>;
@@ -18,15 +19,16 @@ export interface MapDumps {
   readonly clusterCidrs: readonly CidrKey[];
   readonly affinityMatch: readonly AffinityMatchKey[];
   readonly config: ConfigValue | null;
+  readonly config6: Config6Value | null;
 }
 
 /** Duplicates (two ids for one backend address, say) keep the first id; the rest is stale. */
-function byIdentity<V>(entries: ReadonlyArray<readonly [number, V]>, identity: (v: V) => string) {
+function byIdentity<V extends { addr: string }>(entries: ReadonlyArray<readonly [number, V]>, identity: (v: V) => string) {
   const map = new Map<string, { id: number; value: V }>();
-  const stale: number[] = [];
+  const stale: { id: number; addr: string }[] = [];
   for (const [id, value] of [...entries].sort((a, b) => a[0] - b[0])) {
     const k = identity(value);
-    if (map.has(k)) stale.push(id);
+    if (map.has(k)) stale.push({ id, addr: value.addr });
     else map.set(k, { id, value });
   }
   return { map, stale };
@@ -67,6 +69,7 @@ export function appliedFromMaps(d: MapDumps): AppliedState {
     backends: backends.map,
     revnats: revnats.map,
     config: d.config,
+    config6: d.config6,
     clusterCIDRs: d.clusterCidrs.map(cidrOfKey),
     stale,
     ids: {
