@@ -3,7 +3,8 @@
 // applyPlan) into a freshly loaded build/kube_xdp.bpf.o, then each flow's first packets go
 // through kx_tc_pod (pod clients) or kx_xdp_ext (external clients) with BPF_PROG_TEST_RUN and
 // are reduced to what kube-proxy's tracer reports: endpoints reached and masquerade, or a verdict.
-import { BlockList, isIP, isIPv4 } from 'node:net';
+import { BlockList, isIP } from 'node:net';
+import { isLoopback } from '../../src/model/cidr.js';
 import type { IptablesConfig } from '../../src/dataplane/iptables/config.js';
 import { compile, type EbpfNodeConfig } from '../../src/dataplane/ebpf/compile.js';
 import { emptyApplied, plan } from '../../src/dataplane/ebpf/plan.js';
@@ -23,15 +24,14 @@ export const SENDS = 48;
 /** Dump buffers for clearing per-flow state: a flow leaves at most 2·SENDS conntrack entries. */
 const CLEAR_MAX = 1024;
 
-/** kube-proxy's settings of one family mapped onto the eBPF node config (IPv4 only). */
+/** kube-proxy's settings of one family mapped onto the eBPF node config (which serves both). */
 export function ebpfNodeConfigOf(cfg: IptablesConfig): EbpfNodeConfig {
-  const v4Cidr = (c: string) => isIPv4(c.split('/')[0]!);
-  const own = cfg.localAddresses.filter((a) => isIPv4(a) && !a.startsWith('127.'));
-  const first = cfg.nodeIP !== null && isIPv4(cfg.nodeIP) && !cfg.nodeIP.startsWith('127.') ? [cfg.nodeIP] : [];
+  const own = cfg.localAddresses.filter((a) => !isLoopback(a));
+  const first = cfg.nodeIP !== null && !isLoopback(cfg.nodeIP) ? [cfg.nodeIP] : [];
   return {
     nodeAddresses: [...new Set([...first, ...own])],
-    nodePortAddresses: cfg.nodePortAddresses.filter(v4Cidr),
-    clusterCIDRs: cfg.clusterCIDRs.filter(v4Cidr),
+    nodePortAddresses: cfg.nodePortAddresses,
+    clusterCIDRs: cfg.clusterCIDRs,
     masqueradeAll: cfg.masqueradeAll,
   };
 }
