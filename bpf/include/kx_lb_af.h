@@ -121,13 +121,12 @@ static __always_inline void KX6(kx_ct_refresh)(void *map, struct KX6(ct_value) *
 
 /* A reply of a tracked flow gets the frontend back as its source (and the original client
  * as its destination when the flow was source-NATed). Its first reply moves the flow from
- * kx_ct_new to kx_ct. */
+ * kx_ct_new to kx_ct. fk/fv: the caller's scratch for the flow's FWD entry. */
 static __always_inline int KX6(kx_reverse)(const struct KX6(kx_pkt) *p, const struct KX6(ct_key) *k, struct KX6(ct_value) *ct,
-				      int in_new, __u64 now, struct KX6(kx_nat) *nat)
+				      int in_new, __u64 now, struct KX6(kx_nat) *nat,
+				      struct KX6(ct_key) *fk, struct KX6(ct_value) *fv)
 {
 	const struct KX6(kx_tuple) *t = &p->t;
-	struct KX6(ct_key) fk;
-	struct KX6(ct_value) fv;
 	struct KX6(revnat_value) *rn;
 	__u16 flags;
 
@@ -144,17 +143,17 @@ static __always_inline int KX6(kx_reverse)(const struct KX6(kx_pkt) *p, const st
 		nat->dport = t->dport;
 	}
 	flags = kx_ct_next_flags(ct->flags, t->proto, KX_CT_REPLY, p->tcp_flags);
-	KX6(kx_ct_fwd_of)(k, ct, rn, &fk, &fv);
+	KX6(kx_ct_fwd_of)(k, ct, rn, fk, fv);
 	if (in_new) {
-		ct->flags = fv.flags = flags;
-		ct->last_seen_ns = fv.last_seen_ns = now;
-		bpf_map_update_elem(&KX6(kx_ct), &fk, &fv, BPF_ANY);
+		ct->flags = fv->flags = flags;
+		ct->last_seen_ns = fv->last_seen_ns = now;
+		bpf_map_update_elem(&KX6(kx_ct), fk, fv, BPF_ANY);
 		bpf_map_update_elem(&KX6(kx_ct), k, ct, BPF_ANY);
-		bpf_map_delete_elem(&KX6(kx_ct_new), &fk);
+		bpf_map_delete_elem(&KX6(kx_ct_new), fk);
 		bpf_map_delete_elem(&KX6(kx_ct_new), k);
 		kx_count(KX_STAT_PROMOTED);
 	} else {
-		KX6(kx_ct_refresh)(&KX6(kx_ct), ct, &fk, &fv, flags, now);
+		KX6(kx_ct_refresh)(&KX6(kx_ct), ct, fk, fv, flags, now);
 	}
 	return 1;
 }
@@ -193,28 +192,28 @@ static __always_inline int KX6(kx_snat_port)(const struct KX6(kx_tuple) *t, cons
 	return 1;
 }
 
-/* An established flow keeps its backend. When the backend entry is gone (endpoint removed,
- * or terminating and out of the slots), TCP (and SCTP) stays on the address the flow chose, as
+/* An established flow keeps its backend. When the backend entry is gone (endpoint removed, or
+ * terminating and out of the slots), TCP (and SCTP) stays on the address the flow chose, as
  * netfilter's conntrack keeps it under kube-proxy; UDP is re-balanced, as kube-proxy deletes
- * the UDP conntrack entries of an endpoint that changed. */
+ * the UDP conntrack entries of an endpoint that changed. rk/rv: the caller's scratch for the
+ * flow's REPLY entry. */
 static __always_inline int KX6(kx_established)(const struct KX6(kx_pkt) *p, const struct KX6(ct_key) *k, struct KX6(ct_value) *ct,
-					  int in_new, __u64 now, struct KX6(kx_nat) *nat)
+					  int in_new, __u64 now, struct KX6(kx_nat) *nat,
+					  struct KX6(ct_key) *rk, struct KX6(ct_value) *rv)
 {
 	const struct KX6(kx_tuple) *t = &p->t;
-	struct KX6(ct_value) rv;
 	struct KX6(backend_value) *be;
-	struct KX6(ct_key) rk;
 
-	KX6(kx_ct_reply_of)(k, ct, &rk, &rv);
+	KX6(kx_ct_reply_of)(k, ct, rk, rv);
 	/* A SYN on a closed flow opens a new connection on the same tuple (a client reusing its
 	 * port within the close timeout): its entries go, so it is balanced and tracked afresh. */
 	if (t->proto == IPPROTO_TCP && (p->tcp_flags & (KX_TCP_SYN | KX_TCP_ACK)) == KX_TCP_SYN &&
 	    (ct->flags & (KX_CT_RST | KX_CT_FIN_FWD | KX_CT_FIN_REPLY))) {
 		if (in_new) {
-			bpf_map_delete_elem(&KX6(kx_ct_new), &rk);
+			bpf_map_delete_elem(&KX6(kx_ct_new), rk);
 			bpf_map_delete_elem(&KX6(kx_ct_new), k);
 		} else {
-			bpf_map_delete_elem(&KX6(kx_ct), &rk);
+			bpf_map_delete_elem(&KX6(kx_ct), rk);
 			bpf_map_delete_elem(&KX6(kx_ct), k);
 		}
 		return 0;
@@ -233,9 +232,9 @@ static __always_inline int KX6(kx_established)(const struct KX6(kx_pkt) *p, cons
 		nat->sport = t->sport;
 	}
 	if (in_new)
-		KX6(kx_ct_refresh)(&KX6(kx_ct_new), ct, &rk, &rv, kx_ct_next_flags(ct->flags, t->proto, KX_CT_FWD, p->tcp_flags), now);
+		KX6(kx_ct_refresh)(&KX6(kx_ct_new), ct, rk, rv, kx_ct_next_flags(ct->flags, t->proto, KX_CT_FWD, p->tcp_flags), now);
 	else
-		KX6(kx_ct_refresh)(&KX6(kx_ct), ct, &rk, &rv, kx_ct_next_flags(ct->flags, t->proto, KX_CT_FWD, p->tcp_flags), now);
+		KX6(kx_ct_refresh)(&KX6(kx_ct), ct, rk, rv, kx_ct_next_flags(ct->flags, t->proto, KX_CT_FWD, p->tcp_flags), now);
 	return 1;
 }
 
@@ -244,8 +243,10 @@ static __always_inline int KX6(kx_lb)(const struct KX6(kx_pkt) *p, __u8 scope, s
 	const struct KX6(kx_tuple) *t = &p->t;
 	struct frontend_value *fe;
 	struct KX6(backend_value) *be;
-	struct KX6(ct_key) k, rk;
-	struct KX6(ct_value) *ct, fwd = {}, rev;
+	/* k: the packet's own tuple; tk/tv: the flow's other entry (each branch builds it: kept in
+	 * one place, as IPv6's entries would otherwise not fit the verifier's 512-byte stack). */
+	struct KX6(ct_key) k, tk;
+	struct KX6(ct_value) *ct, fwd = {}, tv;
 	kx_addr_t snat_addr;
 	__be16 snat_port = 0;
 	__u32 backend_id = 0;
@@ -259,13 +260,13 @@ static __always_inline int KX6(kx_lb)(const struct KX6(kx_pkt) *p, __u8 scope, s
 	KX6(kx_ct_key)(&k, &t->saddr, &t->daddr, t->sport, t->dport, t->proto);
 	ct = KX6(kx_ct_find)(&k, now, &in_new);
 	if (ct && ct->dir == KX_CT_REPLY) {
-		if (KX6(kx_reverse)(p, &k, ct, in_new, now, nat)) {
+		if (KX6(kx_reverse)(p, &k, ct, in_new, now, nat, &tk, &tv)) {
 			kx_count(KX_STAT_REPLY);
 			return KX_V_NAT;
 		}
 		return KX_V_PASS;
 	}
-	if (ct && KX6(kx_established)(p, &k, ct, in_new, now, nat)) {
+	if (ct && KX6(kx_established)(p, &k, ct, in_new, now, nat, &tk, &tv)) {
 		kx_count(KX_STAT_ESTABLISHED);
 		return KX_V_NAT;
 	}
@@ -314,11 +315,11 @@ static __always_inline int KX6(kx_lb)(const struct KX6(kx_pkt) *p, __u8 scope, s
 		fwd.nat_port = snat_port;
 	}
 	fwd.flags = kx_ct_next_flags(fwd.flags, t->proto, KX_CT_FWD, p->tcp_flags);
-	KX6(kx_ct_reply_of)(&k, &fwd, &rk, &rev);
+	KX6(kx_ct_reply_of)(&k, &fwd, &tk, &tv);
 	/* New flows wait in kx_ct_new for their first reply: a flood of them cannot evict the
 	 * established flows of kx_ct. */
 	bpf_map_update_elem(&KX6(kx_ct_new), &k, &fwd, BPF_ANY);
-	bpf_map_update_elem(&KX6(kx_ct_new), &rk, &rev, BPF_ANY);
+	bpf_map_update_elem(&KX6(kx_ct_new), &tk, &tv, BPF_ANY);
 
 	nat->daddr = be->addr;
 	nat->dport = be->port;
