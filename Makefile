@@ -35,9 +35,10 @@ build: deps bpf native ts
 bpf: $(BUILD)/kube_xdp.bpf.o $(BUILD)/empty.bpf.o
 native: $(BUILD)/libkx.so
 
-$(BUILD)/vmlinux.h:
+# Through a temporary file: a failed dump must not leave an empty header that make trusts.
+$(BUILD)/vmlinux.h: | deps
 	@mkdir -p $(BUILD)
-	bpftool btf dump file /sys/kernel/btf/vmlinux format c > $@
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/include/*.h) $(BUILD)/vmlinux.h
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
