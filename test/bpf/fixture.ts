@@ -8,13 +8,13 @@ import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { Libkx } from '../../src/kernel/libkx.js';
 import { CT_GC_PROGRAM } from '../../src/dataplane/ebpf/loader.js';
-import { parseFrame, SCTP, TCP, UDP, type ParsedFrame } from './packet.js';
+import { parseFrame, SCTP, TCP, type ParsedFrame } from './packet.js';
 import { encodeAll, u32Codec, type Codec } from '../../src/dataplane/ebpf/codec.js';
 import type { MapIO } from '../../src/dataplane/ebpf/apply.js';
 import { Prefilter } from '../../src/dataplane/ebpf/prefilter.js';
 import {
-  MAPS, STAT_NAMES, STATS_MAP, PROTO_NUMBER, SCOPE_EXT, SCOPE_INT,
-  type BackendValue, type CtKey, type CtValue, type FrontendKey, type FrontendValue,
+  MAPS, STAT_NAMES, STATS_MAP, PROTO_NUMBER, SCOPE_EXT, SCOPE_INT, FE_AFFINITY, roleOf,
+  type BackendValue, type CtKey, type CtValue, type FrontendKey, type FrontendValue, type MapRole, type SrcRangeKey,
 } from '../../src/dataplane/ebpf/maps.js';
 
 export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
@@ -53,7 +53,8 @@ export function uniquePinRoot(prefix: string): string {
 /** One backend of a Service as a fixture writes it: its id is the kx_backends key. */
 export interface BackendSpec { id: number; addr: string; port: number; flags?: number }
 
-/** One frontend (Service address in one scope) with its slots, backends and reverse NAT. */
+/** One frontend (Service address in one scope) with its slots, backends and reverse NAT. Its
+ * family is its address's (IPv6 text has a colon): the entries go to that family's maps. */
 export interface ServiceSpec {
   svcId: number;
   addr: string;
@@ -66,9 +67,21 @@ export interface ServiceSpec {
   /** Slot i holds backends[i]; count defaults to backends.length (0 = no usable endpoint). */
   backends: BackendSpec[];
   count?: number;
+  /** sessionAffinity ClientIP timeout (frontend_value.affinity_timeout); with FE_AFFINITY in
+   * flags, every backend is also written to kx_affinity_match. */
+  affinityTimeout?: number;
+  /** loadBalancerSourceRanges CIDRs, written to kx_src_ranges(6) (flags need FE_SRC_RANGES for
+   * the programs to look). */
+  srcRanges?: string[];
 }
 
-export interface MapState { nodeAddr?: string; services: ServiceSpec[] }
+/** nodeAddr: kx_config (or kx_config6 when it is IPv6); nodeAddr6: kx_config6. */
+export interface MapState { nodeAddr?: string; nodeAddr6?: string; services: ServiceSpec[] }
+
+/** Is this address IPv6 (text with a colon)? */
+export const isV6 = (addr: string): boolean => addr.includes(':');
+/** The unspecified address of `addr`'s family, as the codecs decode it. */
+export const zeroAddr = (addr: string): string => (isV6(addr) ? '::' : '0.0.0.0');
 
 function encodeOne<T>(codec: Codec<T>, v: T): Buffer {
   const b = Buffer.alloc(codec.size);
@@ -154,36 +167,57 @@ export class Dataplane {
     f.writeTo(this.io());
   }
 
-  /** Writes whole services: backends -> slots -> reverse NAT -> frontends, one batch per map. */
+  /** Writes whole services: backends -> slots -> reverse NAT -> frontends, one batch per map
+   * (each family's to its own map; slots and affinity matches are shared), then source ranges. */
   writeState(s: MapState): void {
     if (s.nodeAddr !== undefined) this.setConfig(s.nodeAddr);
+    if (s.nodeAddr6 !== undefined) this.setConfig(s.nodeAddr6);
     this.allow(s.services.map((x) => x.addr), s.services.flatMap((x) => x.backends.map((b) => b.port)));
-    const backends = new Map<number, BackendValue>();
+    const byFamily = <T>() => ({ v4: [] as T[], v6: [] as T[] });
+    const fam = (addr: string) => (isV6(addr) ? 'v6' : 'v4');
+    const backends = { v4: new Map<number, BackendValue>(), v6: new Map<number, BackendValue>() };
     const slotKeys: { svcId: number; slot: number }[] = [];
     const slotVals: { backendId: number }[] = [];
-    const revKeys: number[] = [];
-    const revVals: { addr: string; port: number }[] = [];
-    const feKeys: FrontendKey[] = [];
-    const feVals: FrontendValue[] = [];
+    const revKeys = byFamily<number>();
+    const revVals = byFamily<{ addr: string; port: number }>();
+    const feKeys = byFamily<FrontendKey>();
+    const feVals = byFamily<FrontendValue>();
+    const matchKeys: { svcId: number; backendId: number }[] = [];
+    const ranges = byFamily<SrcRangeKey>();
     for (const svc of s.services) {
+      const f = fam(svc.addr);
       svc.backends.forEach((b, i) => {
-        backends.set(b.id, { addr: b.addr, port: b.port, flags: b.flags ?? 0 });
+        if (fam(b.addr) !== f) throw new Error(`backend ${b.addr} of frontend ${svc.addr}: families differ`);
+        backends[f].set(b.id, { addr: b.addr, port: b.port, flags: b.flags ?? 0 });
         slotKeys.push({ svcId: svc.svcId, slot: i });
         slotVals.push({ backendId: b.id });
+        if ((svc.flags ?? 0) & FE_AFFINITY) matchKeys.push({ svcId: svc.svcId, backendId: b.id });
       });
       const revNatId = svc.revNatId ?? svc.svcId;
-      revKeys.push(revNatId);
-      revVals.push({ addr: svc.addr, port: svc.port });
-      feKeys.push(frontendKeyOf(svc));
-      feVals.push({
+      revKeys[f].push(revNatId);
+      revVals[f].push({ addr: svc.addr, port: svc.port });
+      feKeys[f].push(frontendKeyOf(svc));
+      feVals[f].push({
         svcId: svc.svcId, count: svc.count ?? svc.backends.length, flags: svc.flags ?? 0,
-        affinityTimeout: 0, revNatId,
+        affinityTimeout: svc.affinityTimeout ?? 0, revNatId,
       });
+      for (const cidr of svc.srcRanges ?? []) {
+        const [addr, len] = cidr.split('/') as [string, string];
+        if (fam(addr) !== f) throw new Error(`source range ${cidr} of frontend ${svc.addr}: families differ`);
+        ranges[f].push({ prefixlen: 32 + Number(len), svcId: svc.svcId, addr });
+      }
     }
-    this.updateBatch(MAPS.backends.name, u32Codec, MAPS.backends.value, [...backends.keys()], [...backends.values()]);
-    this.updateBatch(MAPS.slots.name, MAPS.slots.key, MAPS.slots.value, slotKeys, slotVals);
-    this.updateBatch(MAPS.revnat.name, u32Codec, MAPS.revnat.value, revKeys, revVals);
-    this.updateBatch(MAPS.frontends.name, MAPS.frontends.key, MAPS.frontends.value, feKeys, feVals);
+    for (const f of ['v4', 'v6'] as const) {
+      const [be, rev, fe, sr] = f === 'v6'
+        ? [MAPS.backends6, MAPS.revnat6, MAPS.frontends6, MAPS.srcRanges6]
+        : [MAPS.backends, MAPS.revnat, MAPS.frontends, MAPS.srcRanges];
+      this.updateBatch(be.name, u32Codec, be.value, [...backends[f].keys()], [...backends[f].values()]);
+      if (f === 'v4') this.updateBatch(MAPS.slots.name, MAPS.slots.key, MAPS.slots.value, slotKeys, slotVals);
+      this.updateBatch(rev.name, u32Codec, rev.value, revKeys[f], revVals[f]);
+      this.updateBatch(fe.name, fe.key, fe.value, feKeys[f], feVals[f]);
+      this.updateBatch(sr.name, sr.key, sr.value, ranges[f], ranges[f].map(() => 1));
+    }
+    this.updateBatch(MAPS.affinityMatch.name, MAPS.affinityMatch.key, MAPS.affinityMatch.value, matchKeys, matchKeys.map(() => 1));
   }
 
   updateBatch<K, V>(mapName: string, kc: Codec<K>, vc: Codec<V>, keys: K[], values: V[]): void {
@@ -192,14 +226,21 @@ export class Dataplane {
     if (n !== keys.length) throw new Error(`${mapName}: batch wrote ${n} of ${keys.length}`);
   }
 
+  /** kx_config's node address (flags 0), or kx_config6's for an IPv6 address. */
   setConfig(nodeAddr: string): void {
+    if (isV6(nodeAddr)) {
+      this.kx.mapUpdate(this.map(MAPS.config6.name), encodeOne(u32Codec, 0), encodeOne(MAPS.config6.value, { nodeAddr }));
+      return;
+    }
     this.kx.mapUpdate(this.map(MAPS.config.name), encodeOne(u32Codec, 0),
       encodeOne(MAPS.config.value, { nodeAddr, flags: 0 }));
   }
 
+  /** One frontend, in the map of its address's family. */
   setFrontend(key: FrontendKey, value: FrontendValue): void {
     this.allow([key.addr], []);
-    this.kx.mapUpdate(this.map(MAPS.frontends.name), encodeOne(MAPS.frontends.key, key), encodeOne(MAPS.frontends.value, value));
+    const fe = MAPS[roleOf('frontends', key.addr) as 'frontends' | 'frontends6'];
+    this.kx.mapUpdate(this.map(fe.name), encodeOne(fe.key, key), encodeOne(fe.value, value));
   }
 
   setSlot(svcId: number, slot: number, backendId: number): void {
@@ -210,8 +251,13 @@ export class Dataplane {
     return this.kx.mapDelete(this.map(MAPS.slots.name), encodeOne(MAPS.slots.key, { svcId, slot }));
   }
 
-  deleteBackend(id: number): boolean {
-    return this.kx.mapDelete(this.map(MAPS.backends.name), encodeOne(u32Codec, id));
+  /** Deletes backend `id` from the map of `family`, or from both (ids are one space for both
+   * families); true when an entry was deleted. */
+  deleteBackend(id: number, family?: 4 | 6): boolean {
+    let deleted = false;
+    if (family !== 6) deleted = this.kx.mapDelete(this.map(MAPS.backends.name), encodeOne(u32Codec, id)) || deleted;
+    if (family !== 4) deleted = this.kx.mapDelete(this.map(MAPS.backends6.name), encodeOne(u32Codec, id)) || deleted;
+    return deleted;
   }
 
   /** Empties one hash map (dump + batch delete); returns how many entries it held.
@@ -223,35 +269,50 @@ export class Dataplane {
     return d.count;
   }
 
-  /** Empties both conntrack tables (established and new flows). */
+  /** Empties both conntrack tables (established and new flows) of both families. */
   clearCt(max?: number): number {
-    return this.clearMap(MAPS.ct.name, max) + this.clearMap(MAPS.ctNew.name, max);
+    return [MAPS.ct, MAPS.ctNew, MAPS.ct6, MAPS.ctNew6].reduce((n, m) => n + this.clearMap(m.name, max), 0);
   }
 
-  /** Every hash map emptied and the config zeroed: the state before any fixture. */
+  /** Every map a fixture writes emptied (both families; affinity and source ranges too) and
+   * both configs zeroed: the state before any fixture. The prefilter bits stay (as in the
+   * controller, they are only ever set). */
   clearAll(max?: number): void {
-    for (const m of [MAPS.frontends, MAPS.slots, MAPS.backends, MAPS.revnat, MAPS.ct, MAPS.ctNew]) this.clearMap(m.name, max);
+    const roles: MapRole[] = [
+      'frontends', 'slots', 'backends', 'revnat', 'ct', 'ctNew',
+      'frontends6', 'backends6', 'revnat6', 'ct6', 'ctNew6',
+      'affinity', 'affinity6', 'affinityMatch', 'srcRanges', 'srcRanges6',
+    ];
+    for (const r of roles) this.clearMap(MAPS[r].name, max);
     this.setConfig('0.0.0.0');
+    this.setConfig('::');
   }
 
   // ---- reading state ----
 
-  /** A conntrack entry from either table; `table` says which (kx_ct or kx_ct_new). */
+  /** A conntrack entry from either table of the key's family; `table` says which (kx_ct(6) or
+   * kx_ct_new(6)). */
   ctLookup(key: CtKey): (CtValue & { table: CtTable }) | null {
-    const v = Buffer.alloc(MAPS.ct.value.size);
     for (const table of CT_TABLES) {
-      if (this.kx.mapLookup(this.map(MAPS[table].name), encodeOne(MAPS.ct.key, key), v)) return { ...MAPS.ct.value.decode(v, 0), table };
+      const m = MAPS[roleOf(table, key.saddr) as CtTable | 'ct6' | 'ctNew6'];
+      const v = Buffer.alloc(m.value.size);
+      if (this.kx.mapLookup(this.map(m.name), encodeOne(m.key, key), v)) return { ...m.value.decode(v, 0), table };
     }
     return null;
   }
 
-  /** Every conntrack entry of both tables (max bounds each dump buffer, as in clearMap). */
-  ctEntries(max?: number): { key: CtKey; value: CtValue; table: CtTable }[] {
+  /** Every conntrack entry of both tables, IPv4's then IPv6's (max bounds each dump buffer, as
+   * in clearMap); `family` keeps one family's. */
+  ctEntries(max?: number, family?: 4 | 6): { key: CtKey; value: CtValue; table: CtTable }[] {
     const out: { key: CtKey; value: CtValue; table: CtTable }[] = [];
-    for (const table of CT_TABLES) {
-      const d = this.kx.mapDump(this.map(MAPS[table].name), max);
-      for (let i = 0; i < d.count; i++) {
-        out.push({ key: MAPS.ct.key.decode(d.keys, i * MAPS.ct.key.size), value: MAPS.ct.value.decode(d.values, i * MAPS.ct.value.size), table });
+    for (const fam of [4, 6] as const) {
+      if (family !== undefined && family !== fam) continue;
+      for (const table of CT_TABLES) {
+        const m = MAPS[fam === 6 ? roleOf(table, '::') as 'ct6' | 'ctNew6' : table];
+        const d = this.kx.mapDump(this.map(m.name), max);
+        for (let i = 0; i < d.count; i++) {
+          out.push({ key: m.key.decode(d.keys, i * m.key.size), value: m.value.decode(d.values, i * m.value.size), table });
+        }
       }
     }
     return out;
@@ -309,12 +370,14 @@ function matches(want: Match, got: number | string): boolean {
   return want === got;
 }
 
-/** Byte offsets a NAT may change: IP checksum, addresses, ports, L4 checksum. */
+/** Byte offsets a NAT may change: IPv4 checksum (IPv6 has none), addresses, ports, L4 checksum. */
 function rewritableOffsets(input: Buffer): Set<number> {
-  const l4 = 14 + (input[14]! & 0xf) * 4;
-  const csum = l4 + (input[23] === TCP ? 16 : input[23] === SCTP ? 8 : 6);
-  const csumLen = input[23] === SCTP ? 4 : 2; // SCTP's CRC32c is 4 bytes
-  return new Set([24, 25, 26, 27, 28, 29, 30, 31, 32, 33, l4, l4 + 1, l4 + 2, l4 + 3, ...Array.from({ length: csumLen }, (_, i) => csum + i)]);
+  const p = parseFrame(input);
+  const l4 = p.l4Off;
+  const csum = l4 + (p.proto === TCP ? 16 : p.proto === SCTP ? 8 : 6);
+  const csumLen = p.proto === SCTP ? 4 : 2; // SCTP's CRC32c is 4 bytes
+  const ip = p.family === 6 ? Array.from({ length: 32 }, (_, i) => 22 + i) : [24, 25, 26, 27, 28, 29, 30, 31, 32, 33];
+  return new Set([...ip, l4, l4 + 1, l4 + 2, l4 + 3, ...Array.from({ length: csumLen }, (_, i) => csum + i)]);
 }
 
 /** Checks one output against its expectation; throws AssertionError naming what differs. */
@@ -331,15 +394,17 @@ export function verifyPacket(input: Buffer, out: Buffer, expect: 'unchanged' | F
     assert.ok(matches(expect[f], got[f]), `${f}: expected ${JSON.stringify(expect[f])}, got ${JSON.stringify(got[f])}`);
   }
   assert.equal(got.proto, sent.proto, 'protocol unchanged');
+  assert.equal(got.family, sent.family, 'family unchanged');
+  assert.deepEqual(got.ext, sent.ext, 'IPv6 extension headers unchanged');
   assert.ok(got.ipChecksumOk, 'IPv4 header checksum valid (recomputed from scratch)');
-  assert.ok(got.l4ChecksumOk, `${got.proto === TCP ? 'TCP' : got.proto === SCTP ? 'SCTP (CRC32c)' : 'UDP'} checksum valid (recomputed from scratch): field 0x${got.l4Checksum.toString(16)}`);
-  if (sent.proto === UDP && sent.l4Checksum === 0) assert.equal(got.l4Checksum, 0, 'UDP checksum 0 (none) stays 0');
+  assert.ok(got.l4ChecksumOk, `${got.proto === TCP ? 'TCP' : got.proto === SCTP ? 'SCTP (CRC32c)' : 'UDP'} checksum valid (recomputed from scratch${got.family === 6 ? ' over the IPv6 pseudo-header' : ''}): field 0x${got.l4Checksum.toString(16)}`);
+  if (sent.proto !== TCP && sent.proto !== SCTP && sent.l4Checksum === 0) assert.equal(got.l4Checksum, 0, 'UDP checksum 0 (none) stays 0');
   if (l4Checksum !== undefined) assert.equal(got.l4Checksum, l4Checksum, `L4 checksum field 0x${l4Checksum.toString(16)}`);
   assert.deepEqual(got.payload, sent.payload, 'payload unchanged');
   const allowed = rewritableOffsets(input);
   const stray: number[] = [];
   for (let i = 0; i < input.length; i++) if (input[i] !== out[i] && !allowed.has(i)) stray.push(i);
-  assert.deepEqual(stray, [], 'no byte changed outside addresses, ports and checksums (options, TTL, flags, padding, payload)');
+  assert.deepEqual(stray, [], 'no byte changed outside addresses, ports and checksums (options, extension headers, TTL / hop limit, flags, padding, payload)');
   return got;
 }
 

@@ -82,10 +82,9 @@ function outcomeOf(program: Program, input: Buffer, r: { verdict: number; out: B
   }
   if (r.verdict !== v.pass) return `verdict ${r.verdict}`;
   if (r.out.equals(input)) return 'pass';
-  if (input.readUInt16BE(12) !== 0x0800) return 'non-IPv4 frame rewritten';
   const sent = parseFrame(input);
   const got = parseFrame(r.out);
-  let s = `${got.dst}:${got.dport}`;
+  let s = got.family === 6 ? `[${got.dst}]:${got.dport}` : `${got.dst}:${got.dport}`;
   if (!got.ipChecksumOk || (got.proto !== SCTP && !got.l4ChecksumOk)) s += ' bad-checksum';
   if (got.src !== sent.src) s += nodeAddresses.includes(got.src) ? ' masq' : ` src→${got.src}`;
   return s;
@@ -116,6 +115,7 @@ function sendFirstPackets(dp: Dataplane, program: Program, f: PacketFlowTest, no
     const frame = isIP(f.sourceIP) === 6 ? buildFrame6(spec) : buildFrame(spec);
     seen.add(outcomeOf(program, frame, dp.run(program, frame), nodeAddresses));
     dp.clearMap(MAPS.affinity.name, CLEAR_MAX);
+    dp.clearMap(MAPS.affinity6.name, CLEAR_MAX);
   }
   return [...seen].sort().join(', ');
 }

@@ -39,6 +39,11 @@ const DELIBERATE: Record<string, Known> = {
     'TestNodePorts/ipv4, localhost-nodeports disabled, localhost in nodeport-addresses / external to nodePort': '10.180.0.1:80 masq, 10.180.2.1:80',
     'TestNodePorts/ipv4, localhost-nodeports enabled, multiple nodeport-addresses / external to nodePort': '10.180.0.1:80 masq, 10.180.2.1:80',
     'TestNodePorts/ipv4, localhost-nodeports enabled, multiple nodeport-addresses / external to nodePort on secondary IP': '10.180.0.1:80 masq, 10.180.2.1:80',
+    'TestNodePorts/ipv6, localhost-nodeports enabled / external to nodePort': '[fd00:10:180::1]:80 masq, [fd00:10:180::2:1]:80',
+    'TestNodePorts/ipv6, localhost-nodeports enabled / external to nodePort on secondary IP': '[fd00:10:180::1]:80 masq, [fd00:10:180::2:1]:80',
+    'TestNodePorts/ipv6, localhost-nodeports disabled / external to nodePort': '[fd00:10:180::1]:80 masq, [fd00:10:180::2:1]:80',
+    'TestNodePorts/ipv6, localhost-nodeports disabled / external to nodePort on secondary IP': '[fd00:10:180::1]:80 masq, [fd00:10:180::2:1]:80',
+    'TestNodePorts/ipv6, localhost-nodeports disabled, multiple nodeport-addresses / external to nodePort': '[fd00:10:180::1]:80 masq, [fd00:10:180::2:1]:80',
     'TestExternalTrafficPolicyCluster / pod to external IP hits both endpoints, masqueraded': '10.180.0.1:80 masq, 10.180.2.1:80',
     'TestExternalTrafficPolicyCluster / external to external IP hits both endpoints, masqueraded': '10.180.0.1:80 masq, 10.180.2.1:80',
     'TestExternalTrafficPolicyCluster / pod to LB IP hits both endpoints, masqueraded': '10.180.0.1:80 masq, 10.180.2.1:80',
@@ -90,19 +95,9 @@ const DELIBERATE: Record<string, Known> = {
   }),
 };
 
-/** Flows that differ until an issue-11 item lands: flow id → the item, and what they do today. */
-const NOT_YET: Record<string, Known> = {
-  ...withReason('IPv6', {
-    'TestNodePorts/ipv6, localhost-nodeports enabled / pod to cluster IP': 'pass',
-    'TestNodePorts/ipv6, localhost-nodeports enabled / external to nodePort': 'pass',
-    'TestNodePorts/ipv6, localhost-nodeports enabled / external to nodePort on secondary IP': 'pass',
-    'TestNodePorts/ipv6, localhost-nodeports disabled / pod to cluster IP': 'pass',
-    'TestNodePorts/ipv6, localhost-nodeports disabled / external to nodePort': 'pass',
-    'TestNodePorts/ipv6, localhost-nodeports disabled / external to nodePort on secondary IP': 'pass',
-    'TestNodePorts/ipv6, localhost-nodeports disabled, multiple nodeport-addresses / pod to cluster IP': 'pass',
-    'TestNodePorts/ipv6, localhost-nodeports disabled, multiple nodeport-addresses / external to nodePort': 'pass',
-  }),
-};
+/** Flows that differ until an issue-11 item lands: flow id → the item, and what they do today
+ * (none left: IPv6 was the last). */
+const NOT_YET: Record<string, Known> = {};
 
 /** What is wrong with one flow's result against the tables, or null. */
 function ratchetProblem(r: FlowResult): string | null {
