@@ -1,4 +1,6 @@
 // Lab traffic client: N TCP connections or UDP request/replies, summarised as one JSON line.
+// Targets and peers are `IPv4:PORT` or `[IPv6]:PORT` (replyPeers and seenPeers keys too); an
+// IPv6 target uses an IPv6 socket.
 //   node client.js --tcp|--udp --target IP:PORT [--count N] [--timeout-ms T] [--concurrency C]
 //   node client.js --tcp|--udp --target IP:PORT --steady [--interval-ms 20] --duration-ms D
 //   node client.js --tcp --target IP:PORT --hold [--interval-ms 20] --duration-ms D
@@ -12,7 +14,7 @@
 // before the summary line.
 // Steady mode starts one attempt per interval (overlapping) and adds a timeline of failures;
 // SIGTERM ends it early and still prints the summary.
-import { connect } from 'node:net';
+import { connect, isIP } from 'node:net';
 import { createSocket } from 'node:dgram';
 
 export interface Summary {
@@ -25,11 +27,18 @@ export interface Summary {
   /** The client address the backend reported. */
   seenPeers: Record<string, number>;
   durationMs: number;
+  /** Count and steady modes: the slowest and the median attempt (connect/request to its
+   *  outcome), ms. */
+  slowestMs?: number;
+  medianMs?: number;
   /** Steady mode only: failures, `t` = ms from start when the attempt began. */
   timeline?: { t: number; code: string }[];
   /** --record: every attempt, `at` = epoch ms when it began. */
   records?: { at: number; pod?: string; code?: string }[];
 }
+
+const peerOf = (addr: string | undefined, port: number | undefined): string =>
+  (addr?.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`);
 
 type Outcome = { code: string } | { pod: string; replyPeer: string; seenPeer: string };
 
@@ -70,9 +79,12 @@ function parseArgs(argv: string[]): Args {
       case '--target': {
         const t = argv[++i] ?? '';
         const c = t.lastIndexOf(':');
-        a.host = t.slice(0, c);
+        const bracketed = /^\[([^\]]+)\]$/.exec(t.slice(0, c));
+        a.host = bracketed ? bracketed[1]! : t.slice(0, c);
         a.port = Number(t.slice(c + 1));
-        if (c < 1 || !Number.isInteger(a.port) || a.port < 1 || a.port > 65535) throw new Error(`bad --target ${t}`);
+        // an IPv6 address only in brackets: `fd00::10:80` is ambiguous
+        const v6ok = bracketed ? isIP(a.host) === 6 : !a.host.includes(':');
+        if (c < 1 || !v6ok || !Number.isInteger(a.port) || a.port < 1 || a.port > 65535) throw new Error(`bad --target ${t}`);
         break;
       }
       case '--count': a.count = num(argv[++i], f); break;
@@ -120,7 +132,7 @@ function tcpOnce(host: string, port: number, timeoutMs: number, payload = 0): Pr
     const timer = setTimeout(() => finish({ code: 'ETIMEDOUT' }), timeoutMs);
     sock.setEncoding('utf8');
     sock.on('connect', () => {
-      replyPeer = `${sock.remoteAddress}:${sock.remotePort}`;
+      replyPeer = peerOf(sock.remoteAddress, sock.remotePort);
       if (payload > 0) sock.write(`${'x'.repeat(payload)}\n`);
     });
     const lines = payload > 0 ? 2 : 1; // the greeting, then the answer to the payload
@@ -143,7 +155,7 @@ function tcpOnce(host: string, port: number, timeoutMs: number, payload = 0): Pr
 // ECONNREFUSED, as it does for a connected application.
 function udpOnce(host: string, port: number, timeoutMs: number, connected: boolean): Promise<Outcome> {
   return new Promise((resolve) => {
-    const sock = createSocket('udp4');
+    const sock = createSocket(isIP(host) === 6 ? 'udp6' : 'udp4');
     let done = false;
     const finish = (o: Outcome): void => {
       if (done) return;
@@ -155,7 +167,7 @@ function udpOnce(host: string, port: number, timeoutMs: number, connected: boole
     const timer = setTimeout(() => finish({ code: 'ETIMEDOUT' }), timeoutMs);
     sock.on('message', (msg, rinfo) => {
       const r = parseReply(msg.toString('utf8'));
-      finish(r ? { pod: r.pod, replyPeer: `${rinfo.address}:${rinfo.port}`, seenPeer: r.peer } : { code: 'EBADREPLY' });
+      finish(r ? { pod: r.pod, replyPeer: peerOf(rinfo.address, rinfo.port), seenPeer: r.peer } : { code: 'EBADREPLY' });
     });
     sock.on('error', (e) => finish({ code: errCode(e) }));
     const send = (): void => {
@@ -195,7 +207,7 @@ function hold(a: Args, s: Summary, record: (o: Outcome, t: number) => void): Pro
       sock.write('ping\n');
     }, a.intervalMs);
     sock.setEncoding('utf8');
-    sock.on('connect', () => { replyPeer = `${sock.remoteAddress}:${sock.remotePort}`; });
+    sock.on('connect', () => { replyPeer = peerOf(sock.remoteAddress, sock.remotePort); });
     sock.on('data', (d: string) => {
       buf += d;
       let nl;
@@ -215,9 +227,14 @@ function hold(a: Args, s: Summary, record: (o: Outcome, t: number) => void): Pro
 
 async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
-  const once = (): Promise<Outcome> =>
-    (a.proto === 'tcp' ? tcpOnce(a.host, a.port, a.timeoutMs, a.payload) : udpOnce(a.host, a.port, a.timeoutMs, a.connected));
   const s: Summary = { ok: 0, failed: 0, errors: {}, byPod: {}, replyPeers: {}, seenPeers: {}, durationMs: 0 };
+  const took: number[] = [];
+  const once = async (): Promise<Outcome> => {
+    const t0 = performance.now();
+    const o = await (a.proto === 'tcp' ? tcpOnce(a.host, a.port, a.timeoutMs, a.payload) : udpOnce(a.host, a.port, a.timeoutMs, a.connected));
+    took.push(performance.now() - t0);
+    return o;
+  };
   const start = performance.now();
   const record = (o: Outcome, t: number): void => {
     if ('code' in o) {
@@ -265,6 +282,12 @@ async function main(): Promise<void> {
     await Promise.all(Array.from({ length: Math.min(a.concurrency, a.count) }, worker));
   }
   s.durationMs = Math.round(performance.now() - start);
+  if (took.length) {
+    const ms = (x: number): number => Math.round(x * 100) / 100;
+    took.sort((x, y) => x - y);
+    s.slowestMs = ms(took[took.length - 1]!);
+    s.medianMs = ms(took[(took.length - 1) >> 1]!);
+  }
   process.stdout.write(JSON.stringify(s) + '\n');
 }
 

@@ -12,15 +12,28 @@ export type NodeName = 'node1' | 'node2';
 export const NODE_NAMES: readonly NodeName[] = ['node1', 'node2'];
 
 export interface PodSpec { name: string; node: NodeName; ports?: number[] }
-export interface LabOptions { pods?: PodSpec[] }
+export interface LabOptions {
+  pods?: PodSpec[];
+  /** IPv6 beside IPv4 (off: an IPv4-only lab as before): nodes fd77::<i>/64 on the wire, ext
+   *  fd77::100, pods fd44:<node>::<k>/128 (k as the IPv4 one's last byte, in hex) behind a
+   *  link-local gateway fe80::1 whose neighbour entry is pinned; IPv6 forwarding on the nodes,
+   *  DAD off in every lab namespace. */
+  dualStack?: boolean;
+}
 export interface LabPod {
   name: string; ns: string; node: NodeName; ip: string;
+  /** dualStack only: the pod's IPv6 address. */
+  ip6?: string;
   /** Host side of the pod's veth, in the node namespace. */
   hostIf: string; ports: number[];
   /** pid of the pod's echo server. */
   pid: number;
 }
-export interface LabNode { name: NodeName; ns: string; ip: string; extIf: 'eth0'; podCidr: string; pods: LabPod[] }
+export interface LabNode {
+  name: NodeName; ns: string; ip: string; extIf: 'eth0'; podCidr: string; pods: LabPod[];
+  /** dualStack only: the node's IPv6 address on the wire and its pods' IPv6 prefix. */
+  ip6?: string; podCidr6?: string;
+}
 export interface ExecResult { code: number; stdout: string; stderr: string }
 export interface ExecOptions { input?: string; timeoutMs?: number; /** throw on a non-zero exit */ check?: boolean }
 export interface SpawnOptions { useNsenter?: boolean; stdio?: StdioOptions; env?: NodeJS.ProcessEnv }
@@ -45,7 +58,7 @@ export interface Lab {
   /** Every namespace, pin dir and marker of this lab starts with this. */
   prefix: string;
   nodes: Record<NodeName, LabNode>;
-  ext: { ns: string; ip: string };
+  ext: { ns: string; ip: string; /** dualStack only */ ip6?: string };
   /** The "physical" L2 network: bridge br0 with ports n1, n2, ext. */
   wire: { ns: string };
   pods: LabPod[];
@@ -70,12 +83,24 @@ const MARKERS = '/run/kx-labs'; // owner pid per lab id, so sweepLabs spares liv
 const GW = '169.254.1.1';
 const HOST_MAC = 'ee:ee:ee:ee:ee:ee';
 const WIRE_NET = '192.168.77';
+const WIRE_NET6 = 'fd77::'; // fd77::<i>/64
+const GW6 = 'fe80::1';
 const DEFAULT_PODS: PodSpec[] = [
   { name: 'a', node: 'node1' }, { name: 'b', node: 'node1' },
   { name: 'c', node: 'node2' }, { name: 'd', node: 'node2' },
 ];
 const RESERVED = new Set(['wire', 'ext', 'n1', 'n2']);
 const nodeIdx = (n: NodeName): number => (n === 'node1' ? 1 : 2);
+
+/** `ip:port`, or `[ip]:port` for IPv6: how client.ts takes targets and reports peers. */
+export const hostPort = (ip: string, port: number): string => (ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`);
+
+/** IPv6 in a lab namespace: enabled, and no duplicate address detection (a tentative address
+ *  cannot be used for a second or more). Set before links are made: they inherit `default`. */
+const IPV6_ON = {
+  'net.ipv6.conf.all.disable_ipv6': 0, 'net.ipv6.conf.default.disable_ipv6': 0,
+  'net.ipv6.conf.all.accept_dad': 0, 'net.ipv6.conf.default.accept_dad': 0,
+};
 
 /** Why the lab cannot run here, or null. */
 export function labUnavailable(): string | null {
@@ -185,7 +210,7 @@ function installHandlers(): void {
 class LabImpl implements Lab {
   readonly prefix: string;
   readonly nodes: Record<NodeName, LabNode>;
-  readonly ext: { ns: string; ip: string };
+  readonly ext: { ns: string; ip: string; ip6?: string };
   readonly wire: { ns: string };
   readonly pods: LabPod[] = [];
   private readonly namespaces = new Set<string>();
@@ -194,14 +219,17 @@ class LabImpl implements Lab {
   private torn?: Promise<void>;
   private dead = false;
 
-  constructor(readonly id: string) {
+  constructor(readonly id: string, readonly dualStack = false) {
     this.prefix = `kx${id}-`;
     const node = (name: NodeName): LabNode => {
       const i = nodeIdx(name);
-      return { name, ns: this.ns(`n${i}`), ip: `${WIRE_NET}.${i}`, extIf: 'eth0', podCidr: `10.244.${i}.0/24`, pods: [] };
+      return {
+        name, ns: this.ns(`n${i}`), ip: `${WIRE_NET}.${i}`, extIf: 'eth0', podCidr: `10.244.${i}.0/24`, pods: [],
+        ...(dualStack ? { ip6: `${WIRE_NET6}${i}`, podCidr6: `fd44:${i}::/64` } : {}),
+      };
     };
     this.nodes = { node1: node('node1'), node2: node('node2') };
-    this.ext = { ns: this.ns('ext'), ip: `${WIRE_NET}.100` };
+    this.ext = { ns: this.ns('ext'), ip: `${WIRE_NET}.100`, ...(dualStack ? { ip6: `${WIRE_NET6}100` } : {}) };
     this.wire = { ns: this.ns('wire') };
   }
 
@@ -253,9 +281,16 @@ class LabImpl implements Lab {
       'net.ipv4.conf.all.rp_filter': 0, 'net.ipv4.conf.default.rp_filter': 0,
       'net.ipv4.conf.all.proxy_arp': 0, 'net.ipv4.conf.default.proxy_arp': 0,
     };
-    await Promise.all(NODE_NAMES.map((n) => this.sh(this.nodes[n].ns, forward))); // before links: they inherit `default`
+    const v6 = this.dualStack;
+    // never the root namespace: only the lab's own ones
+    const forward6 = v6 ? { ...IPV6_ON, 'net.ipv6.conf.all.forwarding': 1, 'net.ipv6.conf.default.forwarding': 1 } : {};
+    await Promise.all([
+      ...NODE_NAMES.map((n) => this.sh(this.nodes[n].ns, { ...forward, ...forward6 })), // before links: they inherit `default`
+      ...(v6 ? [wire, this.ext.ns].map((ns) => this.sh(ns, IPV6_ON)) : []),
+    ]);
     const ports: [string, string][] = [['n1', this.nodes.node1.ns], ['n2', this.nodes.node2.ns], ['ext', this.ext.ns]];
-    await this.ip(wire, ['link set lo up', 'link add br0 type bridge', 'link set br0 up',
+    // IPv6: no multicast snooping, so neighbour solicitations reach every port whatever MLD said
+    await this.ip(wire, ['link set lo up', `link add br0 type bridge${v6 ? ' mcast_snooping 0' : ''}`, 'link set br0 up',
       ...ports.flatMap(([p, peerNs]) => [`link add ${p} type veth peer name eth0 netns ${peerNs}`, `link set ${p} master br0`, `link set ${p} up`])]);
     await Promise.all([
       this.sh(wire, {}, ports.map(([p]) => p)),
@@ -263,13 +298,17 @@ class LabImpl implements Lab {
       // once only when the peer veth runs XDP itself; with GRO alone it waits in the peer's
       // queue for the next packet. A real NIC transmits it; a pass-through program here does.
       this.ip(wire, ports.map(([p]) => `link set dev ${p} xdpdrv obj ${XDP_PASS_OBJ} sec xdp`)),
-      this.ip(this.ext.ns, ['link set lo up', `addr add ${this.ext.ip}/24 dev eth0`, 'link set eth0 up']),
+      this.ip(this.ext.ns, ['link set lo up', `addr add ${this.ext.ip}/24 dev eth0`,
+        ...(v6 ? [`addr add ${this.ext.ip6}/64 dev eth0 nodad`] : []), 'link set eth0 up']),
       this.sh(this.ext.ns, {}, ['eth0']),
       ...NODE_NAMES.flatMap((name) => {
         const n = this.nodes[name];
         const other = this.nodes[name === 'node1' ? 'node2' : 'node1'];
         return [
-          this.ip(n.ns, ['link set lo up', `addr add ${n.ip}/24 dev eth0`, 'link set eth0 up', `route add ${other.podCidr} via ${other.ip}`]),
+          this.ip(n.ns, ['link set lo up', `addr add ${n.ip}/24 dev eth0`,
+            ...(v6 ? [`addr add ${n.ip6}/64 dev eth0 nodad`] : []),
+            'link set eth0 up', `route add ${other.podCidr} via ${other.ip}`,
+            ...(v6 ? [`route add ${other.podCidr6} via ${other.ip6}`] : [])]),
           this.sh(n.ns, { 'net.ipv4.conf.eth0.rp_filter': 0, 'net.ipv4.conf.eth0.send_redirects': 0 }, ['eth0']),
         ];
       }),
@@ -291,14 +330,17 @@ class LabImpl implements Lab {
     for (let i = 0; i < 254 && (i === 0 || used.has(k)); i++) k = (k % 254) + 1;
     if (used.has(k)) throw new Error(`node ${nodeName} has no free pod IP`);
     this.lastIdx[nodeName] = k;
+    const v6 = this.dualStack;
     const pod: LabPod = {
       name, node: nodeName, ns: this.ns(name), ip: `10.244.${nodeIdx(nodeName)}.${k}`,
+      ...(v6 ? { ip6: `fd44:${nodeIdx(nodeName)}::${k.toString(16)}` } : {}),
       hostIf: `kxv${k}`, ports: spec.ports ?? [8080], pid: 0,
     };
     node.pods.push(pod); // reserves k before any await
     this.namespaces.add(pod.ns);
     try {
       await this.ip(null, [`netns add ${pod.ns}`]);
+      if (v6) await this.sh(pod.ns, IPV6_ON); // before eth0 exists
       // Calico-style: /32 on eth0, gateway 169.254.1.1, host veth MAC ee:ee:…, proxy_arp on.
       // Proxy ARP only answers for addresses the node has a route to, and lab nodes have no
       // default route, so the gateway's neighbour entry is pinned instead.
@@ -306,13 +348,18 @@ class LabImpl implements Lab {
         `link add eth0 type veth peer name ${pod.hostIf} address ${HOST_MAC} netns ${node.ns}`,
         `addr add ${pod.ip}/32 dev eth0`, 'link set eth0 up',
         `route add ${GW} dev eth0 scope link`, `route add default via ${GW} dev eth0`,
-        `neigh replace ${GW} lladdr ${HOST_MAC} dev eth0 nud permanent`]);
+        `neigh replace ${GW} lladdr ${HOST_MAC} dev eth0 nud permanent`,
+        // IPv6 likewise: a /128, gateway fe80::1 (the host veth's, pinned: no neighbour discovery)
+        ...(v6 ? [`addr add ${pod.ip6}/128 dev eth0 nodad`, `route add ::/0 via ${GW6} dev eth0`,
+          `neigh replace ${GW6} lladdr ${HOST_MAC} dev eth0 nud permanent`] : [])]);
       await Promise.all([
         this.sh(node.ns, { [`net.ipv4.conf.${pod.hostIf}.proxy_arp`]: 1, [`net.ipv4.conf.${pod.hostIf}.rp_filter`]: 0 }),
         this.sh(pod.ns, {}, ['eth0']),
       ]);
-      await this.ip(node.ns, [`link set ${pod.hostIf} up`, `route add ${pod.ip}/32 dev ${pod.hostIf}`]);
-      const echo = this.spawn(pod.ns, [process.execPath, ECHO, '--name', name, ...pod.ports.flatMap((p) => ['--port', String(p)])]);
+      await this.ip(node.ns, [`link set ${pod.hostIf} up`, `route add ${pod.ip}/32 dev ${pod.hostIf}`,
+        ...(v6 ? [`addr add ${GW6}/64 dev ${pod.hostIf} nodad`, `route add ${pod.ip6}/128 dev ${pod.hostIf}`] : [])]);
+      const echo = this.spawn(pod.ns, [process.execPath, ECHO, '--name', name, ...pod.ports.flatMap((p) => ['--port', String(p)]),
+        ...(v6 ? ['--ipv6'] : [])]);
       await echo.waitFor(/^ready$/m, 10_000);
       pod.pid = echo.pid ?? 0;
       this.pods.push(pod);
@@ -429,7 +476,7 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
   let id = '';
   do id = randomBytes(3).toString('hex').slice(0, 5);
   while (taken.some((n) => n.startsWith(`kx${id}-`)));
-  const lab = new LabImpl(id);
+  const lab = new LabImpl(id, opts.dualStack ?? false);
   live.add(lab);
   installHandlers();
   try {
