@@ -15,6 +15,7 @@
 #include "kx_csum.h"
 #include "kx_reject.h"
 #include "kx_icmp.h"
+#include "kx_fib.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
 /* IPv6 address helpers, and the family macros that instantiate the family templates
  * (kx_service_af.h, kx_lb_af.h, kx_hooks_af.h) once per family: KX_FAMILY_V4 / KX_FAMILY_V6
- * select them, KX6(name) names a family's symbol (IPv4: name, IPv6: name##6). */
+ * select them, KX6(name) names a family's symbol (IPv4: name, IPv6: name##6), kx_addr_t and
+ * kx_iphdr_t its address and IP header types. */
 #ifndef KX_ADDR_H
 #define KX_ADDR_H
 
@@ -36,6 +37,7 @@ static __always_inline __u32 kx_in6_fold(const struct in6_addr *a)
 #undef KX_ADDR_SET
 #undef KX_ADDR_HASH
 #undef KX_ADDR_BITS
+#undef kx_iphdr_t
 #if defined(KX_FAMILY_V6)
 #define KX6(name) name##6
 #define kx_addr_t struct in6_addr
@@ -43,6 +45,7 @@ static __always_inline __u32 kx_in6_fold(const struct in6_addr *a)
 #define KX_ADDR_SET(a) kx_in6_set(&(a))
 #define KX_ADDR_HASH(a) kx_in6_fold(&(a))
 #define KX_ADDR_BITS 128
+#define kx_iphdr_t struct ipv6hdr
 #elif defined(KX_FAMILY_V4)
 #define KX6(name) name
 #define kx_addr_t __be32
@@ -50,4 +53,5 @@ static __always_inline __u32 kx_in6_fold(const struct in6_addr *a)
 #define KX_ADDR_SET(a) ((a) != 0)
 #define KX_ADDR_HASH(a) bpf_ntohl(a)
 #define KX_ADDR_BITS 32
+#define kx_iphdr_t struct iphdr
 #endif

@@ -195,10 +195,14 @@ struct affinity_value {
 	__u64 last_ns; /* bpf_ktime_get_ns() of the client's last new flow to this frontend */
 };
 
+/* config_value.flags */
+#define KX_CFG_FIB_FORWARD 0x1 /* --bpf-fib-forward: translated packets are forwarded by the
+				* programs (bpf_fib_lookup + XDP_TX / bpf_redirect_neigh) */
+
 /* Node-wide settings, one entry at index 0, written by the controller. */
 struct config_value {
 	__be32 node_addr;  /* SNAT source for NodePort traffic to remote backends */
-	__u32 flags;       /* reserved */
+	__u32 flags;       /* KX_CFG_*, for both families */
 };
 
 /*

@@ -19,7 +19,10 @@ enum kx_stat {
 	KX_STAT_REJECTED = 11,   /* new flow to a Service without endpoints: ICMP port unreachable sent */
 	KX_STAT_DENIED = 12,     /* new flow from outside loadBalancerSourceRanges: dropped */
 	KX_STAT_ICMP_TRANSLATED = 13, /* ICMP error about a translated flow, translated back */
-	KX_STAT_MAX = 14,
+	KX_STAT_FIB_FORWARDED = 14, /* translated packet forwarded by the program (--bpf-fib-forward) */
+	KX_STAT_FIB_KERNEL = 15, /* translated packet left to the kernel: no complete FIB answer
+				  * (no neighbour yet, TTL expiring, MTU, another interface in XDP) */
+	KX_STAT_MAX = 16,
 };
 
 #endif

@@ -43,7 +43,7 @@ function ebpfDataplane(cfg: RunConfig, log: Logger, metrics: Metrics, check: Mod
     objectPath: cfg.objectPath, pinDir: cfg.pinDir, externalInterfaces: cfg.externalInterfaces,
     podInterfaces: cfg.podInterfaces, xdpMode: cfg.xdpMode, tcMode: cfg.tcMode, nodeAddresses: addresses,
     nodePortAddresses: cfg.proxy.nodePortAddresses, clusterCIDRs: cfg.proxy.clusterCIDRs,
-    masqueradeAll: cfg.proxy.masqueradeAll, masqueradeLocalEndpoints: cfg.proxy.masqueradeLocalEndpoints,
+    masqueradeAll: cfg.proxy.masqueradeAll, masqueradeLocalEndpoints: cfg.proxy.masqueradeLocalEndpoints, fibForward: cfg.proxy.fibForward,
     mapSizes: cfg.mapSizes,
     ...(check.probe ? { probe: check.probe } : {}),
   });

@@ -25,6 +25,7 @@ export const PROXY_FLAGS: FlagSpec = {
   'nodeport-addresses': { type: 'string', multiple: true },
   'masquerade-all': { type: 'boolean' },
   'masquerade-local-endpoints': { type: 'boolean' },
+  'bpf-fib-forward': { type: 'boolean' },
   'iptables-masquerade-bit': { type: 'string' },
   'iptables-localhost-nodeports': { type: 'string' },
   'ipvs-scheduler': { type: 'string' },
@@ -57,6 +58,9 @@ export interface ProxySettings {
   /** eBPF mode: masquerade external traffic to local endpoints too (kube-proxy's behaviour; by
    *  default kube-xdp keeps the client address there). */
   readonly masqueradeLocalEndpoints: boolean;
+  /** eBPF mode: translated packets forwarded by the programs (bpf_fib_lookup), skipping the
+   *  host's netfilter FORWARD chain; off by default. */
+  readonly fibForward: boolean;
   readonly masqueradeBit: number;
   readonly localhostNodePorts: boolean;
   readonly ipvs: IpvsSettings;
@@ -99,6 +103,7 @@ export function proxySettings(v: Record<string, string | string[] | boolean | un
     nodePortAddresses,
     masqueradeAll: v['masquerade-all'] === true || (kpc.masqueradeAll ?? false),
     masqueradeLocalEndpoints: v['masquerade-local-endpoints'] === true,
+    fibForward: v['bpf-fib-forward'] === true,
     masqueradeBit: bit !== undefined ? validMasqueradeBit(Number(bit), 'iptables-masquerade-bit') : kpc.masqueradeBit ?? DEFAULT_MASQUERADE_BIT,
     localhostNodePorts: lh !== undefined ? boolFlag('iptables-localhost-nodeports', lh) : kpc.localhostNodePorts ?? true,
     ipvs: {

@@ -70,6 +70,8 @@ describe('run configuration', () => {
     assert.deepEqual(f.proxy.clusterCIDRs, ['10.0.0.0/8']);
     assert.equal(f.syncPeriodMs, 10_000);
     assert.equal(f.proxy.masqueradeBit, 14);
+    assert.equal(f.proxy.fibForward, false);
+    assert.equal(runConfig([...base, '--mode', 'iptables', '--bpf-fib-forward'], {}).proxy.fibForward, true);
   });
 
   it('the eBPF mode still needs its interfaces; iptables mode does not', () => {

@@ -8,7 +8,7 @@ import { applyPlan, readMaps } from '../../src/dataplane/ebpf/apply.js';
 import { appliedFromMaps } from '../../src/dataplane/ebpf/readback.js';
 import { admit, MAP_LIMITS } from '../../src/dataplane/ebpf/capacity.js';
 import { vipBits } from '../../src/dataplane/ebpf/prefilter.js';
-import { FE_MASQ_OFF_CLUSTER, SCOPE_EXT } from '../../src/dataplane/ebpf/maps.js';
+import { CFG_FIB_FORWARD, FE_MASQ_OFF_CLUSTER, SCOPE_EXT } from '../../src/dataplane/ebpf/maps.js';
 import { endpoint, servicePort } from './helpers/service.js';
 import { MemoryMaps } from './helpers/memory-maps.js';
 
@@ -43,6 +43,11 @@ test('compile: a dual-stack NodePort Service is two families of frontends, canon
   assert.deepEqual([...desired.clusterCIDRs].sort(), ['10.244.0.0/16', 'fd44::/48']);
   // the IPv6 detector is the IPv6 clusterCIDR: the ClusterIP masquerades off-cluster sources
   assert.ok(v6.filter((f) => f.key.addr === 'fd00:96::10').every((f) => f.flags & FE_MASQ_OFF_CLUSTER));
+});
+
+test('compile: --bpf-fib-forward is one flag in kx_config, which both families read; off by default', () => {
+  assert.equal(compile({ services: [dual] }, node).desired.config.flags, 0);
+  assert.equal(compile({ services: [dual] }, { ...node, fibForward: true }).desired.config.flags, CFG_FIB_FORWARD);
 });
 
 test('compile: nodePortAddresses per family, as kube-proxy: a family without a CIDR there serves on all its addresses', () => {

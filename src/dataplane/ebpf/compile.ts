@@ -4,7 +4,7 @@ import { canonicalAddress, cidrContains, cidrString, parseCidr, type Cidr } from
 import { familyView } from '../../model/family.js';
 import type { Endpoint, IPFamily, ProxyState, ServicePort } from '../../model/types.js';
 import {
-  BE_LOCAL, BE_TERMINATING, FE_AFFINITY, FE_LOCAL_ONLY, FE_MASQ_ALL, FE_MASQ_LOCAL, FE_MASQ_OFF_CLUSTER, FE_NODEPORT,
+  BE_LOCAL, BE_TERMINATING, CFG_FIB_FORWARD, FE_AFFINITY, FE_LOCAL_ONLY, FE_MASQ_ALL, FE_MASQ_LOCAL, FE_MASQ_OFF_CLUSTER, FE_NODEPORT,
   FE_REJECT, FE_SRC_RANGES, PROTO_NUMBER, SCOPE_EXT, SCOPE_INT,
   type BackendValue, type Config6Value, type ConfigValue, type FrontendKey,
 } from './maps.js';
@@ -23,6 +23,8 @@ export interface EbpfNodeConfig {
   /** Masquerade external traffic (externalTrafficPolicy Cluster) to local endpoints too, as
    *  kube-proxy does; off by default: kube-xdp keeps the client address where it can. */
   readonly masqueradeLocalEndpoints?: boolean;
+  /** --bpf-fib-forward: the programs forward translated packets themselves (kx_fib.h). */
+  readonly fibForward?: boolean;
 }
 
 export interface DesiredFrontend {
@@ -179,7 +181,7 @@ export function compile(state: ProxyState, node: EbpfNodeConfig): { desired: Des
   return {
     desired: {
       frontends,
-      config: { nodeAddr: nodeAddresses.find((ip) => familyOf(ip) === 'IPv4') ?? '0.0.0.0', flags: 0 },
+      config: { nodeAddr: nodeAddresses.find((ip) => familyOf(ip) === 'IPv4') ?? '0.0.0.0', flags: node.fibForward ? CFG_FIB_FORWARD : 0 },
       config6: { nodeAddr: nodeAddresses.find((ip) => familyOf(ip) === 'IPv6') ?? '::' },
       clusterCIDRs: FAMILIES.flatMap((f) => cidrsOf(node.clusterCIDRs, f).map(cidrString)),
     },

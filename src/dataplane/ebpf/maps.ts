@@ -13,6 +13,9 @@ export const FE_MASQ_ALL = 0x0020;
 export const FE_MASQ_OFF_CLUSTER = 0x0040;
 export const FE_MASQ_LOCAL = 0x0080;
 
+/** config_value.flags */
+export const CFG_FIB_FORWARD = 0x1;
+
 export const BE_LOCAL = 0x01;
 export const BE_TERMINATING = 0x02;
 
@@ -225,6 +228,6 @@ export type MapRole = keyof typeof MAPS;
 /** Index names of the kx_stats per-CPU counters (enum kx_stat in bpf/include/kx_stats.h). */
 export const STAT_NAMES = [
   'new_flow', 'established', 'reply', 'no_backend', 'snat_exhausted', 'untrackable', 'malformed', 'ct_lost', 'promoted', 'snat_reclaimed', 'ct_expired',
-  'rejected', 'denied', 'icmp_translated',
+  'rejected', 'denied', 'icmp_translated', 'fib_forwarded', 'fib_kernel',
 ] as const;
 export const STATS_MAP = 'kx_stats';
