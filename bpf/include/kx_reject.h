@@ -53,37 +53,66 @@ static __always_inline void kx_icmp_unreach(struct kx_icmp_err *h, const struct 
 	h->check = (__u16)~kx_csum_fold(sum);
 }
 
-/* XDP: trim the frame to Ethernet + the quoted part, grow the head by the new IP and ICMP
- * headers (the old Ethernet header is overwritten), and transmit back out. */
+/* The answer's frame, in place, for both families. XDP: the frame trimmed to Ethernet + the
+ * `keep` bytes to quote, its head grown by `push` bytes of new headers (written by the caller),
+ * the Ethernet addresses swapped to send it back where it came from. */
+static __always_inline int kx_xdp_answer_frame(struct xdp_md *ctx, __u32 keep, __u32 push, __be16 proto)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data, old;
+	int trim;
+
+	if ((void *)(eth + 1) > data_end)
+		return -1;
+	__builtin_memcpy(&old, eth, sizeof(old));
+	trim = (int)(sizeof(struct ethhdr) + keep) - (int)(data_end - data);
+	if (trim < 0 && bpf_xdp_adjust_tail(ctx, trim))
+		return -1;
+	if (bpf_xdp_adjust_head(ctx, -(int)push))
+		return -1;
+	eth = (void *)(long)ctx->data;
+	if ((void *)(eth + 1) > (void *)(long)ctx->data_end)
+		return -1;
+	__builtin_memcpy(eth->h_dest, old.h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, old.h_dest, ETH_ALEN);
+	eth->h_proto = proto;
+	return 0;
+}
+
+/* tc: the same through the skb helpers (the answer leaves by bpf_redirect to the same device). */
+static __always_inline int kx_tc_answer_frame(struct __sk_buff *skb, __u32 keep, __u32 push, __be16 proto)
+{
+	struct ethhdr old, eth;
+
+	if (bpf_skb_load_bytes(skb, 0, &old, sizeof(old)) ||
+	    bpf_skb_change_tail(skb, sizeof(struct ethhdr) + keep, 0) ||
+	    bpf_skb_change_head(skb, push, 0))
+		return -1;
+	__builtin_memcpy(eth.h_dest, old.h_source, ETH_ALEN);
+	__builtin_memcpy(eth.h_source, old.h_dest, ETH_ALEN);
+	eth.h_proto = proto;
+	return bpf_skb_store_bytes(skb, 0, &eth, sizeof(eth), 0) ? -1 : 0;
+}
+
+/* XDP: the ICMP header built over the frame of the offending packet, sent back out. */
 static __always_inline int kx_xdp_reject(struct xdp_md *ctx, const struct kx_pkt *p)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	__u32 l4_off = p->l4_off & 0x7f; /* bounded for the verifier: <= 14 + 60 */
 	__u32 quote_len = l4_off - sizeof(struct ethhdr) + KX_ICMP_QUOTE_L4;
-	struct ethhdr *eth = data, old;
-	__u16 l4[4];
 	struct kx_icmp_err *h;
-	int trim;
+	__u16 l4[4];
 
-	if ((void *)(eth + 1) > data_end || data + l4_off + sizeof(l4) > data_end)
+	if (data + l4_off + sizeof(l4) > data_end)
 		return XDP_DROP;
-	__builtin_memcpy(&old, eth, sizeof(old));
 	__builtin_memcpy(l4, data + l4_off, sizeof(l4));
-	trim = (int)(sizeof(struct ethhdr) + quote_len) - (int)(data_end - data);
-	if (trim < 0 && bpf_xdp_adjust_tail(ctx, trim))
+	if (kx_xdp_answer_frame(ctx, quote_len, sizeof(*h), bpf_htons(ETH_P_IP)))
 		return XDP_DROP;
-	if (bpf_xdp_adjust_head(ctx, -(int)sizeof(struct kx_icmp_err)))
+	h = (void *)(long)ctx->data + sizeof(struct ethhdr);
+	if ((void *)(h + 1) > (void *)(long)ctx->data_end)
 		return XDP_DROP;
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
-	eth = data;
-	h = data + sizeof(struct ethhdr);
-	if ((void *)(h + 1) > data_end)
-		return XDP_DROP;
-	__builtin_memcpy(eth->h_dest, old.h_source, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, old.h_dest, ETH_ALEN);
-	eth->h_proto = bpf_htons(ETH_P_IP);
 	kx_icmp_unreach(h, p, quote_len, l4);
 	return XDP_TX;
 }
@@ -93,21 +122,14 @@ static __always_inline int kx_tc_reject(struct __sk_buff *skb, const struct kx_p
 {
 	__u32 l4_off = p->l4_off & 0x7f;
 	__u32 quote_len = l4_off - sizeof(struct ethhdr) + KX_ICMP_QUOTE_L4;
-	struct ethhdr old, eth;
 	struct kx_icmp_err h;
 	__u16 l4[4];
 
-	if (bpf_skb_load_bytes(skb, 0, &old, sizeof(old)) || bpf_skb_load_bytes(skb, l4_off, l4, sizeof(l4)))
+	if (bpf_skb_load_bytes(skb, l4_off, l4, sizeof(l4)) ||
+	    kx_tc_answer_frame(skb, quote_len, sizeof(h), bpf_htons(ETH_P_IP)))
 		return TC_ACT_SHOT;
-	if (bpf_skb_change_tail(skb, sizeof(struct ethhdr) + quote_len, 0) ||
-	    bpf_skb_change_head(skb, sizeof(h), 0))
-		return TC_ACT_SHOT;
-	__builtin_memcpy(eth.h_dest, old.h_source, ETH_ALEN);
-	__builtin_memcpy(eth.h_source, old.h_dest, ETH_ALEN);
-	eth.h_proto = bpf_htons(ETH_P_IP);
 	kx_icmp_unreach(&h, p, quote_len, l4);
-	if (bpf_skb_store_bytes(skb, 0, &eth, sizeof(eth), 0) ||
-	    bpf_skb_store_bytes(skb, sizeof(eth), &h, sizeof(h), 0))
+	if (bpf_skb_store_bytes(skb, sizeof(struct ethhdr), &h, sizeof(h), 0))
 		return TC_ACT_SHOT;
 	return bpf_redirect(skb->ifindex, 0);
 }
@@ -170,29 +192,17 @@ static __always_inline int kx_xdp_reject6(struct xdp_md *ctx, const struct kx_pk
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	__u32 quote_len = (p->l4_off & 0x1ff) - sizeof(struct ethhdr) + KX_ICMP_QUOTE_L4;
-	struct ethhdr *eth = data, old;
 	struct kx_icmp6_err *h;
 	__u32 quote_sum;
-	int trim;
 
-	if ((void *)(eth + 1) > data_end || quote_len > KX_QUOTE6_MAX)
+	if (quote_len > KX_QUOTE6_MAX)
 		return XDP_DROP;
-	__builtin_memcpy(&old, eth, sizeof(old));
 	quote_sum = kx_quote6_sum(data + sizeof(struct ethhdr), data_end, quote_len);
-	trim = (int)(sizeof(struct ethhdr) + quote_len) - (int)(data_end - data);
-	if (trim < 0 && bpf_xdp_adjust_tail(ctx, trim))
+	if (kx_xdp_answer_frame(ctx, quote_len, sizeof(*h), bpf_htons(ETH_P_IPV6)))
 		return XDP_DROP;
-	if (bpf_xdp_adjust_head(ctx, -(int)sizeof(struct kx_icmp6_err)))
+	h = (void *)(long)ctx->data + sizeof(struct ethhdr);
+	if ((void *)(h + 1) > (void *)(long)ctx->data_end)
 		return XDP_DROP;
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
-	eth = data;
-	h = data + sizeof(struct ethhdr);
-	if ((void *)(h + 1) > data_end)
-		return XDP_DROP;
-	__builtin_memcpy(eth->h_dest, old.h_source, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, old.h_dest, ETH_ALEN);
-	eth->h_proto = bpf_htons(ETH_P_IPV6);
 	kx_icmp6_unreach(h, p, quote_len, quote_sum);
 	return XDP_TX;
 }
@@ -202,22 +212,16 @@ static __always_inline int kx_tc_reject6(struct __sk_buff *skb, const struct kx_
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	__u32 quote_len = (p->l4_off & 0x1ff) - sizeof(struct ethhdr) + KX_ICMP_QUOTE_L4;
-	struct ethhdr old, eth;
 	struct kx_icmp6_err h;
 	__u32 quote_sum;
 
-	if (quote_len > KX_QUOTE6_MAX || bpf_skb_load_bytes(skb, 0, &old, sizeof(old)))
+	if (quote_len > KX_QUOTE6_MAX)
 		return TC_ACT_SHOT;
 	quote_sum = kx_quote6_sum(data + sizeof(struct ethhdr), data_end, quote_len);
-	if (bpf_skb_change_tail(skb, sizeof(struct ethhdr) + quote_len, 0) ||
-	    bpf_skb_change_head(skb, sizeof(h), 0))
+	if (kx_tc_answer_frame(skb, quote_len, sizeof(h), bpf_htons(ETH_P_IPV6)))
 		return TC_ACT_SHOT;
-	__builtin_memcpy(eth.h_dest, old.h_source, ETH_ALEN);
-	__builtin_memcpy(eth.h_source, old.h_dest, ETH_ALEN);
-	eth.h_proto = bpf_htons(ETH_P_IPV6);
 	kx_icmp6_unreach(&h, p, quote_len, quote_sum);
-	if (bpf_skb_store_bytes(skb, 0, &eth, sizeof(eth), 0) ||
-	    bpf_skb_store_bytes(skb, sizeof(eth), &h, sizeof(h), 0))
+	if (bpf_skb_store_bytes(skb, sizeof(struct ethhdr), &h, sizeof(h), 0))
 		return TC_ACT_SHOT;
 	return bpf_redirect(skb->ifindex, 0);
 }
