@@ -14,7 +14,7 @@ const USAGE = `usage: kube-xdp <command> [flags]
            [--pod-interfaces GLOB,...] [--node-ip IP] [--xdp-mode auto|native|generic]
            [--tc-mode auto|tcx|clsact] [--min-sync-period D] [--sync-period D]
            [--metrics-bind-address HOST:PORT] [--log-level L] [--masquerade-local-endpoints] [--bpf-fib-forward]
-           [--bpf-map-sizes MAP=N,...]  (frontends, slots, backends, revnat, ct, ct-new, affinity, …)
+           [--bpf-map-sizes MAP=N,...]  (frontends, slots, backends, revnat, ct, ct-new, affinity, …; IPv6 twins ct6, …)
            eBPF, iptables: [--cluster-cidr CIDR] [--masquerade-all] [--nodeport-addresses CIDR,...]
            iptables: [--iptables-masquerade-bit N] [--iptables-localhost-nodeports true|false]
                      [--iptables-backend auto|nft|legacy]

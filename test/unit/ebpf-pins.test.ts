@@ -12,7 +12,7 @@ import { pino } from 'pino';
 import { Libkx } from '../../src/kernel/libkx.js';
 import { expectedLayouts, finishMigration, layoutMismatch, preparePins } from '../../src/dataplane/ebpf/pins.js';
 import { KX_LIMITS } from '../../src/dataplane/ebpf/limits.js';
-import { maxEntriesByName, parseMapSizes, type MapSizes } from '../../src/dataplane/ebpf/map-sizes.js';
+import { IDLE_IPV6_FLOW_ENTRIES, maxEntriesByName, parseMapSizes, withoutIPv6Flows, type MapSizes } from '../../src/dataplane/ebpf/map-sizes.js';
 import { MAPS } from '../../src/dataplane/ebpf/maps.js';
 
 const OBJ = fileURLToPath(new URL('../../../build/kube_xdp.bpf.o', import.meta.url));
@@ -84,6 +84,15 @@ test('pins: another layout replaced, another size migrated with its entries (als
     if (handle !== null) lib.objClose(handle);
     rmSync(pinDir, { recursive: true, force: true });
   }
+});
+
+test('a node without IPv6: the IPv6 flow tables left at their defaults shrink, sizes the operator set stay, nothing else moves', () => {
+  const sizes = withoutIPv6Flows(parseMapSizes(['affinity6=4096', 'ct=1000']));
+  assert.equal(sizes.ct6, IDLE_IPV6_FLOW_ENTRIES);
+  assert.equal(sizes.ctNew6, IDLE_IPV6_FLOW_ENTRIES);
+  assert.equal(sizes.affinity6, 4096);
+  assert.equal(sizes.ct, 1000);
+  assert.equal(sizes.backends6, KX_LIMITS.backends6, 'hash maps without preallocation keep their capacity');
 });
 
 test('--bpf-map-sizes: known maps, positive sizes, errors that name the flag', () => {

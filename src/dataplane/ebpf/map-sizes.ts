@@ -11,11 +11,12 @@ const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 const ROLE_BY_FLAG_KEY = new Map((Object.keys(KX_LIMITS) as SizedRole[]).map((r) => [kebab(r), r]));
 
 /** "backends=1048576,ct=1048576" (keys: frontends, slots, backends, revnat, ct, ct-new,
- *  src-ranges, cluster-cidrs, affinity, affinity-match) over the defaults. */
+ *  src-ranges, cluster-cidrs, affinity, affinity-match, and the IPv6 twins' names with "6":
+ *  ct6, ct-new6, …) over the defaults. */
 export function parseMapSizes(items: readonly string[], flag = 'bpf-map-sizes'): MapSizes {
   const sizes: Record<SizedRole, number> = { ...KX_LIMITS };
   for (const item of items) {
-    const m = /^([a-z-]+)=(\d+)$/.exec(item.trim());
+    const m = /^([a-z][a-z0-9-]*)=(\d+)$/.exec(item.trim());
     const role = m ? ROLE_BY_FLAG_KEY.get(m[1]!) : undefined;
     if (!m || !role) {
       throw new ConfigError(flag, `${JSON.stringify(item)}: want MAP=ENTRIES with MAP one of ${[...ROLE_BY_FLAG_KEY.keys()].join(', ')}`);
@@ -25,6 +26,22 @@ export function parseMapSizes(items: readonly string[], flag = 'bpf-map-sizes'):
     sizes[role] = n;
   }
   return sizes;
+}
+
+/** The IPv6 flow tables: LRU maps, which the kernel preallocates whole (about 113 MiB at the
+ *  defaults), where the other maps' memory follows their use. */
+const IPV6_FLOW_ROLES = ['ct6', 'ctNew6', 'affinity6'] as const satisfies readonly SizedRole[];
+/** Their size on a node without an IPv6 address: room for stray IPv6 Service traffic, not
+ *  memory for a family the node does not have. */
+export const IDLE_IPV6_FLOW_ENTRIES = 1024;
+
+/** Sizes for a node without an IPv6 address: the IPv6 flow tables the operator left at their
+ *  defaults shrink to IDLE_IPV6_FLOW_ENTRIES (a size set by --bpf-map-sizes stays). An address
+ *  gained later takes a restart, which migrates the pinned maps to the full size. */
+export function withoutIPv6Flows(sizes: MapSizes): MapSizes {
+  const out: Record<SizedRole, number> = { ...sizes };
+  for (const r of IPV6_FLOW_ROLES) if (sizes[r] === KX_LIMITS[r]) out[r] = IDLE_IPV6_FLOW_ENTRIES;
+  return out;
 }
 
 /** max_entries by map name, for the loader. */
