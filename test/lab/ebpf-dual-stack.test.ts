@@ -39,6 +39,8 @@ interface Inspected {
 describe('eBPF dataplane, IPv6 and dual-stack, in the netns lab', { skip: unavailable ?? false }, () => {
   let lab: Lab;
   let dir: string;
+  let source: string;
+  let services: LabService[];
   const controllers: Controller[] = [];
   const pods = (...names: string[]): LabPod[] => names.map((n) => lab.pod(n));
   const share = (s: Summary, pod: string): number => (s.byPod[pod] ?? 0) / s.ok;
@@ -71,8 +73,8 @@ describe('eBPF dataplane, IPv6 and dual-stack, in the netns lab', { skip: unavai
       pods: [{ name: 'cl', node: 'node1' }, { name: 'b', node: 'node1' }, { name: 'c', node: 'node2' }, { name: 'd', node: 'node2' }],
     });
     dir = mkdtempSync(join(tmpdir(), 'kx-ebpf-ds-lab-'));
-    const source = join(dir, 'services.json');
-    const services: LabService[] = [
+    source = join(dir, 'services.json');
+    services = [
       { name: 'web', clusterIP: CLUSTER_IP, clusterIPs: [CLUSTER_IP, CLUSTER_IP6], port: 80, targetPort: 8080,
         type: 'NodePort', nodePort: NODE_PORT, endpoints: pods('b', 'c', 'd') },
       { name: 'empty', clusterIP: EMPTY_IP6, clusterIPs: [EMPTY_IP6, EMPTY_IP], ipFamilyPolicy: 'PreferDualStack', port: 80, targetPort: 8080,
@@ -206,5 +208,26 @@ describe('eBPF dataplane, IPv6 and dual-stack, in the netns lab', { skip: unavai
       if (s.errors.ECONNREFUSED !== 10 || unreachables < 10 || (!v6 && delta('TCPSynRetrans') !== 0)) failures.push(`${what}: ${seen}`);
     }
     assert.deepEqual(failures, []);
+  });
+
+  test('IPv6 path MTU through a NodePort: a packet too big about the SNATed flow reaches the client translated back', async () => {
+    // As the IPv4 lab test: the only endpoint sits behind a 1400-byte link on node2, which sends
+    // ICMPv6 packet too big to the flow's source, node1's address (SNAT); node1's XDP must turn
+    // it into one the outside client matches to its connection, or its TCP never learns the MTU.
+    const small = await lab.addPod({ name: 'small', node: 'node2' });
+    await lab.exec(lab.nodes.node2.ns, ['ip', 'link', 'set', small.hostIf, 'mtu', '1400']);
+    const synced = controllers.map((c) => c.nextWritingSync());
+    writeSource(source, [...services, { name: 'pmtu6', clusterIP: 'fd00:96::50', port: 80, targetPort: 8080, protocols: ['TCP'],
+      type: 'NodePort', nodePort: 30110, endpoints: [small] }]);
+    await Promise.all(synced);
+    const n1 = lab.nodes.node1.ip6!;
+    const routeToNode1 = async () => (await lab.exec(lab.ext.ns, ['ip', '-6', 'route', 'get', n1], { check: true })).stdout;
+    assert.doesNotMatch(await routeToNode1(), /mtu 1400/);
+    const before = (await controllers[0]!.inspect()).stats.icmp_translated ?? 0;
+    const s = await lab.client(lab.ext.ns, { proto: 'tcp', target: hostPort(n1, 30110), count: 3, payload: 6000, timeoutMs: 5000 });
+    assert.equal(s.ok, 3, JSON.stringify(s));
+    const after = await routeToNode1();
+    assert.match(after, /mtu 1400/, `the client's route to the NodePort learnt no smaller MTU: ${after}`);
+    assert.ok(((await controllers[0]!.inspect()).stats.icmp_translated ?? 0) > before, 'node1 counted no translated ICMPv6 error');
   });
 });
