@@ -90,6 +90,15 @@ function cstr(buf: Buffer, len: number): string {
   return buf.toString('utf8', 0, len);
 }
 
+/** Two reusable buffers for mapDump, grown when a dump needs more. */
+export class DumpScratch {
+  private readonly bufs: Record<'keys' | 'values', Buffer> = { keys: Buffer.alloc(0), values: Buffer.alloc(0) };
+  take(size: number, which: 'keys' | 'values'): Buffer {
+    if (this.bufs[which].length < size) this.bufs[which] = Buffer.alloc(size);
+    return this.bufs[which].subarray(0, size);
+  }
+}
+
 export class Libkx {
   readonly path: string;
   private readonly n: Native;
@@ -190,12 +199,14 @@ export class Libkx {
   }
 
   /** Every entry (keys and values back to back). max defaults to the map's max_entries;
-   * a map holding more than max throws ENOSPC. */
-  mapDump(map: FdLike, max?: number): { count: number; keys: Buffer; values: Buffer } {
+   * a map holding more than max throws ENOSPC. `scratch` lends buffers to dump into when they
+   * are large enough (the result then views them): a synchronous loop of dumps gives V8 no turn
+   * to collect fresh ones, and their committed memory piles up (fork() then fails). */
+  mapDump(map: FdLike, max?: number, scratch?: DumpScratch): { count: number; keys: Buffer; values: Buffer } {
     const info = this.mapInfo(map);
     const cap = max ?? info.maxEntries;
-    const keys = Buffer.alloc(cap * info.keySize);
-    const values = Buffer.alloc(cap * info.valueStride);
+    const keys = scratch?.take(cap * info.keySize, 'keys') ?? Buffer.alloc(cap * info.keySize);
+    const values = scratch?.take(cap * info.valueStride, 'values') ?? Buffer.alloc(cap * info.valueStride);
     const count = this.check(this.n.kx_map_dump(fdOf(map), keys, values, cap), 'bpf_map_lookup_batch', labelOf(map));
     return {
       count,

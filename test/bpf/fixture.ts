@@ -2,11 +2,11 @@
 // loads build/kube_xdp.bpf.o under a private pin root, writes map state through the codecs,
 // runs a program on a frame, and reads conntrack and the per-CPU counters back.
 import { spawnSync } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
-import { Libkx } from '../../src/kernel/libkx.js';
+import { DumpScratch, Libkx } from '../../src/kernel/libkx.js';
 import { CT_GC_PROGRAM } from '../../src/dataplane/ebpf/loader.js';
 import { parseFrame, SCTP, TCP, type ParsedFrame } from './packet.js';
 import { encodeAll, u32Codec, type Codec } from '../../src/dataplane/ebpf/codec.js';
@@ -41,7 +41,8 @@ export type Stats = Record<StatName, bigint>;
 
 /** Mounts bpffs when missing (it is not mounted at boot on these machines). */
 export function ensureBpffs(): void {
-  if (spawnSync('mountpoint', ['-q', '/sys/fs/bpf']).status === 0) return;
+  // read, not spawned: a test process low on memory must not need fork() to learn it is there
+  if (readFileSync('/proc/self/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === '/sys/fs/bpf' && l.split(' ')[2] === 'bpf')) return;
   const r = spawnSync('mount', ['-t', 'bpf', 'bpf', '/sys/fs/bpf'], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`mount -t bpf bpf /sys/fs/bpf: ${r.stderr || r.error?.message}`);
 }
@@ -99,6 +100,8 @@ export class Dataplane {
   readonly nCpus: number;
 
   private readonly keepPins: boolean;
+  /** Dump buffers shared by every dump of this fixture (decoded or deleted before the next). */
+  private readonly scratch = new DumpScratch();
 
   /** Loads the object under a fresh pin root; on any failure the pin root is removed.
    * shared.pinRoot: load on an existing pin root instead (libbpf reuses the maps pinned there
@@ -153,7 +156,7 @@ export class Dataplane {
     return {
       updateBatch: (m, keys, values, n) => { this.kx.mapUpdateBatch(this.map(m), keys, values, n); },
       deleteBatch: (m, keys, n) => { this.kx.mapDeleteBatch(this.map(m), keys, n); },
-      dump: (m, _k, _v, max) => this.kx.mapDump(this.map(m), max),
+      dump: (m, _k, _v, max) => this.kx.mapDump(this.map(m), max, this.scratch),
     };
   }
 
@@ -264,7 +267,7 @@ export class Dataplane {
    * max bounds the dump buffer (default: the map's max_entries; more entries throw ENOSPC). */
   clearMap(name: string, max?: number): number {
     const m = this.map(name);
-    const d = this.kx.mapDump(m, max);
+    const d = this.kx.mapDump(m, max, this.scratch);
     if (d.count > 0) this.kx.mapDeleteBatch(m, d.keys, d.count);
     return d.count;
   }
@@ -309,7 +312,7 @@ export class Dataplane {
       if (family !== undefined && family !== fam) continue;
       for (const table of CT_TABLES) {
         const m = MAPS[fam === 6 ? roleOf(table, '::') as 'ct6' | 'ctNew6' : table];
-        const d = this.kx.mapDump(this.map(m.name), max);
+        const d = this.kx.mapDump(this.map(m.name), max, this.scratch);
         for (let i = 0; i < d.count; i++) {
           out.push({ key: m.key.decode(d.keys, i * m.key.size), value: m.value.decode(d.values, i * m.value.size), table });
         }
