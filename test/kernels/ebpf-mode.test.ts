@@ -79,10 +79,7 @@ for (const series of SERIES) {
         // As on a Debian node: present, loaded by the kernel on demand when a clsact qdisc is made.
         loadableModules: ['sch_ingress', 'cls_bpf'],
         extraFiles: LAB_FILES,
-        // The fixtures load the object at its default sizes: its LRU maps alone preallocate
-        // about 194 MiB (IPv4 81, IPv6 113) per loaded copy; 1,536 MiB ran out (ENOMEM) once
-        // the IPv6 twins came.
-        memoryMb: 3072,
+        memoryMb: 1536,
         timeoutMs: 240_000,
       }));
     });
