@@ -50,6 +50,17 @@ static __always_inline int kx_icmp_err_ok(const struct kx_icmp_err_pkt *e, __u32
 	return kx_ipv4_csum_ok(&e->in, sizeof(struct iphdr));
 }
 
+/* The quoted packet's protocol, and the bytes the outer header says it covers. */
+static __always_inline __u8 kx_icmp_quoted_proto(const struct kx_icmp_err_pkt *e)
+{
+	return e->in.protocol;
+}
+
+static __always_inline __u32 kx_icmp_len(const struct kx_icmp_err_pkt *e)
+{
+	return bpf_ntohs(e->ip.tot_len);
+}
+
 /* What an ICMP error about a translated flow must become. */
 struct kx_icmp_nat {
 	__be32 client;      /* the quoted source and, behind SNAT, the outer destination */
@@ -58,27 +69,6 @@ struct kx_icmp_nat {
 	__be16 svc_port;
 };
 
-/* The flow the quote belongs to is the REPLY entry of its reversed tuple. */
-static __always_inline int kx_icmp_lookup(const struct kx_icmp_err_pkt *e, __u64 now, struct kx_icmp_nat *n)
-{
-	struct ct_key k;
-	struct ct_value *ct;
-	struct revnat_value *rn;
-	int in_new;
-
-	kx_ct_key(&k, &e->in.daddr, &e->in.saddr, e->in_dport, e->in_sport, e->in.protocol);
-	ct = kx_ct_find(&k, now, &in_new);
-	if (!ct || ct->dir != KX_CT_REPLY)
-		return 0;
-	rn = bpf_map_lookup_elem(&kx_revnat, &ct->rev_nat_id);
-	if (!rn)
-		return 0;
-	n->svc = rn->addr;
-	n->svc_port = rn->port;
-	n->client = ct->flags & KX_CT_SNAT ? ct->nat_addr : e->in.saddr;
-	n->client_port = ct->flags & KX_CT_SNAT ? ct->nat_port : e->in_sport;
-	return 1;
-}
 
 /* Rewrites the headers; *l4csum is the quoted L4 checksum when it is in the packet (UDP's is
  * always, TCP's when quoted), updated too. Every changed 16-bit word inside the ICMP message
@@ -128,55 +118,10 @@ static __always_inline void kx_icmp_rewrite(struct kx_icmp_err_pkt *e, const str
 	}
 }
 
-/* XDP: in place. Returns 1 when the packet was an ICMP error about a tracked flow. */
-static __always_inline int kx_xdp_icmp(struct xdp_md *ctx)
-{
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	struct kx_icmp_err_pkt *e = data + sizeof(struct ethhdr);
-	struct kx_icmp_nat n;
-	__u16 *tcsum = 0, *l4csum;
 
-	if ((void *)(e + 1) > data_end || !kx_icmp_err_ok(e, data_end - (void *)e))
-		return 0;
-	if (!kx_icmp_lookup(e, bpf_ktime_get_ns(), &n))
-		return 0;
-	if (e->in.protocol == IPPROTO_TCP) {
-		tcsum = (void *)e + KX_ICMP_IN_TCP_CSUM_OFF;
-		if ((void *)(tcsum + 1) > data_end || bpf_ntohs(e->ip.tot_len) < KX_ICMP_IN_TCP_CSUM_OFF + 2)
-			tcsum = 0;
-	}
-	l4csum = e->in.protocol == IPPROTO_UDP ? &e->in_w3 : tcsum;
-	kx_icmp_rewrite(e, &n, l4csum);
-	return 1;
-}
-
-/* tc: through a copy, stored back with the skb's checksum state kept right. */
-static __always_inline int kx_tc_icmp(struct __sk_buff *skb)
-{
-	struct kx_icmp_err_pkt e;
-	struct kx_icmp_nat n;
-	const __u32 off = sizeof(struct ethhdr);
-	__u16 tcsum = 0;
-	int has_tcsum = 0;
-
-	if (bpf_skb_load_bytes(skb, off, &e, sizeof(e)) || !kx_icmp_err_ok(&e, skb->len - off))
-		return 0;
-	if (!kx_icmp_lookup(&e, bpf_ktime_get_ns(), &n))
-		return 0;
-	if (e.in.protocol == IPPROTO_TCP && bpf_ntohs(e.ip.tot_len) >= KX_ICMP_IN_TCP_CSUM_OFF + 2 &&
-	    !bpf_skb_load_bytes(skb, off + KX_ICMP_IN_TCP_CSUM_OFF, &tcsum, 2))
-		has_tcsum = 1;
-	kx_icmp_rewrite(&e, &n, e.in.protocol == IPPROTO_UDP ? &e.in_w3 : has_tcsum ? &tcsum : 0);
-	if (bpf_skb_store_bytes(skb, off, &e, sizeof(e), BPF_F_RECOMPUTE_CSUM))
-		return 0;
-	if (has_tcsum)
-		bpf_skb_store_bytes(skb, off + KX_ICMP_IN_TCP_CSUM_OFF, &tcsum, 2, BPF_F_RECOMPUTE_CSUM);
-	return 1;
-}
 
 /* ICMPv6: the outer header, the ICMPv6 header and the quoted packet, at fixed offsets. */
-struct kx_icmp6_err_pkt {
+struct kx_icmp_err_pkt6 {
 	struct ipv6hdr ip;
 	__u8 type;
 	__u8 code;
@@ -189,16 +134,16 @@ struct kx_icmp6_err_pkt {
 	__u16 in_w3;
 };
 
-#define KX_ICMP6_IN_TCP_CSUM_OFF (sizeof(struct ipv6hdr) + 8 + sizeof(struct ipv6hdr) + 16)
+#define KX_ICMP_IN_TCP_CSUM_OFF6 (sizeof(struct ipv6hdr) + 8 + sizeof(struct ipv6hdr) + 16)
 
-struct kx_icmp6_nat {
+struct kx_icmp_nat6 {
 	struct in6_addr client;
 	struct in6_addr svc;
 	__be16 client_port;
 	__be16 svc_port;
 };
 
-static __always_inline int kx_icmp6_err_ok(const struct kx_icmp6_err_pkt *e, __u32 ip_len)
+static __always_inline int kx_icmp_err_ok6(const struct kx_icmp_err_pkt6 *e, __u32 ip_len)
 {
 	if (e->ip.version != 6 || e->ip.nexthdr != KX_NEXTHDR_ICMPV6 ||
 	    sizeof(struct ipv6hdr) + bpf_ntohs(e->ip.payload_len) > ip_len ||
@@ -210,30 +155,20 @@ static __always_inline int kx_icmp6_err_ok(const struct kx_icmp6_err_pkt *e, __u
 	       (e->in.nexthdr == IPPROTO_TCP || e->in.nexthdr == IPPROTO_UDP || e->in.nexthdr == IPPROTO_SCTP);
 }
 
-static __always_inline int kx_icmp6_lookup(const struct kx_icmp6_err_pkt *e, __u64 now, struct kx_icmp6_nat *n)
-{
-	struct ct_key6 k;
-	struct ct_value6 *ct;
-	struct revnat_value6 *rn;
-	int in_new;
 
-	kx_ct_key6(&k, &e->in.daddr, &e->in.saddr, e->in_dport, e->in_sport, e->in.nexthdr);
-	ct = kx_ct_find6(&k, now, &in_new);
-	if (!ct || ct->dir != KX_CT_REPLY)
-		return 0;
-	rn = bpf_map_lookup_elem(&kx_revnat6, &ct->rev_nat_id);
-	if (!rn)
-		return 0;
-	n->svc = rn->addr;
-	n->svc_port = rn->port;
-	n->client = ct->flags & KX_CT_SNAT ? ct->nat_addr : e->in.saddr;
-	n->client_port = ct->flags & KX_CT_SNAT ? ct->nat_port : e->in_sport;
-	return 1;
+static __always_inline __u8 kx_icmp_quoted_proto6(const struct kx_icmp_err_pkt6 *e)
+{
+	return e->in.nexthdr;
+}
+
+static __always_inline __u32 kx_icmp_len6(const struct kx_icmp_err_pkt6 *e)
+{
+	return sizeof(struct ipv6hdr) + bpf_ntohs(e->ip.payload_len);
 }
 
 /* As kx_icmp_rewrite, without IP header checksums; the ICMPv6 checksum also covers the outer
  * addresses (its pseudo-header). */
-static __always_inline void kx_icmp6_rewrite(struct kx_icmp6_err_pkt *e, const struct kx_icmp6_nat *n, __u16 *l4csum)
+static __always_inline void kx_icmp_rewrite6(struct kx_icmp_err_pkt6 *e, const struct kx_icmp_nat6 *n, __u16 *l4csum)
 {
 	struct in6_addr backend = e->in.daddr;
 	__u32 quote = 0, outer = 0;
@@ -266,50 +201,15 @@ static __always_inline void kx_icmp6_rewrite(struct kx_icmp6_err_pkt *e, const s
 	e->check = kx_csum_apply(e->check, kx_csum_add(quote, outer));
 }
 
-static __always_inline int kx_xdp_icmp6(struct xdp_md *ctx)
-{
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	struct kx_icmp6_err_pkt *e = data + sizeof(struct ethhdr);
-	struct kx_icmp6_nat n;
-	__u16 *tcsum = 0;
 
-	if ((void *)(e + 1) > data_end || !kx_icmp6_err_ok(e, data_end - (void *)e))
-		return 0;
-	if (!kx_icmp6_lookup(e, bpf_ktime_get_ns(), &n))
-		return 0;
-	if (e->in.nexthdr == IPPROTO_TCP) {
-		tcsum = (void *)e + KX_ICMP6_IN_TCP_CSUM_OFF;
-		if ((void *)(tcsum + 1) > data_end ||
-		    sizeof(struct ipv6hdr) + bpf_ntohs(e->ip.payload_len) < KX_ICMP6_IN_TCP_CSUM_OFF + 2)
-			tcsum = 0;
-	}
-	kx_icmp6_rewrite(e, &n, e->in.nexthdr == IPPROTO_UDP ? &e->in_w3 : tcsum);
-	return 1;
-}
 
-static __always_inline int kx_tc_icmp6(struct __sk_buff *skb)
-{
-	struct kx_icmp6_err_pkt e;
-	struct kx_icmp6_nat n;
-	const __u32 off = sizeof(struct ethhdr);
-	__u16 tcsum = 0;
-	int has_tcsum = 0;
-
-	if (bpf_skb_load_bytes(skb, off, &e, sizeof(e)) || !kx_icmp6_err_ok(&e, skb->len - off))
-		return 0;
-	if (!kx_icmp6_lookup(&e, bpf_ktime_get_ns(), &n))
-		return 0;
-	if (e.in.nexthdr == IPPROTO_TCP &&
-	    sizeof(struct ipv6hdr) + bpf_ntohs(e.ip.payload_len) >= KX_ICMP6_IN_TCP_CSUM_OFF + 2 &&
-	    !bpf_skb_load_bytes(skb, off + KX_ICMP6_IN_TCP_CSUM_OFF, &tcsum, 2))
-		has_tcsum = 1;
-	kx_icmp6_rewrite(&e, &n, e.in.nexthdr == IPPROTO_UDP ? &e.in_w3 : has_tcsum ? &tcsum : 0);
-	if (bpf_skb_store_bytes(skb, off, &e, sizeof(e), BPF_F_RECOMPUTE_CSUM))
-		return 0;
-	if (has_tcsum)
-		bpf_skb_store_bytes(skb, off + KX_ICMP6_IN_TCP_CSUM_OFF, &tcsum, 2, BPF_F_RECOMPUTE_CSUM);
-	return 1;
-}
+#define KX_FAMILY_V4
+#include "kx_addr.h"
+#include "kx_icmp_af.h"
+#undef KX_FAMILY_V4
+#define KX_FAMILY_V6
+#include "kx_addr.h"
+#include "kx_icmp_af.h"
+#undef KX_FAMILY_V6
 
 #endif
