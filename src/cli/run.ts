@@ -5,7 +5,7 @@ import type { Server } from 'node:http';
 import { runConfig, type RunConfig } from '../config/run-config.js';
 import type { Logger } from 'pino';
 import { EbpfDataplane } from '../dataplane/ebpf/dataplane.js';
-import { IDLE_IPV6_FLOW_ENTRIES, withoutIPv6Flows } from '../dataplane/ebpf/map-sizes.js';
+import { IDLE_IPV6_FLOW_ENTRIES, sizesFor } from '../dataplane/ebpf/map-sizes.js';
 import { IptablesDataplane } from '../dataplane/iptables/dataplane.js';
 import { iptablesConfigs, proxyFamilies, readHostFacts } from '../dataplane/iptables/setup.js';
 import { IpvsDataplane } from '../dataplane/ipvs/dataplane.js';
@@ -41,8 +41,8 @@ function ebpfDataplane(cfg: RunConfig, log: Logger, metrics: Metrics, check: Mod
   if (addresses.length === 0) throw new Error(`no IP address on ${cfg.externalInterfaces.join(', ')}: give --node-ip`);
   log.info({ node: cfg.proxy.nodeName, nodeAddresses: addresses, pinDir: cfg.pinDir, source: cfg.source }, 'starting kube-xdp (eBPF mode)');
   const ipv6 = addresses.some((ip) => !isIPv4(ip));
-  const mapSizes = ipv6 ? cfg.mapSizes : withoutIPv6Flows(cfg.mapSizes);
-  if (!ipv6) log.info({ entries: IDLE_IPV6_FLOW_ENTRIES }, 'no IPv6 node address: IPv6 conntrack and affinity maps at their idle size (not preallocated in full)');
+  const mapSizes = sizesFor(cfg.mapSizes, { ipv6 });
+  if (!ipv6) log.info({ entries: IDLE_IPV6_FLOW_ENTRIES }, 'no IPv6 node address: IPv6 conntrack and affinity maps at their idle size unless --bpf-map-sizes sets them');
   const dataplane = new EbpfDataplane(new Libkx(), log, metrics, {
     objectPath: cfg.objectPath, pinDir: cfg.pinDir, externalInterfaces: cfg.externalInterfaces,
     podInterfaces: cfg.podInterfaces, xdpMode: cfg.xdpMode, tcMode: cfg.tcMode, nodeAddresses: addresses,

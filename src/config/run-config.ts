@@ -4,7 +4,7 @@ import { isIP, isIPv4 } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_MASQUERADE_BIT } from '../dataplane/iptables/config.js';
 import { cidrFamilyOf } from '../model/k8s.js';
-import { parseMapSizes, type MapSizes } from '../dataplane/ebpf/map-sizes.js';
+import { parseMapSizes, type MapSizeOverrides } from '../dataplane/ebpf/map-sizes.js';
 import { splitHostPort } from '../observe/http.js';
 import { ConfigError, oneOf, parseDuration, readFlags, type FlagSpec } from './flags.js';
 import {
@@ -170,8 +170,8 @@ export interface RunConfig {
   readonly podInterfaces: readonly string[];
   readonly pinDir: string;
   readonly objectPath: string;
-  /** max_entries of the eBPF maps (--bpf-map-sizes over the object's defaults). */
-  readonly mapSizes: MapSizes;
+  /** max_entries of the eBPF maps that --bpf-map-sizes sets (sizesFor adds the defaults). */
+  readonly mapSizes: MapSizeOverrides;
   readonly xdpMode: 'auto' | 'native' | 'generic';
   readonly tcMode: 'auto' | 'tcx' | 'clsact';
   readonly minSyncPeriodMs: number;

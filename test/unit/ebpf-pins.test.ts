@@ -12,7 +12,7 @@ import { pino } from 'pino';
 import { Libkx } from '../../src/kernel/libkx.js';
 import { expectedLayouts, finishMigration, layoutMismatch, preparePins } from '../../src/dataplane/ebpf/pins.js';
 import { KX_LIMITS } from '../../src/dataplane/ebpf/limits.js';
-import { IDLE_IPV6_FLOW_ENTRIES, maxEntriesByName, parseMapSizes, withoutIPv6Flows, type MapSizes } from '../../src/dataplane/ebpf/map-sizes.js';
+import { IDLE_IPV6_FLOW_ENTRIES, maxEntriesByName, parseMapSizes, sizesFor, type MapSizes } from '../../src/dataplane/ebpf/map-sizes.js';
 import { MAPS } from '../../src/dataplane/ebpf/maps.js';
 
 const OBJ = fileURLToPath(new URL('../../../build/kube_xdp.bpf.o', import.meta.url));
@@ -71,7 +71,7 @@ test('pins: another layout replaced, another size migrated with its entries (als
     handle = null;
 
     // a resize by --bpf-map-sizes migrates the same way; nothing is left aside
-    r = load(parseMapSizes(['backends=4096']));
+    r = load(sizesFor(parseMapSizes(['backends=4096']), { ipv6: true }));
     handle = r.h;
     assert.deepEqual(r.migrating.map((m) => m.name), [be.name]);
     assert.equal(lib.mapInfo(lib.objMapFd(handle, be.name)).maxEntries, 4096);
@@ -79,25 +79,25 @@ test('pins: another layout replaced, another size migrated with its entries (als
     assert.deepEqual(spawnSync('ls', [pinDir], { encoding: 'utf8' }).stdout.split('\n').filter((n) => n.endsWith('__migrating')), []);
     lib.objClose(handle);
     handle = null;
-    assert.deepEqual(load(parseMapSizes(['backends=4096'])).migrating, [], 'nothing to migrate once loaded');
+    assert.deepEqual(load(sizesFor(parseMapSizes(['backends=4096']), { ipv6: true })).migrating, [], 'nothing to migrate once loaded');
   } finally {
     if (handle !== null) lib.objClose(handle);
     rmSync(pinDir, { recursive: true, force: true });
   }
 });
 
-test('a node without IPv6: the IPv6 flow tables left at their defaults shrink, sizes the operator set stay, nothing else moves', () => {
-  const sizes = withoutIPv6Flows(parseMapSizes(['affinity6=4096', 'ct=1000']));
+test('a node without IPv6: the IPv6 flow tables the operator did not size shrink, sizes the operator set stay (the default value too), nothing else moves', () => {
+  const sizes = sizesFor(parseMapSizes(['affinity6=4096', 'ct=1000', `ct-new6=${KX_LIMITS.ctNew6}`]), { ipv6: false });
   assert.equal(sizes.ct6, IDLE_IPV6_FLOW_ENTRIES);
-  assert.equal(sizes.ctNew6, IDLE_IPV6_FLOW_ENTRIES);
+  assert.equal(sizes.ctNew6, KX_LIMITS.ctNew6);
   assert.equal(sizes.affinity6, 4096);
   assert.equal(sizes.ct, 1000);
   assert.equal(sizes.backends6, KX_LIMITS.backends6, 'hash maps without preallocation keep their capacity');
 });
 
 test('--bpf-map-sizes: known maps, positive sizes, errors that name the flag', () => {
-  assert.deepEqual(parseMapSizes([]), KX_LIMITS);
-  const s = parseMapSizes(['backends=2097152', 'ct-new=262144']);
+  assert.deepEqual(sizesFor(parseMapSizes([]), { ipv6: true }), KX_LIMITS);
+  const s = sizesFor(parseMapSizes(['backends=2097152', 'ct-new=262144']), { ipv6: true });
   assert.equal(s.backends, 2097152);
   assert.equal(s.ctNew, 262144);
   assert.equal(maxEntriesByName(s).kx_ct_new, 262144);
