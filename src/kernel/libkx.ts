@@ -199,8 +199,8 @@ export class Libkx {
   }
 
   /** Every entry (keys and values back to back). max defaults to the map's max_entries;
-   * a map holding more than max throws ENOSPC. `scratch` lends buffers to dump into when they
-   * are large enough (the result then views them): a synchronous loop of dumps gives V8 no turn
+   * a map holding more than max throws ENOSPC. `scratch` lends buffers to dump into, grown when
+   * too small (the result then views them, until the next dump): a synchronous loop of dumps gives V8 no turn
    * to collect fresh ones, and their committed memory piles up (fork() then fails). */
   mapDump(map: FdLike, max?: number, scratch?: DumpScratch): { count: number; keys: Buffer; values: Buffer } {
     const info = this.mapInfo(map);
