@@ -40,12 +40,14 @@ $(BUILD)/vmlinux.h: | deps
 	@mkdir -p $(BUILD)
 	bpftool btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
 
+# Objects through a temporary file too: a running test keeps the file it opened (a rename,
+# not a rewrite in place).
 $(BUILD)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/include/*.h) $(BUILD)/vmlinux.h
-	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp && mv $@.tmp $@
 
 $(BUILD)/libkx.so: $(wildcard native/*.c native/*.h)
 	@mkdir -p $(BUILD)
-	$(CC) -O2 -g -Wall -Werror -fPIC -shared -o $@ native/*.c -lbpf
+	$(CC) -O2 -g -Wall -Werror -fPIC -shared -o $@.tmp native/*.c -lbpf && mv $@.tmp $@
 
 ts: deps
 	npx tsc -p tsconfig.json

@@ -367,7 +367,7 @@ function startController(obj: string, sourceDir: string, pinDir: string): Contro
   const args = [
     'taskset', '-c', '0', process.execPath, CLI, 'run', '--source', `file:${sourceDir}`, '--node-name', NODE_NAME,
     '--bpf-pin-dir', pinDir, '--bpf-object', obj, '--external-interfaces', 'veth0', '--pod-interfaces', 'nomatch*', '--node-ip', ipStr(NODE_IP),
-    '--cluster-cidr', CLUSTER_CIDR, '--metrics-bind-address', '', '--healthz-bind-address', '',
+    '--cluster-cidr', CLUSTER_CIDR, '--metrics-bind-address', '', '--healthz-bind-address', '', '--cgroup-root', '',
     // the object's own sizes, IPv6 flow tables included (an IPv4-only node would shrink them),
     // so that the bench's load of the same object reuses every pinned map
     '--bpf-map-sizes', `ct6=${KX_LIMITS.ct6},ct-new6=${KX_LIMITS.ctNew6},affinity6=${KX_LIMITS.affinity6}`,

@@ -5,8 +5,11 @@
  *    IPs: the external scope) and reverse NAT of replies coming back from other nodes.
  *  - kx_tc_pod:  tc ingress on the pods' host-side veths (pod -> Service: the internal
  *    scope) and reverse NAT of replies leaving local backends.
- * Both share the decision (kx_lb.h) and differ only in how they rewrite the packet; each
- * family runs its instance of the same code (kx_hooks_af.h).
+ *  - kx_sock_*:  cgroup connect/sendmsg/recvmsg/getpeername hooks for the node's own sockets
+ *    (host-network processes), which no packet hook sees: they get the backend's address at
+ *    connect()/sendmsg() and see the Service address in recvmsg()/getpeername().
+ * All share the decision (kx_service.h) and differ only in how they rewrite; each family runs
+ * its instance of the same code (kx_hooks_af.h, kx_sock_af.h).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -16,6 +19,7 @@
 #include "kx_reject.h"
 #include "kx_icmp.h"
 #include "kx_fib.h"
+#include "kx_sock.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -240,6 +244,145 @@ int kx_tc_pod(struct __sk_buff *skb)
 	if (skb->protocol == bpf_htons(ETH_P_IPV6))
 		return kx_tc_lb6(skb);
 	return kx_tc_lb(skb);
+}
+
+/* Socket hooks (kx_sock.h). ctx->user_port holds the port in network order. The reverse hooks
+ * need no namespace check: only translated sockets have entries. */
+static __always_inline int kx_sock4_fwd(struct bpf_sock_addr *ctx)
+{
+	__be32 addr = ctx->user_ip4;
+	__be16 port = (__be16)ctx->user_port;
+	int v;
+
+	if (!kx_sock_host_ns(ctx))
+		return 1;
+	v = kx_sock_xlate(bpf_get_socket_cookie(ctx), &addr, &port, ctx->protocol);
+	if (v == KX_SOCK_NAT) {
+		ctx->user_ip4 = addr;
+		ctx->user_port = port;
+	}
+	return kx_sock_verdict(v);
+}
+
+static __always_inline void kx_sock4_rev(struct bpf_sock_addr *ctx)
+{
+	__be32 addr = ctx->user_ip4;
+	__be16 port = (__be16)ctx->user_port;
+
+	if (kx_sock_rev(bpf_get_socket_cookie(ctx), &addr, &port)) {
+		ctx->user_ip4 = addr;
+		ctx->user_port = port;
+	}
+}
+
+/* The context's IPv6 address is read and written a 32-bit word at a time, as the verifier wants. */
+static __always_inline void kx_sock6_get(struct bpf_sock_addr *ctx, struct in6_addr *a)
+{
+	a->in6_u.u6_addr32[0] = ctx->user_ip6[0];
+	a->in6_u.u6_addr32[1] = ctx->user_ip6[1];
+	a->in6_u.u6_addr32[2] = ctx->user_ip6[2];
+	a->in6_u.u6_addr32[3] = ctx->user_ip6[3];
+}
+
+static __always_inline void kx_sock6_set(struct bpf_sock_addr *ctx, const struct in6_addr *a, __be16 port)
+{
+	ctx->user_ip6[0] = a->in6_u.u6_addr32[0];
+	ctx->user_ip6[1] = a->in6_u.u6_addr32[1];
+	ctx->user_ip6[2] = a->in6_u.u6_addr32[2];
+	ctx->user_ip6[3] = a->in6_u.u6_addr32[3];
+	ctx->user_port = port;
+}
+
+/* A dual-stack IPv6 socket dials an IPv4 Service as ::ffff:a.b.c.d: the IPv4 decision serves it. */
+static __always_inline __be32 *kx_v4_mapped(struct in6_addr *a)
+{
+	__u32 *w = a->in6_u.u6_addr32;
+
+	return w[0] == 0 && w[1] == 0 && w[2] == bpf_htonl(0xffff) ? &w[3] : 0;
+}
+
+static __always_inline int kx_sock6_fwd(struct bpf_sock_addr *ctx)
+{
+	struct in6_addr addr;
+	__be16 port = (__be16)ctx->user_port;
+	__be32 *v4;
+	__u64 cookie;
+	int v;
+
+	if (!kx_sock_host_ns(ctx))
+		return 1;
+	kx_sock6_get(ctx, &addr);
+	cookie = bpf_get_socket_cookie(ctx);
+	v4 = kx_v4_mapped(&addr);
+	v = v4 ? kx_sock_xlate(cookie, v4, &port, ctx->protocol) : kx_sock_xlate6(cookie, &addr, &port, ctx->protocol);
+	if (v == KX_SOCK_NAT)
+		kx_sock6_set(ctx, &addr, port);
+	return kx_sock_verdict(v);
+}
+
+static __always_inline void kx_sock6_rev(struct bpf_sock_addr *ctx)
+{
+	struct in6_addr addr;
+	__be16 port = (__be16)ctx->user_port;
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+	__be32 *v4;
+
+	kx_sock6_get(ctx, &addr);
+	v4 = kx_v4_mapped(&addr);
+	if (v4 ? kx_sock_rev(cookie, v4, &port) : kx_sock_rev6(cookie, &addr, &port))
+		kx_sock6_set(ctx, &addr, port);
+}
+
+SEC("cgroup/connect4")
+int kx_sock_connect4(struct bpf_sock_addr *ctx)
+{
+	return kx_sock4_fwd(ctx);
+}
+
+SEC("cgroup/sendmsg4")
+int kx_sock_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	return kx_sock4_fwd(ctx);
+}
+
+SEC("cgroup/recvmsg4")
+int kx_sock_recvmsg4(struct bpf_sock_addr *ctx)
+{
+	kx_sock4_rev(ctx);
+	return 1;
+}
+
+SEC("cgroup/getpeername4")
+int kx_sock_getpeername4(struct bpf_sock_addr *ctx)
+{
+	kx_sock4_rev(ctx);
+	return 1;
+}
+
+SEC("cgroup/connect6")
+int kx_sock_connect6(struct bpf_sock_addr *ctx)
+{
+	return kx_sock6_fwd(ctx);
+}
+
+SEC("cgroup/sendmsg6")
+int kx_sock_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	return kx_sock6_fwd(ctx);
+}
+
+SEC("cgroup/recvmsg6")
+int kx_sock_recvmsg6(struct bpf_sock_addr *ctx)
+{
+	kx_sock6_rev(ctx);
+	return 1;
+}
+
+SEC("cgroup/getpeername6")
+int kx_sock_getpeername6(struct bpf_sock_addr *ctx)
+{
+	kx_sock6_rev(ctx);
+	return 1;
 }
 
 struct kx_gc_ctx {

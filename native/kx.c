@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <net/if.h>
@@ -650,6 +652,84 @@ int kx_attach_tc(int prog_fd, int ifindex, int direction, int use_tcx, const cha
 		.priority = KX_TC_PRIORITY,
 	);
 	return bpf_tc_attach(&hook, &opts);
+}
+
+int kx_attach_cgroup(int prog_fd, const char *cgroup_path, int attach_type, const char *link_pin_path)
+{
+	struct bpf_link_info info;
+	__u32 len = sizeof(info);
+	struct stat st;
+	int cfd, lfd, err;
+
+	BEGIN();
+	if (!cgroup_path || !link_pin_path)
+		return -EINVAL;
+	cfd = open(cgroup_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cfd < 0)
+		return -errno;
+	if (fstat(cfd, &st)) {
+		err = -errno;
+		goto out;
+	}
+	lfd = bpf_obj_get(link_pin_path);
+	if (lfd >= 0) {
+		memset(&info, 0, sizeof(info));
+		err = bpf_obj_get_info_by_fd(lfd, &info, &len);
+		/* A cgroup's id is its directory's inode number on cgroup v2. */
+		if (!err && info.type == BPF_LINK_TYPE_CGROUP && info.cgroup.cgroup_id == st.st_ino &&
+		    info.cgroup.attach_type == (__u32)attach_type) {
+			LIBBPF_OPTS(bpf_link_update_opts, uopts, .flags = 0, .old_prog_fd = 0);
+			err = bpf_link_update(lfd, prog_fd, &uopts);
+			close(lfd);
+			goto out;
+		}
+		/* another cgroup (--cgroup-root changed) or a removed one: this pin is ours to replace */
+		if (!err)
+			bpf_link_detach(lfd);
+		close(lfd);
+		if (unlink(link_pin_path)) {
+			err = -errno;
+			goto out;
+		}
+	} else if (lfd != -ENOENT) {
+		err = lfd;
+		goto out;
+	}
+	if ((err = mkdir_parent(link_pin_path)))
+		goto out;
+	LIBBPF_OPTS(bpf_link_create_opts, copts,
+		.flags = 0,
+		.iter_info = NULL,
+		.iter_info_len = 0,
+		.target_btf_id = 0,
+	);
+	lfd = bpf_link_create(prog_fd, cfd, attach_type, &copts);
+	if (lfd < 0) {
+		err = lfd;
+		goto out;
+	}
+	err = bpf_obj_pin(lfd, link_pin_path);
+	close(lfd);
+out:
+	close(cfd);
+	return err;
+}
+
+int kx_netns_cookie(uint64_t *out)
+{
+	socklen_t len = sizeof(*out);
+	int fd, err = 0;
+
+	BEGIN();
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (getsockopt(fd, SOL_SOCKET, 71 /* SO_NETNS_COOKIE, Linux 5.14 */, out, &len))
+		err = -errno;
+	close(fd);
+	return err;
 }
 
 int kx_detach_link(const char *link_pin_path)

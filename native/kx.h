@@ -87,6 +87,12 @@ int kx_attach_tc(int prog_fd, int ifindex, int direction, int use_tcx, const cha
 /* Return 1 if something was detached, 0 if there was nothing to detach. Never removes a qdisc. */
 int kx_detach_tc(int ifindex, int direction, int use_tcx, const char *link_pin_path);
 int kx_detach_link(const char *link_pin_path);
+/* A cgroup link (attach_type: BPF_CGROUP_INET4_CONNECT, …) of prog_fd on the cgroup v2
+ * directory cgroup_path, pinned at link_pin_path, with the same replace semantics; a pin of
+ * another cgroup or hook is detached and replaced. */
+int kx_attach_cgroup(int prog_fd, const char *cgroup_path, int attach_type, const char *link_pin_path);
+/* The cookie of the CURRENT network namespace (SO_NETNS_COOKIE). */
+int kx_netns_cookie(uint64_t *out);
 
 /* Feature probes for the startup report (src/kernel/probe.ts decides what they mean).
  * Each returns 0 (or 1 for helper/map: supported) when the kernel accepts, else -errno. */

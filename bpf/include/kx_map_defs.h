@@ -142,6 +142,11 @@ KX_MAP6(BPF_MAP_TYPE_LPM_TRIE, struct cidr_key6, __u8, KX_MAX_CLUSTER_CIDRS, BPF
 KX_MAP6(BPF_MAP_TYPE_LRU_HASH, struct affinity_key6, struct affinity_value, KX_MAX_AFFINITY, 0) kx_affinity6 SEC(".maps");
 KX_MAP6(BPF_MAP_TYPE_ARRAY, __u32, struct config_value6, 1, 0) kx_config6 SEC(".maps");
 
+/* Socket-level load balancing (kx_sock_af.h). */
+KX_MAP6(BPF_MAP_TYPE_LRU_HASH, struct sock_revnat_key, struct revnat_value, KX_MAX_SOCK_REVNAT, 0) kx_sock_revnat SEC(".maps");
+KX_MAP6(BPF_MAP_TYPE_LRU_HASH, struct sock_revnat_key6, struct revnat_value6, KX_MAX_SOCK_REVNAT, 0) kx_sock_revnat6 SEC(".maps");
+KX_MAP6(BPF_MAP_TYPE_ARRAY, __u32, struct sock_config, 1, 0) kx_sock_config SEC(".maps");
+
 /* KX_LAYOUT_VERSION of the pins, written by the controller once they are converted. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -13,6 +13,9 @@
  * (externalTrafficPolicy / internalTrafficPolicy: Local). */
 #define KX_SCOPE_EXT 0
 #define KX_SCOPE_INT 1
+/* The node's own sockets (cgroup connect/sendmsg hooks, kx_sock_af.h): what kube-proxy does
+ * for locally originated traffic, which no packet hook sees. */
+#define KX_SCOPE_HOST 2
 
 /* frontend_value.flags. Which packets are source-NATed to the node is kube-proxy's choice
  * (its KUBE-MARK-MASQ jumps), compiled per frontend by src/dataplane/ebpf/compile.ts; a pod that
@@ -88,6 +91,7 @@
 #define KX_MAX_SRC_RANGES 65536  /* loadBalancerSourceRanges CIDRs, over every frontend */
 #define KX_MAX_CLUSTER_CIDRS 256
 #define KX_MAX_AFFINITY   131072 /* (client, frontend) pairs under sessionAffinity ClientIP */
+#define KX_MAX_SOCK_REVNAT 262144 /* (socket, backend) pairs the socket hooks translated */
 #define KX_MAX_AFFINITY_MATCH KX_MAX_SLOTS /* (frontend, backend) pairs of frontends with affinity: at most one per slot */
 
 /* SNAT source ports for NodePort -> remote backend and hairpin: 61000..65535, above Linux's
@@ -205,6 +209,23 @@ struct config_value {
 	__u32 flags;       /* KX_CFG_*, for both families */
 };
 
+/* Socket-level load balancing: the Service address a socket dialled, by the socket and the
+ * backend it was given, for recvmsg() and getpeername() to answer with. Socket cookies are
+ * never reused, so an entry of a closed socket is harmless until the LRU drops it. Value:
+ * revnat_value. */
+struct sock_revnat_key {
+	__u64 cookie; /* bpf_get_socket_cookie() */
+	__be32 addr;  /* the backend */
+	__be16 port;
+	__u16 pad;
+};
+
+/* Socket hook settings, one entry at index 0, written by the controller. */
+struct sock_config {
+	__u64 host_netns_cookie; /* the node's network namespace: only its sockets are translated
+				  * (pods keep the packet path); 0 = socket hooks off */
+};
+
 /*
  * IPv6: the same maps beside the IPv4 ones, with 16-byte addresses (Cilium's lb4_/lb6_ split,
  * not Katran's unions): IPv4 keys stay 16 bytes where a union would make them 40, and the IPv4
@@ -269,6 +290,13 @@ struct cidr_key6 {
 struct affinity_key6 {
 	struct in6_addr client;
 	__u32 svc_id;
+};
+
+struct sock_revnat_key6 {
+	__u64 cookie;
+	struct in6_addr addr;
+	__be16 port;
+	__u8 pad[6];
 };
 
 struct config_value6 {

@@ -22,7 +22,9 @@ enum kx_stat {
 	KX_STAT_FIB_FORWARDED = 14, /* translated packet forwarded by the program (--bpf-fib-forward) */
 	KX_STAT_FIB_KERNEL = 15, /* translated packet left to the kernel: no complete FIB answer
 				  * (no neighbour yet, TTL expiring, MTU, another interface in XDP) */
-	KX_STAT_MAX = 16,
+	KX_STAT_SOCK_TRANSLATED = 16, /* connect()/sendmsg() of a node socket to a Service address
+				       * given a backend's (socket hooks) */
+	KX_STAT_MAX = 17,
 };
 
 #endif

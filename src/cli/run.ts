@@ -5,6 +5,7 @@ import type { Server } from 'node:http';
 import { runConfig, type RunConfig } from '../config/run-config.js';
 import type { Logger } from 'pino';
 import { EbpfDataplane } from '../dataplane/ebpf/dataplane.js';
+import { cgroup2Mount } from '../kernel/cgroup.js';
 import { IDLE_IPV6_FLOW_ENTRIES, sizesFor } from '../dataplane/ebpf/map-sizes.js';
 import { IptablesDataplane } from '../dataplane/iptables/dataplane.js';
 import { iptablesConfigs, proxyFamilies, readHostFacts } from '../dataplane/iptables/setup.js';
@@ -36,6 +37,15 @@ export function nodeAddresses(cfg: Pick<RunConfig, 'proxy' | 'externalInterfaces
   });
 }
 
+/** --cgroup-root, else the cgroup2 mount's root; null: no socket hooks (host-network clients
+ *  are then not served, as without kube-proxy). */
+function socketHookCgroup(cfg: RunConfig, log: Logger): string | null {
+  if (cfg.cgroupRoot === '') return null;
+  const root = cfg.cgroupRoot ?? cgroup2Mount();
+  if (root === null) log.warn('no cgroup v2 mount in /proc/mounts: socket hooks off, host-network clients cannot reach Services (mount cgroup2 or give --cgroup-root)');
+  return root;
+}
+
 function ebpfDataplane(cfg: RunConfig, log: Logger, metrics: Metrics, check: ModeCheck): { dataplane: Dataplane; families: IPFamily[] } {
   const addresses = nodeAddresses(cfg);
   if (addresses.length === 0) throw new Error(`no IP address on ${cfg.externalInterfaces.join(', ')}: give --node-ip`);
@@ -48,7 +58,7 @@ function ebpfDataplane(cfg: RunConfig, log: Logger, metrics: Metrics, check: Mod
     podInterfaces: cfg.podInterfaces, xdpMode: cfg.xdpMode, tcMode: cfg.tcMode, nodeAddresses: addresses,
     nodePortAddresses: cfg.proxy.nodePortAddresses, clusterCIDRs: cfg.proxy.clusterCIDRs,
     masqueradeAll: cfg.proxy.masqueradeAll, masqueradeLocalEndpoints: cfg.proxy.masqueradeLocalEndpoints, fibForward: cfg.proxy.fibForward,
-    mapSizes,
+    localhostNodePorts: cfg.proxy.localhostNodePorts, mapSizes, cgroupRoot: socketHookCgroup(cfg, log),
     ...(check.probe ? { probe: check.probe } : {}),
   });
   dataplane.start();

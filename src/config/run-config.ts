@@ -137,6 +137,7 @@ export const RUN_FLAGS: FlagSpec = {
   'bpf-pin-dir': { type: 'string', default: DEFAULT_PIN_DIR },
   'bpf-object': { type: 'string', default: DEFAULT_OBJECT },
   'bpf-map-sizes': { type: 'string', multiple: true },
+  'cgroup-root': { type: 'string' },
   'xdp-mode': { type: 'string', default: 'auto' },
   'tc-mode': { type: 'string', default: 'auto' },
   'min-sync-period': { type: 'string' },
@@ -170,6 +171,9 @@ export interface RunConfig {
   readonly podInterfaces: readonly string[];
   readonly pinDir: string;
   readonly objectPath: string;
+  /** eBPF mode: the cgroup v2 directory the socket hooks attach to (host-network clients);
+   *  undefined: the cgroup2 mount's root, found at start; '': socket hooks off. */
+  readonly cgroupRoot: string | undefined;
   /** max_entries of the eBPF maps that --bpf-map-sizes sets (sizesFor adds the defaults). */
   readonly mapSizes: MapSizeOverrides;
   readonly xdpMode: 'auto' | 'native' | 'generic';
@@ -257,6 +261,7 @@ export function runConfig(argv: string[], env: NodeJS.ProcessEnv = process.env):
     pinDir: str('bpf-pin-dir'),
     objectPath: str('bpf-object'),
     mapSizes: parseMapSizes(list('bpf-map-sizes')),
+    cgroupRoot: v['cgroup-root'] as string | undefined,
     xdpMode: oneOf('xdp-mode', str('xdp-mode'), ['auto', 'native', 'generic'] as const),
     tcMode: oneOf('tc-mode', str('tc-mode'), ['auto', 'tcx', 'clsact'] as const),
     minSyncPeriodMs: duration('min-sync-period', proxy.minSyncPeriodMs, '0s'),

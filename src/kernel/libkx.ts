@@ -64,6 +64,8 @@ const SIGNATURES = {
   kx_attach_tc: [I, [I, I, I, I, S]],
   kx_detach_tc: [I, [I, I, I, S]],
   kx_detach_link: [I, [S]],
+  kx_attach_cgroup: [I, [I, S, I, S]],
+  kx_netns_cookie: [I, [P]],
   kx_probe_prog: [I, [I, I, I]],
   kx_probe_link: [I, [I, I, I, U32]],
   kx_probe_clsact: [I, []],
@@ -254,6 +256,18 @@ export class Libkx {
   /** Detaches the link pinned at linkPin and removes the pin. False if there was none. */
   detachLink(linkPin: string): boolean {
     return this.check(this.n.kx_detach_link(linkPin), 'bpf_link_detach', linkPin) === 1;
+  }
+
+  /** A cgroup link (attachType: the kernel's BPF_CGROUP_* number) on the cgroup v2 directory. */
+  attachCgroup(prog: FdLike, cgroupPath: string, attachType: number, linkPin: string): void {
+    this.check(this.n.kx_attach_cgroup(fdOf(prog), cgroupPath, attachType, linkPin), 'attach_cgroup', `${labelOf(prog)} on ${cgroupPath}`);
+  }
+
+  /** The cookie of the current network namespace. */
+  netnsCookie(): bigint {
+    const out = Buffer.alloc(8);
+    this.check(this.n.kx_netns_cookie(out), 'getsockopt(SO_NETNS_COOKIE)', 'netns');
+    return out.readBigUInt64LE();
   }
 
   // ---- probe, test run, interfaces ----

@@ -175,7 +175,8 @@ function udpOnce(host: string, port: number, timeoutMs: number, connected: boole
       if (connected) sock.send('ping\n', cb);
       else sock.send('ping\n', port, host, cb);
     };
-    if (connected) sock.connect(port, host, send);
+    // connect() itself fails where a socket hook refuses (Node passes that error to the callback)
+    if (connected) sock.connect(port, host, ((e?: Error) => (e ? finish({ code: errCode(e) }) : send())) as () => void);
     else send();
   });
 }

@@ -116,16 +116,20 @@ describe('eBPF dataplane, IPv6 and dual-stack, in the netns lab', { skip: unavai
     const [b, c, dd] = [lab.pod('b'), lab.pod('c'), lab.pod('d')];
     const web6 = [`[${b.ip6}]:8080(local)`, `[${c.ip6}]:8080`, `[${dd.ip6}]:8080`].sort().join(' ');
     const n1 = lab.nodes.node1.ip6!;
-    const want = (['TCP', 'UDP'] as const).flatMap((p) => (['external', 'internal'] as const).flatMap((scope) => [
-      `${p} [${CLUSTER_IP6}]:80 ${scope} [] -> ${web6}`,
-      `${p} [${n1}]:${NODE_PORT} ${scope} [snat-remote] -> ${web6}`,
-      `${p} [${EMPTY_IP6}]:80 ${scope} [reject] -> `,
-      `${p} [${n1}]:${EMPTY_NODE_PORT} ${scope} [snat-remote,reject] -> `,
-    ])).sort();
+    const want = (['TCP', 'UDP'] as const).flatMap((p) => (['external', 'internal', 'host'] as const).flatMap((scope) => {
+      const snat = scope === 'host' ? '' : 'snat-remote'; // the socket hooks rewrite no packet
+      return [
+        `${p} [${CLUSTER_IP6}]:80 ${scope} [] -> ${web6}`,
+        `${p} [${n1}]:${NODE_PORT} ${scope} [${snat}] -> ${web6}`,
+        `${p} [${EMPTY_IP6}]:80 ${scope} [reject] -> `,
+        `${p} [${n1}]:${EMPTY_NODE_PORT} ${scope} [${[snat, 'reject'].filter(Boolean).join(',')}] -> `,
+      ];
+    })).sort();
     assert.deepEqual(got, want);
     // and the IPv4 family of the same Services is there beside it
     const v4 = d.frontends.filter((f) => !f.address.includes(':')).map((f) => hostPort(f.address, f.port));
-    assert.deepEqual([...new Set(v4)].sort(), [`${CLUSTER_IP}:80`, `${EMPTY_IP}:80`, `${lab.nodes.node1.ip}:${NODE_PORT}`, `${lab.nodes.node1.ip}:${EMPTY_NODE_PORT}`].sort());
+    assert.deepEqual([...new Set(v4)].sort(), [`${CLUSTER_IP}:80`, `${EMPTY_IP}:80`, `${lab.nodes.node1.ip}:${NODE_PORT}`, `${lab.nodes.node1.ip}:${EMPTY_NODE_PORT}`,
+      `127.0.0.1:${NODE_PORT}`, `127.0.0.1:${EMPTY_NODE_PORT}`].sort(), 'localhost NodePorts: IPv4 only, for the node\'s sockets');
   });
 
   test('IPv6 ClusterIP over TCP: 300 connections from a pod reach every backend; the client sees the ClusterIP', async () => {

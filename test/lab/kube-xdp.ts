@@ -23,7 +23,11 @@ export class Controller {
     const proc = lab.spawn(n.ns, [
       process.execPath, cli, 'run', ...sourceArgs, '--node-name', node,
       '--external-interfaces', n.extIf, '--pod-interfaces', 'kxv*', '--bpf-pin-dir', lab.pinDir(node),
-      '--metrics-bind-address', '', ...extra,
+      '--metrics-bind-address', '',
+      // socket hooks on the node's scratch cgroup, never the machine's (an earlier release
+      // has no such flag, nor hooks)
+      ...(cli === CLI ? ['--cgroup-root', lab.cgroup(node)] : []),
+      ...extra,
     ], { useNsenter: true });
     const c = new Controller(lab, node, proc);
     await c.waitFor((l) => l.msg === 'synced', 20_000);

@@ -3,9 +3,10 @@
 // namespace: every link is created by an `ip -n <lab ns>` and every exec is confined to a lab ns.
 import { spawn as cpSpawn, execFileSync, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Summary } from './client.js';
+import { cgroup2Mount } from '../../src/kernel/cgroup.js';
 
 export type ClientSummary = Summary;
 export type NodeName = 'node1' | 'node2';
@@ -67,10 +68,15 @@ export interface Lab {
   /** nsenter --net only: keeps the mount namespace, so /sys/fs/bpf stays visible. */
   execNet(ns: string, argv: string[], opts?: ExecOptions): Promise<ExecResult>;
   spawn(ns: string, argv: string[], opts?: SpawnOptions): LabProcess;
-  client(ns: string, args: ClientOptions | string[]): Promise<ClientSummary>;
+  /** cgroup: run the client in this cgroup (a node's, where its socket hooks are attached). */
+  client(ns: string, args: ClientOptions | string[], opts?: { cgroup?: string }): Promise<ClientSummary>;
   addPod(spec: PodSpec): Promise<LabPod>;
   removePod(name: string): Promise<void>;
   pinDir(node: NodeName): string;
+  /** The node's scratch cgroup (a child of the cgroup2 mount, made on first use), where its
+   *  controller attaches the socket hooks: the node's processes that join it are the node's
+   *  host-network clients. '' when the machine has no cgroup2. */
+  cgroup(node: NodeName): string;
   teardown(): Promise<void>;
 }
 
@@ -80,6 +86,7 @@ const CLIENT = `${HERE}client.js`;
 const XDP_PASS_OBJ = fileURLToPath(new URL('../../../build/empty.bpf.o', import.meta.url));
 const BPFFS = '/sys/fs/bpf';
 const MARKERS = '/run/kx-labs'; // owner pid per lab id, so sweepLabs spares live labs
+const CGROUP2 = cgroup2Mount();
 const GW = '169.254.1.1';
 const HOST_MAC = 'ee:ee:ee:ee:ee:ee';
 const WIRE_NET = '192.168.77';
@@ -183,7 +190,27 @@ function removeLabFiles(labId: string): void {
   let pins: string[] = [];
   try { pins = readdirSync(BPFFS).filter((f) => f.startsWith(`${labId}-`)); } catch { /* no bpffs */ }
   for (const p of pins) rmSync(`${BPFFS}/${p}`, { recursive: true, force: true });
+  removeLabCgroups(labId);
   rmSync(`${MARKERS}/${labId}`, { force: true });
+}
+
+/** rmdir of the lab's cgroups, once the processes killed in them are gone (a cgroup with a
+ *  process, zombies included, is busy); links attached to a removed cgroup are detached. */
+function removeLabCgroups(labId: string): void {
+  if (!CGROUP2) return;
+  let dirs: string[] = [];
+  try { dirs = readdirSync(CGROUP2).filter((f) => f.startsWith(`${labId}-`)); } catch { return; }
+  for (const d of dirs) {
+    for (let tries = 0; ; tries++) {
+      try {
+        rmdirSync(`${CGROUP2}/${d}`);
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EBUSY' || tries >= 100) throw e;
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+      }
+    }
+  }
 }
 
 const live = new Set<LabImpl>();
@@ -267,6 +294,13 @@ class LabImpl implements Lab {
   }
 
   pinDir(node: NodeName): string { return `${BPFFS}/${this.prefix}${node}`; }
+
+  cgroup(node: NodeName): string {
+    if (!CGROUP2) return '';
+    const dir = `${CGROUP2}/${this.prefix}${node}`;
+    mkdirSync(dir, { recursive: true });
+    return dir;
+  }
 
   async build(pods: PodSpec[]): Promise<void> {
     mkdirSync(MARKERS, { recursive: true });
@@ -430,9 +464,14 @@ class LabImpl implements Lab {
     return Object.assign(c, { output: () => ({ ...out }), waitFor, stop: () => stopProc(c) });
   }
 
-  async client(ns: string, args: ClientOptions | string[]): Promise<ClientSummary> {
+  async client(ns: string, args: ClientOptions | string[], opts: { cgroup?: string } = {}): Promise<ClientSummary> {
     const argv = Array.isArray(args) ? args : clientArgv(args);
-    const r = await this.exec(ns, [process.execPath, CLIENT, ...argv]);
+    const cmd = [process.execPath, CLIENT, ...argv];
+    // join the cgroup before exec: every socket of the client is then under its hooks (nsenter
+    // --net: `ip netns exec` remounts /sys, hiding the cgroup2 mount)
+    const r = opts.cgroup
+      ? await this.execNet(ns, ['sh', '-ec', 'echo $$ > "$0/cgroup.procs"; exec "$@"', opts.cgroup, ...cmd])
+      : await this.exec(ns, cmd);
     if (r.code !== 0) throw new Error(`client ${argv.join(' ')} in ${ns} exited ${r.code}: ${r.stderr.trim()}`);
     return JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as ClientSummary;
   }

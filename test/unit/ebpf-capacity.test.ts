@@ -96,7 +96,7 @@ test('capacity: the peak of a sync (new entries written before old ones go) neve
 
 test('capacity: frontends, backends and reverse-NAT entries are limits too', () => {
   for (const [m, limits] of [
-    ['kx_frontends', { ...LIMITS, slots: 100, frontends: 4 }], // two per ClusterIP
+    ['kx_frontends', { ...LIMITS, slots: 100, frontends: 6 }], // three per ClusterIP (internal, external, host)
     ['kx_backends', { ...LIMITS, slots: 100, backends: 5 }],
     ['kx_revnat', { ...LIMITS, slots: 100, revnat: 2 }],
   ] as const) {

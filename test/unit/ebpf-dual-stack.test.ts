@@ -8,7 +8,7 @@ import { applyPlan, readMaps } from '../../src/dataplane/ebpf/apply.js';
 import { appliedFromMaps } from '../../src/dataplane/ebpf/readback.js';
 import { admit, MAP_LIMITS } from '../../src/dataplane/ebpf/capacity.js';
 import { vipBits } from '../../src/dataplane/ebpf/prefilter.js';
-import { CFG_FIB_FORWARD, FE_MASQ_OFF_CLUSTER, SCOPE_EXT } from '../../src/dataplane/ebpf/maps.js';
+import { CFG_FIB_FORWARD, FE_MASQ_OFF_CLUSTER, SCOPE_EXT, SCOPE_HOST } from '../../src/dataplane/ebpf/maps.js';
 import { endpoint, servicePort } from './helpers/service.js';
 import { MemoryMaps } from './helpers/memory-maps.js';
 
@@ -27,11 +27,13 @@ const dual = servicePort('web', {
 test('compile: a dual-stack NodePort Service is two families of frontends, canonical addresses, one backend set per family and view', () => {
   const { desired, problems } = compile({ services: [dual] }, node);
   assert.deepEqual(problems, []);
-  const keys = [...desired.frontends.values()].map((f) => `${f.key.addr}:${f.key.port}/${f.key.scope === SCOPE_EXT ? 'ext' : 'int'}`).sort();
+  const scopeName = (s: number) => (s === SCOPE_EXT ? 'ext' : s === SCOPE_HOST ? 'host' : 'int');
+  const keys = [...desired.frontends.values()].map((f) => `${f.key.addr}:${f.key.port}/${scopeName(f.key.scope)}`).sort();
   assert.deepEqual(keys, [
-    '10.96.0.10:80/ext', '10.96.0.10:80/int', '192.168.77.1:30080/ext', '192.168.77.1:30080/int',
-    'fd00:96::10:80/ext', 'fd00:96::10:80/int', 'fd77::1:30080/ext', 'fd77::1:30080/int',
-  ]);
+    '10.96.0.10:80/ext', '10.96.0.10:80/host', '10.96.0.10:80/int', '127.0.0.1:30080/host',
+    '192.168.77.1:30080/ext', '192.168.77.1:30080/host', '192.168.77.1:30080/int',
+    'fd00:96::10:80/ext', 'fd00:96::10:80/host', 'fd00:96::10:80/int', 'fd77::1:30080/ext', 'fd77::1:30080/host', 'fd77::1:30080/int',
+  ], 'localhost NodePorts are IPv4 only, as kube-proxy\'s');
   const v6 = [...desired.frontends.values()].filter((f) => f.key.addr.includes(':'));
   const v4 = [...desired.frontends.values()].filter((f) => !f.key.addr.includes(':'));
   for (const f of v6) assert.deepEqual(f.backends.map((b) => b.addr), ['fd44:0:1::5', 'fd44:0:2::5'], 'only IPv6 endpoints, canonical');
@@ -42,7 +44,9 @@ test('compile: a dual-stack NodePort Service is two families of frontends, canon
   assert.equal(desired.config6.nodeAddr, 'fd77::1');
   assert.deepEqual([...desired.clusterCIDRs].sort(), ['10.244.0.0/16', 'fd44::/48']);
   // the IPv6 detector is the IPv6 clusterCIDR: the ClusterIP masquerades off-cluster sources
-  assert.ok(v6.filter((f) => f.key.addr === 'fd00:96::10').every((f) => f.flags & FE_MASQ_OFF_CLUSTER));
+  assert.ok(v6.filter((f) => f.key.addr === 'fd00:96::10' && f.key.scope !== SCOPE_HOST).every((f) => f.flags & FE_MASQ_OFF_CLUSTER));
+  // the socket hooks' frontends carry no packet-rewriting flag
+  assert.ok(v6.filter((f) => f.key.scope === SCOPE_HOST).every((f) => (f.flags & FE_MASQ_OFF_CLUSTER) === 0));
 });
 
 test('compile: --bpf-fib-forward is one flag in kx_config, which both families read; off by default', () => {
@@ -66,11 +70,11 @@ test('plan: IPv6 entries go to the IPv6 twins, shared maps stay shared; read bac
   const counts = Object.fromEntries(p.steps.map((s) => [`${s.op} ${s.map}`, s.keys.length]));
   assert.deepEqual(counts, {
     'update config': 1, 'update config6': 1, 'update clusterCidrs': 1, 'update clusterCidrs6': 1,
-    'update backends': 2, 'update backends6': 2, 'update slots': 8, 'update revnat': 2, 'update revnat6': 2,
-    'update frontends': 4, 'update frontends6': 4,
+    'update backends': 2, 'update backends6': 2, 'update slots': 8, 'update revnat': 3, 'update revnat6': 2,
+    'update frontends': 7, 'update frontends6': 6,
   });
   applyPlan(mem, p);
-  assert.equal(mem.maps.get('kx_frontends6')?.size, 4);
+  assert.equal(mem.maps.get('kx_frontends6')?.size, 6);
   assert.equal(mem.maps.get('kx_backends6')?.size, 2);
   // ids are one space per kind: no IPv4 and IPv6 backend share one
   const ids = [...mem.maps.get('kx_backends')!.keys(), ...mem.maps.get('kx_backends6')!.keys()];
@@ -81,15 +85,15 @@ test('plan: IPv6 entries go to the IPv6 twins, shared maps stay shared; read bac
   const v4only = compile({ services: [{ ...dual, families: ['IPv4'], clusterIPs: ['10.96.0.10'] }] }, { ...node, nodeAddresses: ['192.168.77.1'] }).desired;
   const gone = plan(appliedFromMaps(readMaps(mem)), v4only);
   const deletes = gone.steps.filter((s) => s.op === 'delete').map((s) => `${s.map}:${s.keys.length}`);
-  assert.deepEqual(deletes, ['frontends6:4', 'slots:4', 'revnat6:2', 'backends6:2'], 'the twins and the shared slots of the IPv6 sets');
+  assert.deepEqual(deletes, ['frontends6:6', 'slots:4', 'revnat6:2', 'backends6:2'], 'the twins and the shared slots of the IPv6 sets');
 });
 
 test('capacity: each family counts against its own maps', () => {
   const { desired } = compile({ services: [dual] }, node);
   const full = admit(emptyApplied(), desired, { ...MAP_LIMITS, frontends6: 3 });
   assert.deepEqual(full.leftOut, ['default/web:http']);
-  assert.deepEqual(full.shortfalls.map((s) => `${s.map} ${s.limit} ${s.demand}`), ['kx_frontends6 3 4']);
-  assert.deepEqual(admit(emptyApplied(), desired, { ...MAP_LIMITS, frontends: 4, frontends6: 4 }).leftOut, []);
+  assert.deepEqual(full.shortfalls.map((s) => `${s.map} ${s.limit} ${s.demand}`), ['kx_frontends6 3 6']);
+  assert.deepEqual(admit(emptyApplied(), desired, { ...MAP_LIMITS, frontends: 7, frontends6: 6 }).leftOut, []);
 });
 
 test('prefilter: an IPv6 address enters the Bloom filter as the XOR of its four words (kx_in6_fold)', () => {

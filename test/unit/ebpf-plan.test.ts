@@ -4,7 +4,7 @@ import { compile } from '../../src/dataplane/ebpf/compile.js';
 import { emptyApplied, plan, type AppliedState } from '../../src/dataplane/ebpf/plan.js';
 import { applyPlan, readMaps } from '../../src/dataplane/ebpf/apply.js';
 import { appliedFromMaps } from '../../src/dataplane/ebpf/readback.js';
-import { FE_LOCAL_ONLY, FE_NODEPORT, SCOPE_EXT, SCOPE_INT, type FrontendValue } from '../../src/dataplane/ebpf/maps.js';
+import { FE_LOCAL_ONLY, FE_NODEPORT, SCOPE_EXT, SCOPE_HOST, SCOPE_INT, type FrontendValue } from '../../src/dataplane/ebpf/maps.js';
 import type { ServicePort } from '../../src/model/types.js';
 import { endpoint, servicePort } from './helpers/service.js';
 import { MemoryMaps } from './helpers/memory-maps.js';
@@ -14,22 +14,24 @@ const eps = (n: number, base = 1) => Array.from({ length: n }, (_, i) => endpoin
 const state = (...services: ServicePort[]) => ({ services });
 const desired = (...s: ServicePort[]) => compile(state(...s), node).desired;
 
-test('compile: a ClusterIP is an internal and an external frontend of one backend set, backends sorted by "ip:port" string', () => {
+test('compile: a ClusterIP is an internal, an external and a host frontend of one backend set, backends sorted by "ip:port" string', () => {
   const sp = servicePort('web', { endpoints: [endpoint('10.244.1.9', 80), endpoint('10.244.1.10', 80)] });
   const { desired: d, problems } = compile(state(sp), node);
   assert.deepEqual(problems, []);
   assert.deepEqual([...d.frontends.values()].map((f) => f.key), [
     { addr: '10.96.0.10', port: 80, proto: 6, scope: SCOPE_INT },
     { addr: '10.96.0.10', port: 80, proto: 6, scope: SCOPE_EXT },
+    { addr: '10.96.0.10', port: 80, proto: 6, scope: SCOPE_HOST },
   ]);
-  const [int, ext] = [...d.frontends.values()];
+  const [int, ext, host] = [...d.frontends.values()];
   assert.equal(int!.set, ext!.set);
+  assert.equal(int!.set, host!.set);
   assert.deepEqual(int!.backends.map((b) => b.addr), ['10.244.1.10', '10.244.1.9']);
   assert.deepEqual(int!.revNat, { addr: '10.96.0.10', port: 80 });
   assert.equal(d.config.nodeAddr, '192.168.77.1');
   // one set: one svc_id, one list of slots for both
   const p = plan(emptyApplied(), d);
-  assert.deepEqual(p.steps.map((s) => `${s.op} ${s.map}:${s.keys.length}`), ['update config:1', 'update config6:1', 'update backends:2', 'update slots:2', 'update revnat:1', 'update frontends:2']);
+  assert.deepEqual(p.steps.map((s) => `${s.op} ${s.map}:${s.keys.length}`), ['update config:1', 'update config6:1', 'update backends:2', 'update slots:2', 'update revnat:1', 'update frontends:3']);
   assert.equal(new Set([...p.next.frontends.values()].map((f) => f.value.svcId)).size, 1);
 });
 
@@ -54,6 +56,26 @@ test('compile: NodePort gets an external and an internal frontend per node addre
   const noDetector = compile(state(sp), { nodeAddresses: ['192.168.77.1'] }).desired;
   const fromPods = [...noDetector.frontends.values()].filter((f) => f.key.scope === SCOPE_INT && f.key.port === 30080);
   assert.deepEqual(fromPods.map((f) => [f.backends.length, f.flags]), [[2, FE_NODEPORT | FE_LOCAL_ONLY]]);
+  // the node's own sockets: every endpoint whatever the policy (KUBE-EXT's "LOCAL traffic"
+  // rules), on each node address and on localhost (localhostNodePorts, default true)
+  for (const dd of [d, noDetector]) {
+    const host = [...dd.frontends.values()].filter((f) => f.key.scope === SCOPE_HOST && f.key.port === 30080);
+    assert.ok(host.some((f) => f.key.addr === '127.0.0.1'));
+    for (const f of host) assert.equal(f.backends.length, 4);
+  }
+  const noLocalhost = compile(state(sp), { nodeAddresses: ['192.168.77.1'], localhostNodePorts: false }).desired;
+  assert.deepEqual([...noLocalhost.frontends.values()].filter((f) => f.key.scope === SCOPE_HOST && f.key.port === 30080).map((f) => f.key.addr), ['192.168.77.1']);
+  const onlyNodeNet = compile(state(sp), { nodeAddresses: ['192.168.77.1'], nodePortAddresses: ['192.168.77.0/24'] }).desired;
+  assert.deepEqual([...onlyNodeNet.frontends.values()].filter((f) => f.key.scope === SCOPE_HOST && f.key.port === 30080).map((f) => f.key.addr), ['192.168.77.1']);
+});
+
+test('compile: the node reaches an LB IP through the socket hooks only when loadBalancerSourceRanges include it', () => {
+  const sp = servicePort('lb', { type: 'LoadBalancer', loadBalancerIPs: ['203.0.113.7'], loadBalancerSourceRanges: ['198.51.100.0/24'], endpoints: eps(2) });
+  const hostLb = (nodeAddresses: string[]) => [...compile(state(sp), { nodeAddresses }).desired.frontends.values()]
+    .find((f) => f.key.scope === SCOPE_HOST && f.key.addr === '203.0.113.7')!;
+  assert.equal(hostLb(['192.168.77.1']).backends.length, 0, 'outside the ranges: no backend (kube-proxy drops)');
+  assert.equal(hostLb(['198.51.100.9']).backends.length, 2);
+  assert.deepEqual(hostLb(['198.51.100.9']).sourceRanges, [], 'the socket path has no source address to check');
 });
 
 test('compile: IPv6 addresses and endpoints are left out; SCTP is a protocol like the others; duplicate frontends are reported', () => {
@@ -62,7 +84,8 @@ test('compile: IPv6 addresses and endpoints are left out; SCTP is a protocol lik
   const dup = servicePort('dup', { id: 'default/dup:http', clusterIPs: ['10.96.0.11'] });
   const { desired: d, problems } = compile(state(v6, sctp, dup), node);
   assert.deepEqual([...d.frontends.values()].map((f) => `${f.key.addr}/${f.key.proto}/${f.key.scope}`),
-    [`10.96.0.11/6/${SCOPE_INT}`, `10.96.0.11/6/${SCOPE_EXT}`, `10.96.0.12/132/${SCOPE_INT}`, `10.96.0.12/132/${SCOPE_EXT}`]);
+    [`10.96.0.11/6/${SCOPE_INT}`, `10.96.0.11/6/${SCOPE_EXT}`, `10.96.0.11/6/${SCOPE_HOST}`,
+      `10.96.0.12/132/${SCOPE_INT}`, `10.96.0.12/132/${SCOPE_EXT}`, `10.96.0.12/132/${SCOPE_HOST}`]);
   assert.deepEqual([...d.frontends.values()][0]!.backends.map((b) => b.addr), ['10.244.1.1']);
   assert.equal(problems.length, 1);
   assert.match(problems[0]!.reason, /already served by default\/v6:http/);
@@ -72,7 +95,7 @@ test('compile: TCP and UDP on one address and port are two frontends (DNS)', () 
   const tcp = servicePort('dns', { id: 'kube-system/dns:tcp', endpoints: eps(2) });
   const udp = servicePort('dns', { id: 'kube-system/dns:udp', protocol: 'UDP', endpoints: eps(2) });
   const d = desired(tcp, udp);
-  assert.deepEqual([...d.frontends.values()].map((f) => f.key.proto).sort(), [17, 17, 6, 6].sort());
+  assert.deepEqual([...d.frontends.values()].map((f) => f.key.proto).sort(), [17, 17, 17, 6, 6, 6].sort());
   assert.equal(new Set([...d.frontends.values()].map((f) => f.set)).size, 2, 'one backend set per protocol');
 });
 
@@ -102,11 +125,11 @@ test('plan: scale 3 -> 1 -> 4 keeps every intermediate state consistent and writ
   let applied = emptyApplied();
   let p = applyStepwise(mem, applied, desired(servicePort('web', { endpoints: eps(3) })));
   assert.deepEqual(p.steps.map((s) => `${s.op} ${s.map}`), ['update config', 'update config6', 'update backends', 'update slots', 'update revnat', 'update frontends']);
-  assert.equal(p.writes, 1 + 1 + 3 + 3 + 1 + 2, 'the internal and external frontends share the 3 slots');
+  assert.equal(p.writes, 1 + 1 + 3 + 3 + 1 + 3, 'the internal, external and host frontends share the 3 slots');
   applied = p.next;
 
   p = applyStepwise(mem, applied, desired(servicePort('web', { endpoints: eps(1) })));
-  assert.deepEqual(p.steps.map((s) => `${s.op} ${s.map}:${s.keys.length}`), ['update frontends:2', 'delete slots:2', 'delete backends:2']);
+  assert.deepEqual(p.steps.map((s) => `${s.op} ${s.map}:${s.keys.length}`), ['update frontends:3', 'delete slots:2', 'delete backends:2']);
   applied = p.next;
 
   p = applyStepwise(mem, applied, desired(servicePort('web', { endpoints: eps(4) })));
@@ -122,7 +145,7 @@ test('plan: nothing changed -> no step; a removed Service deletes frontend, slot
   const first = applyStepwise(mem, emptyApplied(), d);
   assert.equal(plan(first.next, d).writes, 0);
   const p = applyStepwise(mem, first.next, desired(servicePort('a', { endpoints: eps(2) })));
-  assert.deepEqual(p.steps.map((s) => `${s.op} ${s.map}:${s.keys.length}`), ['delete frontends:2', 'delete slots:2', 'delete revnat:1', 'delete backends:2']);
+  assert.deepEqual(p.steps.map((s) => `${s.op} ${s.map}:${s.keys.length}`), ['delete frontends:3', 'delete slots:2', 'delete revnat:1', 'delete backends:2']);
 });
 
 test('readback: a restarted controller plans zero writes against unchanged maps, and cleans strays', () => {

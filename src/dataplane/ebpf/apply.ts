@@ -33,9 +33,10 @@ export function applyPlan(io: MapIO, p: Plan): ApplyCounts {
   return { updates, deletes };
 }
 
-/** The maps a sync plans (the datapath writes conntrack and affinity; pins.ts the layout;
- * prefilter.ts the prefilter). */
-type OwnedRole = Exclude<MapRole, 'ct' | 'ctNew' | 'affinity' | 'ct6' | 'ctNew6' | 'affinity6' | 'layout' | 'vipBloom' | 'portBits'>;
+/** The maps a sync plans (the datapath writes conntrack, affinity and the sockets' reverse
+ * NAT; pins.ts the layout; prefilter.ts the prefilter; the loader the socket config). */
+type OwnedRole = Exclude<MapRole, 'ct' | 'ctNew' | 'affinity' | 'ct6' | 'ctNew6' | 'affinity6' | 'layout' | 'vipBloom' | 'portBits'
+  | 'sockRevnat' | 'sockRevnat6' | 'sockConfig'>;
 const MAX_ENTRIES: Record<OwnedRole, number> = { ...KX_LIMITS, config: 1, config6: 1 };
 
 export function dumpMap<K, V>(io: MapIO, role: OwnedRole): Array<[K, V]> {

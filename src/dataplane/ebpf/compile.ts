@@ -5,7 +5,7 @@ import { familyView } from '../../model/family.js';
 import type { Endpoint, IPFamily, ProxyState, ServicePort } from '../../model/types.js';
 import {
   BE_LOCAL, BE_TERMINATING, CFG_FIB_FORWARD, FE_AFFINITY, FE_LOCAL_ONLY, FE_MASQ_ALL, FE_MASQ_LOCAL, FE_MASQ_OFF_CLUSTER, FE_NODEPORT,
-  FE_REJECT, FE_SRC_RANGES, PROTO_NUMBER, SCOPE_EXT, SCOPE_INT,
+  FE_REJECT, FE_SRC_RANGES, PROTO_NUMBER, SCOPE_EXT, SCOPE_HOST, SCOPE_INT,
   type BackendValue, type Config6Value, type ConfigValue, type FrontendKey,
 } from './maps.js';
 
@@ -25,6 +25,9 @@ export interface EbpfNodeConfig {
   readonly masqueradeLocalEndpoints?: boolean;
   /** --bpf-fib-forward: the programs forward translated packets themselves (kx_fib.h). */
   readonly fibForward?: boolean;
+  /** kube-proxy's iptables.localhostNodePorts (default true): the node's own sockets reach
+   *  NodePorts on 127.0.0.1 too (IPv4 only, and only where nodePortAddresses allow loopback). */
+  readonly localhostNodePorts?: boolean;
 }
 
 export interface DesiredFrontend {
@@ -71,6 +74,8 @@ function backendsOf(endpoints: readonly Endpoint[]): BackendValue[] {
 }
 
 const FAMILIES: readonly IPFamily[] = ['IPv4', 'IPv6'];
+/** Packet rewriting choices, meaningless to the socket hooks (no packet to rewrite). */
+const PACKET_ONLY_FLAGS = FE_NODEPORT | FE_LOCAL_ONLY | FE_MASQ_ALL | FE_MASQ_OFF_CLUSTER | FE_MASQ_LOCAL;
 const BITS: Record<IPFamily, 32 | 128> = { IPv4: 32, IPv6: 128 };
 const familyOf = (ip: string): IPFamily => (ip.includes(':') ? 'IPv6' : 'IPv4');
 const cidrsOf = (list: readonly string[] | undefined, family: IPFamily): Cidr[] =>
@@ -86,10 +91,13 @@ const cidrsOf = (list: readonly string[] | undefined, family: IPFamily): Cidr[] 
  *    keeps the client and uses local endpoints only.
  *  - External address from a pod: with a detector, short-circuited to the cluster-wide set
  *    without masquerade when the policy is Local; otherwise as from outside.
+ *  - External address from the node itself (its KUBE-EXT "LOCAL traffic" rules): always the
+ *    cluster-wide set, whatever the policy. The socket hooks serve it; masquerade flags do not
+ *    matter there (the node's socket already has a node source address).
  */
 interface View { readonly name: string; readonly endpoints: readonly Endpoint[]; readonly flags: number }
 
-function views(sp: ServicePort, family: IPFamily, node: EbpfNodeConfig): { cluster: View; external: View; externalFromPods: View } {
+function views(sp: ServicePort, family: IPFamily, node: EbpfNodeConfig): { cluster: View; external: View; externalFromPods: View; externalFromNode: View } {
   const detector = cidrsOf(node.clusterCIDRs, family).length > 0; // kube-proxy's detector is per family
   const clusterMasq = node.masqueradeAll ? FE_MASQ_ALL : detector ? FE_MASQ_OFF_CLUSTER : 0;
   const internal = sp.internalTrafficPolicy === 'Local' ? sp.localEndpoints : sp.clusterEndpoints;
@@ -102,7 +110,9 @@ function views(sp: ServicePort, family: IPFamily, node: EbpfNodeConfig): { clust
   const externalFromPods: View = shortCircuit
     ? { name: 'from-pods', endpoints: sp.usesClusterEndpoints ? sp.clusterEndpoints : sp.localEndpoints, flags: 0 }
     : external;
-  return { cluster: { name: 'cluster', endpoints: internal, flags: clusterMasq }, external, externalFromPods };
+  const clusterWide = sp.usesClusterEndpoints ? sp.clusterEndpoints : sp.localEndpoints;
+  const externalFromNode: View = !extLocal ? external : shortCircuit ? externalFromPods : { name: 'from-node', endpoints: clusterWide, flags: 0 };
+  return { cluster: { name: 'cluster', endpoints: internal, flags: clusterMasq }, external, externalFromPods, externalFromNode };
 }
 
 export function compile(state: ProxyState, node: EbpfNodeConfig): { desired: DesiredState; problems: CompileProblem[] } {
@@ -115,6 +125,11 @@ export function compile(state: ProxyState, node: EbpfNodeConfig): { desired: Des
     return nodeAddresses.filter((ip) => familyOf(ip) === family && (cidrs.length === 0 || cidrs.some((c) => cidrContains(c, ip))));
   };
   const nodePorts = { IPv4: nodePortAddresses('IPv4'), IPv6: nodePortAddresses('IPv6') };
+  // kube-proxy's localhost NodePorts: IPv4 only, when nodePortAddresses match all or loopback
+  const npCidrs4 = cidrsOf(node.nodePortAddresses, 'IPv4');
+  const localhostNodePort = (node.localhostNodePorts ?? true) &&
+    (npCidrs4.length === 0 || npCidrs4.some((c) => cidrContains(c, '127.0.0.1')));
+  const hostNodePorts = { IPv4: localhostNodePort ? [...nodePorts.IPv4, '127.0.0.1'] : nodePorts.IPv4, IPv6: nodePorts.IPv6 };
 
   for (const full of state.services) for (const family of FAMILIES) {
     const sp = familyView(full, family);
@@ -129,11 +144,9 @@ export function compile(state: ProxyState, node: EbpfNodeConfig): { desired: Des
       : [];
     // kube-proxy lets a node inside the ranges reach the LB IP with the LB IP as source (a VIP
     // that is local to the node loops back with it).
-    const rangesWithNode = (lbIP: string) => {
-      const cidrs = ranges.map((r) => parseCidr(r)!);
-      const nodeInside = nodeAddresses.some((ip) => cidrs.some((c) => cidrContains(c, ip)));
-      return nodeInside ? [...ranges, `${lbIP}/${BITS[family]}`] : ranges;
-    };
+    const rangeCidrs = ranges.map((r) => parseCidr(r)!);
+    const nodeInsideRanges = nodeAddresses.some((ip) => rangeCidrs.some((c) => cidrContains(c, ip)));
+    const rangesWithNode = (lbIP: string) => (nodeInsideRanges ? [...ranges, `${lbIP}/${BITS[family]}`] : ranges);
     const add = (ip: string, port: number, scope: number, view: View, sourceRanges: readonly string[] = []): void => {
       const addr = canonical(ip);
       const key: FrontendKey = { addr, port, proto, scope };
@@ -147,7 +160,7 @@ export function compile(state: ProxyState, node: EbpfNodeConfig): { desired: Des
       const backends = backendsOf(view.endpoints);
       frontends.set(id, {
         id, key, service: sp.id,
-        flags: view.flags | affinity | (backends.length === 0 ? reject : 0) | (sourceRanges.length ? FE_SRC_RANGES : 0),
+        flags: (scope === SCOPE_HOST ? view.flags & ~PACKET_ONLY_FLAGS : view.flags) | affinity | (backends.length === 0 ? reject : 0) | (sourceRanges.length ? FE_SRC_RANGES : 0),
         affinityTimeout: sp.sessionAffinityTimeoutSeconds ?? 0,
         revNat: { addr, port },
         backends,
@@ -157,25 +170,32 @@ export function compile(state: ProxyState, node: EbpfNodeConfig): { desired: Des
     };
 
     const v = views(sp, family, node);
-    // ClusterIPs answer pods (tc) and clients beyond the node (XDP) alike.
+    // The node's sockets reach an LB IP whose source ranges leave the node out nowhere, as
+    // kube-proxy's KUBE-FW drops them.
+    const lbFromNode: View = ranges.length === 0 || nodeInsideRanges ? v.externalFromNode : { name: 'from-node-denied', endpoints: [], flags: 0 };
+    // ClusterIPs answer pods (tc), clients beyond the node (XDP) and the node itself alike.
     for (const ip of sp.clusterIPs) {
       add(ip, sp.port, SCOPE_INT, v.cluster);
       add(ip, sp.port, SCOPE_EXT, v.cluster);
+      add(ip, sp.port, SCOPE_HOST, v.cluster);
     }
     for (const ip of sp.externalIPs) {
       add(ip, sp.port, SCOPE_EXT, v.external);
       add(ip, sp.port, SCOPE_INT, v.externalFromPods);
+      add(ip, sp.port, SCOPE_HOST, v.externalFromNode);
     }
     for (const ip of sp.loadBalancerIPs) {
       const r = rangesWithNode(ip);
       add(ip, sp.port, SCOPE_EXT, v.external, r);
       add(ip, sp.port, SCOPE_INT, v.externalFromPods, r);
+      add(ip, sp.port, SCOPE_HOST, lbFromNode);
     }
     if (sp.nodePort) {
       for (const ip of nodePorts[family]) {
         add(ip, sp.nodePort, SCOPE_EXT, v.external);
         add(ip, sp.nodePort, SCOPE_INT, v.externalFromPods);
       }
+      for (const ip of hostNodePorts[family]) add(ip, sp.nodePort, SCOPE_HOST, v.externalFromNode);
     }
   }
   return {

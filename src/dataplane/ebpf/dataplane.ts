@@ -11,7 +11,7 @@ import { compile, type EbpfNodeConfig } from './compile.js';
 import { describeMaps, type Description } from './describe.js';
 import { KernelMaps } from './kernel-maps.js';
 import { CT_GC_PROGRAM, Loader, type LoaderOptions } from './loader.js';
-import { CT_REPLY, MAPS, STAT_NAMES, STATS_MAP } from './maps.js';
+import { CT_REPLY, MAPS, SCOPE_HOST, STAT_NAMES, STATS_MAP } from './maps.js';
 import { decodeAll } from './codec.js';
 import { Prefilter } from './prefilter.js';
 import { plan, type AppliedState } from './plan.js';
@@ -54,6 +54,7 @@ export class EbpfDataplane implements Dataplane {
       pinDir: this.opts.pinDir, frontends: this.applied.frontends.size, backends: this.applied.backends.size,
     }, this.applied.frontends.size ? 'reusing pinned maps from a previous run' : 'maps created');
     this.loader.attachExternal();
+    this.loader.attachSocketHooks();
     this.tick();
   }
 
@@ -62,7 +63,7 @@ export class EbpfDataplane implements Dataplane {
    * scanned only when the prefilter is new (an upgrade from a release without it). */
   private seedPrefilter(maps: KernelMaps, applied: AppliedState): void {
     const pinned = this.prefilter.readFrom(maps);
-    for (const fe of applied.frontends.values()) this.prefilter.addFrontend(fe.key.addr);
+    for (const fe of applied.frontends.values()) if (fe.key.scope !== SCOPE_HOST) this.prefilter.addFrontend(fe.key.addr);
     for (const be of applied.backends.values()) this.prefilter.addBackendPort(be.value.port);
     for (const table of pinned ? [] : [MAPS.ct, MAPS.ctNew, MAPS.ct6, MAPS.ctNew6]) {
       const d = maps.dump(table.name, table.key.size, table.value.size, 0);

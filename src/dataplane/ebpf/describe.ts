@@ -3,7 +3,7 @@ import { addressBytes } from '../../model/cidr.js';
 import type { MapDumps } from './readback.js';
 import {
   BE_LOCAL, BE_TERMINATING, FE_AFFINITY, FE_LOCAL_ONLY, FE_MASQ_ALL, FE_MASQ_LOCAL, FE_MASQ_OFF_CLUSTER, FE_NODEPORT, FE_REJECT,
-  FE_SRC_RANGES, PROTO_NAME, SCOPE_EXT,
+  FE_SRC_RANGES, PROTO_NAME, SCOPE_EXT, SCOPE_HOST,
 } from './maps.js';
 
 const FRONTEND_FLAGS: ReadonlyArray<readonly [number, string]> = [
@@ -14,7 +14,7 @@ const FRONTEND_FLAGS: ReadonlyArray<readonly [number, string]> = [
 
 export interface DescribedBackend { readonly address: string; readonly port: number; readonly id: number; readonly flags: string[] }
 export interface DescribedFrontend {
-  readonly protocol: string; readonly address: string; readonly port: number; readonly scope: 'external' | 'internal';
+  readonly protocol: string; readonly address: string; readonly port: number; readonly scope: 'external' | 'internal' | 'host';
   readonly svcId: number; readonly revNat: string | null; readonly flags: string[]; readonly backends: DescribedBackend[];
 }
 export interface Description {
@@ -31,7 +31,7 @@ export function describeMaps(d: MapDumps): Description {
     protocol: PROTO_NAME[k.proto] ?? String(k.proto),
     address: k.addr,
     port: k.port,
-    scope: k.scope === SCOPE_EXT ? 'external' : 'internal',
+    scope: k.scope === SCOPE_EXT ? 'external' : k.scope === SCOPE_HOST ? 'host' : 'internal',
     svcId: v.svcId,
     revNat: revnat.get(v.revNatId) ?? null,
     flags: flagNames(v.flags, FRONTEND_FLAGS),

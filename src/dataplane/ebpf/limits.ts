@@ -12,6 +12,7 @@ export const KX_LIMITS = {
   clusterCidrs: 256,
   affinity: 131072,
   affinityMatch: 2097152,
+  sockRevnat: 262144,
   // IPv6 twins: the IPv4 maps' capacities (kx_map_defs.h)
   frontends6: 524288,
   backends6: 1048576,
@@ -21,4 +22,5 @@ export const KX_LIMITS = {
   srcRanges6: 65536,
   clusterCidrs6: 256,
   affinity6: 131072,
+  sockRevnat6: 262144,
 } as const;

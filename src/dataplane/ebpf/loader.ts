@@ -1,6 +1,7 @@
 // Loads the dataplane object with its maps pinned under the pin dir and attaches its programs:
-// XDP on the external interfaces, tc ingress on the pods' host-side veths. Every attach has
-// replace semantics, so a restarted controller swaps programs without a traffic gap.
+// XDP on the external interfaces, tc ingress on the pods' host-side veths, the socket hooks on
+// the node's cgroup. Every attach has replace semantics, so a restarted controller swaps
+// programs without a traffic gap.
 import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -8,7 +9,7 @@ import { KernelError } from '../../kernel/kernel-error.js';
 import { XDP_GENERIC, XDP_NATIVE, type Libkx } from '../../kernel/libkx.js';
 import { FEATURES, probeKernel, type ProbeReport } from '../../kernel/probe.js';
 import { ensureSysctl } from '../../kernel/sysctl.js';
-import { SNAT_PORTS } from './maps.js';
+import { MAPS, SNAT_PORTS } from './maps.js';
 import { KX_LIMITS } from './limits.js';
 import { maxEntriesByName, type MapSizes } from './map-sizes.js';
 import { finishMigration, preparePins } from './pins.js';
@@ -18,6 +19,19 @@ export const XDP_PROGRAM = 'kx_xdp_ext';
 export const TC_PROGRAM = 'kx_tc_pod';
 /** Never attached: run through BPF_PROG_TEST_RUN to delete expired conntrack entries. */
 export const CT_GC_PROGRAM = 'kx_ct_gc';
+
+/** The socket hooks (kx_sock.h): program, the kernel's BPF_CGROUP_* attach type, and the
+ *  probe feature that says whether this kernel has the hook. */
+export const SOCKET_HOOKS = [
+  { hook: 'connect4', program: 'kx_sock_connect4', attachType: 10 },
+  { hook: 'connect6', program: 'kx_sock_connect6', attachType: 11 },
+  { hook: 'sendmsg4', program: 'kx_sock_sendmsg4', attachType: 14 },
+  { hook: 'sendmsg6', program: 'kx_sock_sendmsg6', attachType: 15 },
+  { hook: 'recvmsg4', program: 'kx_sock_recvmsg4', attachType: 19 },
+  { hook: 'recvmsg6', program: 'kx_sock_recvmsg6', attachType: 20 },
+  { hook: 'getpeername4', program: 'kx_sock_getpeername4', attachType: 29 },
+  { hook: 'getpeername6', program: 'kx_sock_getpeername6', attachType: 30 },
+] as const;
 
 export type XdpModeSetting = 'auto' | 'native' | 'generic';
 export type TcModeSetting = 'auto' | 'tcx' | 'clsact';
@@ -34,12 +48,16 @@ export interface LoaderOptions {
   readonly probe?: ProbeReport;
   /** max_entries of the maps (--bpf-map-sizes); absent: the object's own. */
   readonly mapSizes?: MapSizes;
+  /** The cgroup v2 directory of the socket hooks; null or absent: none attached. */
+  readonly cgroupRoot?: string | null;
 }
 
 export interface AttachState {
   readonly tc: 'tcx' | 'clsact';
   readonly xdp: ReadonlyMap<string, 'native' | 'generic'>;
   readonly pods: ReadonlySet<string>;
+  /** Socket hooks attached, by hook name (connect4, …). */
+  readonly socketHooks: readonly string[];
 }
 
 export function globToRegExp(glob: string): RegExp {
@@ -49,6 +67,7 @@ export function globToRegExp(glob: string): RegExp {
 const linkDir = (pinDir: string) => join(pinDir, 'links');
 const xdpPin = (pinDir: string, ifname: string) => join(linkDir(pinDir), `xdp-${ifname}`);
 const tcPin = (pinDir: string, ifname: string) => join(linkDir(pinDir), `tc-${ifname}`);
+const cgroupPin = (pinDir: string, hook: string) => join(linkDir(pinDir), `cgroup-${hook}`);
 
 export class Loader {
   private handle: number | null = null;
@@ -56,6 +75,8 @@ export class Loader {
   private readonly xdp = new Map<string, 'native' | 'generic'>();
   private readonly pods = new Set<string>();
   private readonly podPatterns: RegExp[];
+  private probe: ProbeReport | null = null;
+  private socketHooks: string[] = [];
 
   constructor(private readonly lib: Libkx, private readonly log: Logger, private readonly opts: LoaderOptions) {
     this.podPatterns = opts.podInterfaces.map(globToRegExp);
@@ -74,6 +95,7 @@ export class Loader {
     this.handle = this.lib.objOpenLoad(this.opts.objectPath, this.opts.pinDir, maxEntriesByName(sizes));
     finishMigration(this.lib, this.handle, this.opts.pinDir, migrating, this.log);
     const probe = this.opts.probe ?? probeKernel(this.lib);
+    this.probe = probe;
     const absent = FEATURES.filter((f) => !probe.features[f.name].ok).map((f) => `${f.name}: ${probe.features[f.name].detail}`);
     const ctx = { kernel: probe.kernel, absentFeatures: absent };
     if (this.opts.tcMode === 'auto') {
@@ -129,6 +151,36 @@ export class Loader {
     }
   }
 
+  /** The socket hooks on the cgroup, for the sockets of this network namespace only (the
+   * node's: pods under the same cgroups keep the packet path). Hooks the kernel lacks are
+   * reported and skipped; without a cgroup, links an earlier run left are detached. */
+  attachSocketHooks(): void {
+    const root = this.opts.cgroupRoot ?? null;
+    const config = { fd: this.lib.objMapFd(this.objectHandle, MAPS.sockConfig.name), label: MAPS.sockConfig.name };
+    const value = Buffer.alloc(MAPS.sockConfig.value.size);
+    MAPS.sockConfig.value.encode({ hostNetnsCookie: root === null ? 0n : this.lib.netnsCookie() }, value, 0);
+    this.lib.mapUpdate(config, Buffer.alloc(4), value);
+    this.socketHooks = [];
+    const missing: string[] = [];
+    for (const h of SOCKET_HOOKS) {
+      const pin = cgroupPin(this.opts.pinDir, h.hook);
+      if (root === null) {
+        this.removeStalePin(pin);
+        continue;
+      }
+      if (this.probe && !this.probe.features[h.hook]?.ok) {
+        missing.push(h.hook);
+        this.removeStalePin(pin);
+        continue;
+      }
+      this.lib.attachCgroup({ fd: this.lib.objProgFd(this.objectHandle, h.program), label: h.program }, root, h.attachType, pin);
+      this.socketHooks.push(h.hook);
+    }
+    if (root === null) this.log.info('socket hooks off: host-network clients are not load-balanced');
+    else this.log.info({ cgroup: root, attached: this.socketHooks, missing },
+      missing.length ? `socket hooks attached except ${missing.join(', ')} (kernel lacks them)` : 'socket hooks attached');
+  }
+
   /** Attaches to pod veths that appeared, forgets those that went away. Returns what changed. */
   syncPodInterfaces(): { added: string[]; removed: string[] } {
     const prog = { fd: this.lib.objProgFd(this.objectHandle, TC_PROGRAM), label: TC_PROGRAM };
@@ -174,7 +226,7 @@ export class Loader {
   }
 
   state(): AttachState {
-    return { tc: this.tcKind, xdp: new Map(this.xdp), pods: new Set(this.pods) };
+    return { tc: this.tcKind, xdp: new Map(this.xdp), pods: new Set(this.pods), socketHooks: [...this.socketHooks] };
   }
 
   close(): void {

@@ -3,6 +3,8 @@ import { type Codec, structCodec, u32Codec, u64Codec, u8Codec } from './codec.js
 
 export const SCOPE_EXT = 0;
 export const SCOPE_INT = 1;
+/** The node's own sockets (the cgroup socket hooks). */
+export const SCOPE_HOST = 2;
 
 export const FE_NODEPORT = 0x0001;
 export const FE_LOCAL_ONLY = 0x0002;
@@ -52,6 +54,8 @@ export interface CidrKey { prefixlen: number; addr: string }
 export interface AffinityKey { client: string; svcId: number }
 export interface AffinityMatchKey { svcId: number; backendId: number }
 export interface AffinityValue { backendId: number; lastNs: bigint }
+export interface SockRevNatKey { cookie: bigint; addr: string; port: number }
+export interface SockConfig { hostNetnsCookie: bigint }
 
 export const frontendKey = structCodec<FrontendKey>('frontend_key', 8, [
   { name: 'addr', type: 'ipv4', offset: 0 },
@@ -126,6 +130,14 @@ export const affinityValue = structCodec<AffinityValue>('affinity_value', 16, [
   { name: 'backendId', type: 'u32', offset: 0 },
   { name: 'lastNs', type: 'u64', offset: 8 },
 ]);
+export const sockRevNatKey = structCodec<SockRevNatKey>('sock_revnat_key', 16, [
+  { name: 'cookie', type: 'u64', offset: 0 },
+  { name: 'addr', type: 'ipv4', offset: 8 },
+  { name: 'port', type: 'be16', offset: 12 },
+]);
+export const sockConfig = structCodec<SockConfig>('sock_config', 8, [
+  { name: 'hostNetnsCookie', type: 'u64', offset: 0 },
+]);
 
 // IPv6 twins (kx_maps.h): the same TypeScript shapes, 16-byte addresses.
 export const frontendKey6 = structCodec<FrontendKey>('frontend_key6', 20, [
@@ -174,6 +186,11 @@ export const affinityKey6 = structCodec<AffinityKey>('affinity_key6', 20, [
   { name: 'client', type: 'ipv6', offset: 0 },
   { name: 'svcId', type: 'u32', offset: 16 },
 ]);
+export const sockRevNatKey6 = structCodec<SockRevNatKey>('sock_revnat_key6', 32, [
+  { name: 'cookie', type: 'u64', offset: 0 },
+  { name: 'addr', type: 'ipv6', offset: 8 },
+  { name: 'port', type: 'be16', offset: 24 },
+]);
 export const configValue6 = structCodec<Config6Value>('config_value6', 16, [
   { name: 'nodeAddr', type: 'ipv6', offset: 0 },
 ]);
@@ -209,12 +226,15 @@ export const MAPS = {
   srcRanges6: spec('kx_src_ranges6', srcRangeKey6, u8Codec),
   clusterCidrs6: spec('kx_cluster_cidrs6', cidrKey6, u8Codec),
   affinity6: spec('kx_affinity6', affinityKey6, affinityValue),
+  sockRevnat: spec('kx_sock_revnat', sockRevNatKey, revNatValue),
+  sockRevnat6: spec('kx_sock_revnat6', sockRevNatKey6, revNatValue6),
+  sockConfig: spec('kx_sock_config', u32Codec, sockConfig),
 } as const;
 
 /** The IPv6 twin of each address-keyed map role. */
 export const ROLE6 = {
   frontends: 'frontends6', backends: 'backends6', revnat: 'revnat6', ct: 'ct6', ctNew: 'ctNew6', config: 'config6',
-  srcRanges: 'srcRanges6', clusterCidrs: 'clusterCidrs6', affinity: 'affinity6',
+  srcRanges: 'srcRanges6', clusterCidrs: 'clusterCidrs6', affinity: 'affinity6', sockRevnat: 'sockRevnat6',
 } as const satisfies Record<string, MapRole>;
 export type FamilyRole = keyof typeof ROLE6;
 /** The role of the map that holds `addr`'s family (IPv6 text has a colon, IPv4 text never). */
@@ -228,6 +248,6 @@ export type MapRole = keyof typeof MAPS;
 /** Index names of the kx_stats per-CPU counters (enum kx_stat in bpf/include/kx_stats.h). */
 export const STAT_NAMES = [
   'new_flow', 'established', 'reply', 'no_backend', 'snat_exhausted', 'untrackable', 'malformed', 'ct_lost', 'promoted', 'snat_reclaimed', 'ct_expired',
-  'rejected', 'denied', 'icmp_translated', 'fib_forwarded', 'fib_kernel',
+  'rejected', 'denied', 'icmp_translated', 'fib_forwarded', 'fib_kernel', 'sock_translated',
 ] as const;
 export const STATS_MAP = 'kx_stats';

@@ -36,13 +36,14 @@ const KIND: Record<string, { type: number; flags: number }> = {
   srcRanges: { type: LPM_TRIE, flags: NO_PREALLOC }, clusterCidrs: { type: LPM_TRIE, flags: NO_PREALLOC },
   affinity: { type: LRU_HASH, flags: 0 }, affinityMatch: { type: HASH, flags: NO_PREALLOC },
   layout: { type: ARRAY, flags: 0 }, vipBloom: { type: ARRAY, flags: 0 }, portBits: { type: ARRAY, flags: 0 },
+  sockRevnat: { type: LRU_HASH, flags: 0 }, sockConfig: { type: ARRAY, flags: 0 },
 };
 for (const [role, twin] of Object.entries(ROLE6)) KIND[twin] = KIND[role]!;
 
 /** What this build's object declares for every pinned map (the codecs are checked against its
  * BTF), with `sizes` applied. */
 export function expectedLayouts(sizes: MapSizes = KX_LIMITS): MapLayout[] {
-  const limits: Record<string, number> = { ...sizes, config: 1, config6: 1, layout: 1, ...PREFILTER_WORDS };
+  const limits: Record<string, number> = { ...sizes, config: 1, config6: 1, layout: 1, sockConfig: 1, ...PREFILTER_WORDS };
   const maps = Object.entries(MAPS).map(([role, m]) => ({
     name: m.name, ...KIND[role]!, keySize: m.key.size, valueSize: m.value.size, maxEntries: limits[role]!,
   }));

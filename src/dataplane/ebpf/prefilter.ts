@@ -4,7 +4,7 @@
 import { addressBytes } from '../../model/cidr.js';
 import { decodeAll, encodeAll, u32Codec, u64Codec } from './codec.js';
 import type { MapIO } from './apply.js';
-import { MAPS } from './maps.js';
+import { MAPS, SCOPE_HOST } from './maps.js';
 import type { DesiredState } from './compile.js';
 
 /** Words of kx_vip_bloom and kx_port_bits (KX_VIP_BLOOM_WORDS, KX_PORT_WORDS). */
@@ -44,6 +44,7 @@ export class Prefilter {
   /** Every frontend address and backend port of a desired state. */
   addDesired(desired: DesiredState): void {
     for (const fe of desired.frontends.values()) {
+      if (fe.key.scope === SCOPE_HOST) continue; // no packet is ever addressed to it here
       this.addFrontend(fe.key.addr);
       for (const b of fe.backends) this.addBackendPort(b.port);
     }
