@@ -5,9 +5,10 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { DumpScratch, Libkx } from '../../src/kernel/libkx.js';
-import { CT_GC_PROGRAM } from '../../src/dataplane/ebpf/loader.js';
+import { CT_GC_PROGRAM, SOCKET_HOOKS } from '../../src/dataplane/ebpf/loader.js';
 import { parseFrame, SCTP, TCP, type ParsedFrame } from './packet.js';
 import { encodeAll, u32Codec, type Codec } from '../../src/dataplane/ebpf/codec.js';
 import type { MapIO } from '../../src/dataplane/ebpf/apply.js';
@@ -136,6 +137,14 @@ export class Dataplane {
     } finally {
       this.handle = null;
       if (!this.keepPins) rmSync(this.pinRoot, { recursive: true, force: true });
+    }
+  }
+
+  /** The socket hooks on a cgroup (links pinned under the pin root, so close() detaches them). */
+  attachSocketHooks(cgroup: string): void {
+    if (this.handle === null) throw new Error('fixture closed');
+    for (const h of SOCKET_HOOKS) {
+      this.kx.attachCgroup({ fd: this.kx.objProgFd(this.handle, h.program), label: h.program }, cgroup, h.attachType, join(this.pinRoot, 'links', `cgroup-${h.hook}`));
     }
   }
 

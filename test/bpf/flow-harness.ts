@@ -1,8 +1,10 @@
 // kube-proxy's packet-flow scenarios (test/unit/helpers/packet-flow-tables.ts) against the real
 // programs: the objects go the control plane's way (tracker → state → compile → plan →
 // applyPlan) into a freshly loaded build/kube_xdp.bpf.o, then each flow's first packets go
-// through kx_tc_pod (pod clients) or kx_xdp_ext (external clients) with BPF_PROG_TEST_RUN and
-// are reduced to what kube-proxy's tracer reports: endpoints reached and masquerade, or a verdict.
+// through kx_tc_pod (pod clients) or kx_xdp_ext (external clients) with BPF_PROG_TEST_RUN, and
+// the node's own clients connect() through the socket hooks with real sockets (host-sockets.ts);
+// each is reduced to what kube-proxy's tracer reports: endpoints reached and masquerade, or a
+// verdict.
 import { BlockList, isIP } from 'node:net';
 import { isLoopback } from '../../src/model/cidr.js';
 import type { IptablesConfig } from '../../src/dataplane/iptables/config.js';
@@ -17,6 +19,7 @@ import { FAKE_IPTABLES_CONFIG, TEST_HOSTNAME, TEST_POD_CIDR } from '../unit/help
 import { flowId, type FlowScenario } from '../unit/helpers/packet-flow-tables.js';
 import { Dataplane, KX_OBJ, TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, XDP_DROP, XDP_PASS, XDP_TX, type Program } from './fixture.js';
 import { buildFrame, buildFrame6, parseFrame, rejectProblem, SCTP, TCP, UDP } from './packet.js';
+import { HostSockets } from './host-sockets.js';
 
 /** First packets sent per flow, from distinct source ports: with 3 endpoints the chance of
  * missing one is 3·(2/3)^48 ≈ 1e-8. */
@@ -33,6 +36,7 @@ export function ebpfNodeConfigOf(cfg: IptablesConfig): EbpfNodeConfig {
     nodePortAddresses: cfg.nodePortAddresses,
     clusterCIDRs: cfg.clusterCIDRs,
     masqueradeAll: cfg.masqueradeAll,
+    localhostNodePorts: cfg.localhostNodePorts,
   };
 }
 
@@ -51,7 +55,7 @@ function inCidrs(ip: string, cidrs: readonly string[]): boolean {
 }
 
 /** Which program a flow's client reaches: pods through their veth's tc, the node's own sockets
- * nowhere yet (issue 12), everyone else through the uplink's XDP. */
+ * the socket hooks, everyone else through the uplink's XDP. */
 export function clientOf(s: FlowScenario, cfg: IptablesConfig, f: PacketFlowTest): Client {
   const host = [...s.nodeIPs, ...cfg.localAddresses, ...(cfg.nodeIP ? [cfg.nodeIP] : []), '127.0.0.0/8', '::1'];
   if (inCidrs(f.sourceIP, host)) return 'host';
@@ -61,10 +65,13 @@ export function clientOf(s: FlowScenario, cfg: IptablesConfig, f: PacketFlowTest
 
 /** kube-proxy's expectation in the form outcomes are observed: 'pass' | 'drop' | 'reject', or the
  * sorted endpoints, each with " masq" when the source is to be masqueraded. */
-export function expectedOf(f: PacketFlowTest): string {
+export function expectedOf(f: PacketFlowTest, client: Client): string {
   if (f.output === '' || f.output === 'ACCEPT') return 'pass';
   if (f.output === 'DROP' || f.output === 'REJECT') return f.output.toLowerCase();
-  return f.output.split(', ').map((ep) => (f.masq ? `${ep} masq` : ep)).sort().join(', ');
+  // The node's own connection leaves from a node address whether kube-proxy masquerades it (to
+  // the node address) or not (it has one already): no difference a backend can see.
+  const masq = f.masq && client !== 'host';
+  return f.output.split(', ').map((ep) => (masq ? `${ep} masq` : ep)).sort().join(', ');
 }
 
 const VERDICTS: Record<Program, { pass: number; drop: number; reject: number }> = {
@@ -98,10 +105,9 @@ export interface FlowResult {
   client: Client;
   family: 4 | 6;
   expected: string;
-  /** Distinct per-packet outcomes, sorted, ", "-joined; '' for host clients (not run). */
+  /** Distinct per-packet (host: per-connect) outcomes, sorted, ", "-joined. */
   observed: string;
-  /** null: not run (host client). */
-  agrees: boolean | null;
+  agrees: boolean;
 }
 
 /** SENDS first packets of a flow, from distinct source ports, on empty conntrack: the distinct
@@ -125,6 +131,7 @@ export function runScenario(s: FlowScenario, opts: { masqueradeLocalEndpoints: b
   const cfg: IptablesConfig = { ...FAKE_IPTABLES_CONFIG, ...s.config };
   const node: EbpfNodeConfig = { ...ebpfNodeConfigOf(cfg), masqueradeLocalEndpoints: opts.masqueradeLocalEndpoints };
   const dp = new Dataplane(KX_OBJ, 'kx-flows');
+  let host: HostSockets | null = null;
   try {
     const io = dp.io();
     const prefilter = new Prefilter(); // as the controller keeps it
@@ -142,20 +149,31 @@ export function runScenario(s: FlowScenario, opts: { masqueradeLocalEndpoints: b
       const p = plan(applied, compiled.desired);
       applyPlan(io, p);
       applied = p.next;
+      const hostFlows: Array<{ base: Omit<FlowResult, 'observed' | 'agrees'>; f: PacketFlowTest }> = [];
       for (const f of step.flows) {
         const client = clientOf(s, cfg, f);
         const family = isIP(f.sourceIP) === 6 ? 6 : 4;
-        const base = { id: flowId(s, f), client, family, expected: expectedOf(f) } as const;
+        const base = { id: flowId(s, f), client, family, expected: expectedOf(f, client) } as const;
         if (client === 'host') {
-          results.push({ ...base, observed: '', agrees: null });
+          hostFlows.push({ base, f });
           continue;
         }
         const observed = sendFirstPackets(dp, client === 'pod' ? 'tc' : 'xdp', f, node.nodeAddresses);
         results.push({ ...base, observed, agrees: observed === base.expected });
       }
+      if (hostFlows.length) {
+        host ??= new HostSockets(dp);
+        dp.clearCt(CLEAR_MAX);
+        const outcomes = host.run(hostFlows.map(({ f }) => ({ proto: (f.protocol ?? 'TCP').toLowerCase() as 'tcp' | 'udp', dst: f.destIP, port: f.destPort, sends: SENDS })));
+        hostFlows.forEach(({ base }, i) => {
+          const observed = outcomes[i]!.join(', ');
+          results.push({ ...base, observed, agrees: observed === base.expected });
+        });
+      }
     }
     return { results, problems };
   } finally {
+    host?.close();
     dp.close();
   }
 }
