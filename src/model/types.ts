@@ -94,6 +94,10 @@ export interface NodeInfo {
   readonly zone: string | null;
   /** status.addresses of type InternalIP, then ExternalIP (kube-proxy's node IP order). */
   readonly addresses: readonly string[];
+  /** spec.taints[].key (the proxier's health: ToBeDeletedByClusterAutoscaler). */
+  readonly taints: readonly string[];
+  /** metadata.deletionTimestamp, or null: the Node is being deleted. */
+  readonly deletionTimestamp: string | null;
 }
 
 export interface SourceSink {

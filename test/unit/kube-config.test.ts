@@ -152,8 +152,8 @@ describe('what the informers keep', () => {
       status: { addresses: [{ type: 'Hostname', address: 'n1' }, { type: 'ExternalIP', address: '203.0.113.5' }, { type: 'InternalIP', address: '192.168.77.1' }, { type: 'InternalIP', address: 'fd00::1' }], capacity: { cpu: '2' } },
     });
     assert.deepEqual(node['metadata'], { name: 'n1', labels: { 'topology.kubernetes.io/zone': 'z1' } });
-    assert.deepEqual(nodeInfo(node), { name: 'n1', zone: 'z1', addresses: ['192.168.77.1', 'fd00::1', '203.0.113.5'] });
-    assert.deepEqual(nodeInfo({ metadata: { name: 'n2' } }), { name: 'n2', zone: null, addresses: [] });
+    assert.deepEqual(nodeInfo(node), { name: 'n1', zone: 'z1', addresses: ['192.168.77.1', 'fd00::1', '203.0.113.5'], taints: [], deletionTimestamp: null });
+    assert.deepEqual(nodeInfo({ metadata: { name: 'n2' } }), { name: 'n2', zone: null, addresses: [], taints: [], deletionTimestamp: null });
     assert.deepEqual(effectiveNodeIPs([], nodeInfo(node)), ['192.168.77.1', 'fd00::1']);
     assert.deepEqual(effectiveNodeIPs(['10.1.1.1'], nodeInfo(node)), ['10.1.1.1'], 'flags win');
     assert.deepEqual(effectiveNodeIPs([], null), []);

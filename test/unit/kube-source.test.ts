@@ -73,7 +73,7 @@ describe('kubernetes source against a fake API server', () => {
     api.put(slice('headless', ['10.244.9.9'], { 'service.kubernetes.io/headless': '' }));
     await start();
     assert.deepEqual(names(seen.events), ['ADDED Service web', 'ADDED EndpointSlice web-x1'], 'other proxies\' Services and headless slices are filtered by the server');
-    assert.deepEqual(seen.nodes, [{ name: 'n1', zone: 'z1', addresses: ['192.168.77.1'] }]);
+    assert.deepEqual(seen.nodes, [{ name: 'n1', zone: 'z1', addresses: ['192.168.77.1'], taints: [], deletionTimestamp: null }]);
     const lists = api.requests.filter((r) => !r.watch);
     assert.deepEqual(lists.map((r) => r.path).sort(), ['/api/v1/nodes', '/api/v1/services', '/apis/discovery.k8s.io/v1/endpointslices']);
     assert.equal(lists.find((r) => r.path === '/api/v1/services')?.query.labelSelector, PROXY_LABEL_SELECTOR);

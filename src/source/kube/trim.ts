@@ -56,7 +56,13 @@ export function trimObject(kind: WatchedKind, o: Obj): Obj {
   }
   const m = meta(o, []);
   const labels = pick(m['labels'], [ZONE_LABEL]);
-  return { ...base, metadata: { ...m, labels }, status: { addresses: (pick(o['status'], ['addresses']) ?? {})['addresses'] ?? [] } };
+  const deletion = pick(o['metadata'], ['deletionTimestamp']);
+  const taints = (pick(o['spec'], ['taints']) ?? {})['taints'];
+  return {
+    ...base, metadata: { ...m, labels, ...deletion },
+    ...(Array.isArray(taints) ? { spec: { taints: taints.map((t) => pick(t, ['key', 'effect']) ?? t) } } : {}),
+    status: { addresses: (pick(o['status'], ['addresses']) ?? {})['addresses'] ?? [] },
+  };
 }
 
 export function nodeInfo(node: Obj): NodeInfo {
@@ -65,7 +71,10 @@ export function nodeInfo(node: Obj): NodeInfo {
   const zone = typeof labels[ZONE_LABEL] === 'string' && labels[ZONE_LABEL] !== '' ? (labels[ZONE_LABEL] as string) : null;
   const all = isObj(node['status']) && Array.isArray(node['status']['addresses']) ? (node['status']['addresses'] as unknown[]) : [];
   const of = (type: string) => all.filter((a): a is Obj => isObj(a) && a['type'] === type && typeof a['address'] === 'string').map((a) => a['address'] as string);
-  return { name: String(m['name'] ?? ''), zone, addresses: [...of('InternalIP'), ...of('ExternalIP')] };
+  const spec = isObj(node['spec']) ? node['spec'] : {};
+  const taints = Array.isArray(spec['taints']) ? spec['taints'].flatMap((t) => (isObj(t) && typeof t['key'] === 'string' ? [t['key']] : [])) : [];
+  const deletionTimestamp = typeof m['deletionTimestamp'] === 'string' ? m['deletionTimestamp'] : null;
+  return { name: String(m['name'] ?? ''), zone, addresses: [...of('InternalIP'), ...of('ExternalIP')], taints, deletionTimestamp };
 }
 
 /** Milliseconds since the epoch of an EndpointSlice's last-change-trigger-time, or null. */
