@@ -1,4 +1,5 @@
-// `kube-xdp run`: source -> tracker -> snapshot -> dataplane.sync, with logs, metrics, healthz.
+// `kube-xdp run`: source -> tracker -> snapshot -> dataplane.sync, with logs, metrics, healthz
+// and the healthCheckNodePort listeners (mode-independent: fed from each sync's state).
 import { isIPv4 } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { Server } from 'node:http';
@@ -8,7 +9,7 @@ import { EbpfDataplane } from '../dataplane/ebpf/dataplane.js';
 import { cgroup2Mount } from '../kernel/cgroup.js';
 import { IDLE_IPV6_FLOW_ENTRIES, sizesFor } from '../dataplane/ebpf/map-sizes.js';
 import { IptablesDataplane } from '../dataplane/iptables/dataplane.js';
-import { iptablesConfigs, proxyFamilies, readHostFacts } from '../dataplane/iptables/setup.js';
+import { iptablesConfigs, proxyFamilies, readHostFacts, readInterfaceAddresses } from '../dataplane/iptables/setup.js';
 import { IpvsDataplane } from '../dataplane/ipvs/dataplane.js';
 import { ipvsConfigs, readNodeAddresses } from '../dataplane/ipvs/setup.js';
 import type { Dataplane } from '../dataplane/types.js';
@@ -18,7 +19,10 @@ import { ChangeTracker } from '../model/tracker.js';
 import type { IPFamily, NodeFacts, NodeInfo, Source } from '../model/types.js';
 import { ipFamilyOf } from '../model/k8s.js';
 import { changeTriggerTime } from '../source/kube/trim.js';
-import { serveObservability, type Health } from '../observe/http.js';
+import { ProxierHealth } from '../health/proxier-health.js';
+import { healthCheckAddresses, healthCheckServices } from '../health/service-health.js';
+import { ServiceListeners } from '../health/service-listeners.js';
+import { serveObservability } from '../observe/http.js';
 import { createLogger } from '../observe/log.js';
 import { Metrics } from '../observe/metrics.js';
 import { FileSource } from '../source/file-source.js';
@@ -115,7 +119,7 @@ export function effectiveNodeIPs(flags: readonly string[], node: NodeInfo | null
   return [v4, v6].filter((a): a is string => a !== undefined);
 }
 
-async function serve(cfg: RunConfig, metrics: Metrics, health: () => Health, log: Logger): Promise<Server[]> {
+async function serve(cfg: RunConfig, metrics: Metrics, health: ProxierHealth, log: Logger): Promise<Server[]> {
   const binds = new Map<string, { metrics: boolean; health: boolean }>();
   if (cfg.metricsBindAddress) binds.set(cfg.metricsBindAddress, { metrics: true, health: true });
   if (cfg.healthzBindAddress) binds.set(cfg.healthzBindAddress, { metrics: binds.has(cfg.healthzBindAddress), health: true });
@@ -123,7 +127,7 @@ async function serve(cfg: RunConfig, metrics: Metrics, health: () => Health, log
   for (const [bind, what] of binds) {
     // As in kube-proxy, an endpoint that cannot bind is logged, not fatal: the dataplane
     // matters more than its observability.
-    const server = await serveObservability(bind, what.metrics ? metrics : null, what.health ? health : null).catch((err: Error) => {
+    const server = await serveObservability(bind, metrics, what.metrics, what.health ? health : null).catch((err: Error) => {
       log.error({ bind, err: err.message }, 'metrics/healthz server not started');
       return null;
     });
@@ -145,8 +149,13 @@ export async function run(argv: string[]): Promise<void> {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
   });
-  const health = { lastSyncOk: false, lastSyncAt: null as Date | null };
-  const servers = await serve(cfg, metrics, () => health, log);
+  // kube-proxy's health timeout: a queued change not applied within two sync periods.
+  const health = new ProxierHealth(2 * cfg.syncPeriodMs);
+  const servers = await serve(cfg, metrics, health, log);
+  const healthChecks = new ServiceListeners({
+    addresses: healthCheckAddresses(cfg.proxy.nodePortAddresses, readInterfaceAddresses()),
+    proxyHealthy: () => health.isHealthy(), log, metrics,
+  });
 
   const tracker = new ChangeTracker({
     onInvalid: (p) => {
@@ -167,11 +176,12 @@ export async function run(argv: string[]): Promise<void> {
     const [changedAt, triggeredAt] = [firstChangeAt, firstTriggerAt];
     firstChangeAt = firstTriggerAt = null;
     try {
-      const r = dataplane.sync(tracker.snapshot(node), { full });
+      const state = tracker.snapshot(node);
+      const r = dataplane.sync(state, { full });
       const ms = performance.now() - t0;
       const now = Date.now();
-      health.lastSyncOk = true;
-      health.lastSyncAt = new Date(now);
+      // As kube-proxy: the listeners follow a state the dataplane took, never a failed one.
+      void healthChecks.sync(healthCheckServices(state));
       metrics.inc('kubexdp_sync_total', 'Dataplane syncs', { result: 'ok' });
       metrics.observe('kubexdp_sync_proxy_rules_duration_seconds', 'Duration of each dataplane sync', ms / 1000);
       metrics.set('kubexdp_sync_proxy_rules_last_timestamp_seconds', 'When the last sync succeeded', now / 1000);
@@ -183,12 +193,14 @@ export async function run(argv: string[]): Promise<void> {
       }
       log.info({ writes: r.writes, full, durationMs: Number(ms.toFixed(2)), sinceChangeMs: sinceChange, sinceTriggerMs: sinceTrigger, ...r.detail }, 'synced');
     } catch (err) {
-      health.lastSyncOk = false;
       metrics.inc('kubexdp_sync_total', 'Dataplane syncs', { result: 'error' });
       log.error({ err }, 'sync failed: the dataplane keeps its previous state; retrying');
       throw err;
     }
-  }, { minPeriodMs: cfg.minSyncPeriodMs, syncPeriodMs: cfg.syncPeriodMs });
+  }, { minPeriodMs: cfg.minSyncPeriodMs, syncPeriodMs: cfg.syncPeriodMs }, Date.now, {
+    queued: () => health.queued(node.ipFamilies),
+    updated: () => health.updated(node.ipFamilies),
+  });
 
   let markSynced = () => {};
   const synced = new Promise<void>((resolve) => (markSynced = resolve));
@@ -209,7 +221,9 @@ export async function run(argv: string[]): Promise<void> {
     node: (info) => {
       const before = nodeInfo;
       nodeInfo = info;
-      log.info({ node: cfg.proxy.nodeName, zone: info?.zone ?? null, addresses: info?.addresses ?? [] }, info ? 'node facts' : 'own Node object not found');
+      health.setNode(info);
+      log.info({ node: cfg.proxy.nodeName, zone: info?.zone ?? null, addresses: info?.addresses ?? [], taints: info?.taints ?? [],
+        deletionTimestamp: info?.deletionTimestamp ?? null, eligible: health.nodeEligible }, info ? 'node facts' : 'own Node object not found');
       if (!dataplane) return;
       if (before && info && cfg.proxy.nodeIPs.length === 0 && before.addresses.join() !== info.addresses.join()) {
         // The dataplane was built for the old addresses; as kube-proxy does, a restart picks up new ones.
@@ -252,6 +266,7 @@ export async function run(argv: string[]): Promise<void> {
   if (scan) clearInterval(scan);
   runner.stop();
   await source.stop();
+  healthChecks.closeAll();
   for (const s of servers) s.close();
   dataplane?.close();
 }

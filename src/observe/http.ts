@@ -1,21 +1,28 @@
-// /metrics and /healthz. Healthy once the first sync after the source synced has been applied
-// and the last sync attempt succeeded, as kube-proxy's healthz reports.
+// /metrics, and kube-proxy's /healthz and /livez (src/health/proxier-health.ts decides what
+// they answer).
 import { createServer, type Server } from 'node:http';
+import type { HttpAnswer } from '../health/answer.js';
+import { healthzAnswer, livezAnswer, type ProxierHealth } from '../health/proxier-health.js';
 import type { Metrics } from './metrics.js';
 
-export interface Health { readonly lastSyncOk: boolean; readonly lastSyncAt: Date | null }
+const HEALTH_PATHS: Record<string, { answer: (h: ProxierHealth) => HttpAnswer; metric: string; help: string }> = {
+  '/healthz': { answer: healthzAnswer, metric: 'kubexdp_proxy_healthz_total', help: '/healthz answers by status code (kube-proxy\'s proxy_healthz_total)' },
+  '/livez': { answer: livezAnswer, metric: 'kubexdp_proxy_livez_total', help: '/livez answers by status code (kube-proxy\'s proxy_livez_total)' },
+};
 
-/** Serves /metrics when `metrics` is given and /healthz when `health` is (kube-proxy binds them apart). */
-export function serveObservability(bind: string, metrics: Metrics | null, health: (() => Health) | null): Promise<Server> {
+/** Serves /metrics when `serveMetrics`, and /healthz and /livez when `health` is given (kube-proxy
+ *  binds them apart). `metrics` also counts the health answers. */
+export function serveObservability(bind: string, metrics: Metrics, serveMetrics: boolean, health: ProxierHealth | null): Promise<Server> {
   const [host, port] = splitHostPort(bind);
   const server = createServer((req, res) => {
-    if (req.url === '/metrics' && metrics) {
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const h = HEALTH_PATHS[path];
+    if (path === '/metrics' && serveMetrics) {
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(metrics.render());
-    } else if (req.url === '/healthz' && health) {
-      const h = health();
-      const ok = h.lastSyncOk && h.lastSyncAt !== null;
-      res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' })
-        .end(JSON.stringify({ lastUpdated: h.lastSyncAt?.toISOString() ?? null, currentTime: new Date().toISOString(), ok }));
+    } else if (h && health) {
+      const a = h.answer(health);
+      metrics.inc(h.metric, h.help, { code: String(a.status) });
+      res.writeHead(a.status, a.headers).end(a.body);
     } else {
       res.writeHead(404).end();
     }
