@@ -25,6 +25,8 @@ export interface LabService {
   /** sessionAffinity ClientIP with this timeout (seconds). */
   affinityTimeoutS?: number;
   externalTrafficPolicy?: 'Cluster' | 'Local';
+  /** spec.healthCheckNodePort (a LoadBalancer with externalTrafficPolicy Local). */
+  healthCheckNodePort?: number;
   /** One Service port per protocol, named after it. */
   protocols?: Array<'TCP' | 'UDP'>;
   endpoints: LabPod[];
@@ -52,6 +54,7 @@ export function serviceObjects(s: LabService): object[] {
       internalTrafficPolicy: 'Cluster',
       ...(s.type === 'NodePort' || s.type === 'LoadBalancer' ? { externalTrafficPolicy: s.externalTrafficPolicy ?? 'Cluster' } : {}),
       ...(s.sourceRanges ? { loadBalancerSourceRanges: s.sourceRanges } : {}),
+      ...(s.healthCheckNodePort ? { healthCheckNodePort: s.healthCheckNodePort } : {}),
       ports: protocols.map((p) => ({
         name: p.toLowerCase(), protocol: p, port: s.port, targetPort: s.targetPort,
         ...(s.nodePort ? { nodePort: s.nodePort } : {}),
