@@ -75,9 +75,11 @@ test-lab: build
 
 # sync.js: iptables (nft and legacy, scratch netns) vs eBPF map writes at 1k/10k Services; each
 # 10k iptables-nft 1.8.9 full restore takes 20-35 min (KXBENCH_SIZES=1000 for a quick run).
+# connect.js: a host process's connect() to a ClusterIP, socket hook vs iptables DNAT, 1 and 10k.
 bench: build
 	$(BPFFS)
 	node dist/bench/datapath.js
+	node dist/bench/connect.js
 	node dist/bench/sync.js
 
 # The eBPF lab under churn and traffic for KX_SOAK_MINUTES (default 30): RSS, map fill and sync

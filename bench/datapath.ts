@@ -26,13 +26,14 @@
 // Service's backend set or the flow's backend, non-Service frames byte-identical, counters,
 // map sizes after the sync) abort the run. Results: bench/results/datapath.json and a Markdown
 // table on stdout. KXBENCH_DATAPATH_SIZES (e.g. "1,10000") and KXBENCH_DATAPATH_CALLS narrow a run.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import ffi from '@2060.io/ffi-napi';
 import { Libkx } from '../src/kernel/libkx.js';
+import { cleanupAll, onCleanup, rssKb, spawnController, stopController, waitForSync, type Controller } from './harness.js';
 import { KX_LIMITS } from '../src/dataplane/ebpf/limits.js';
 import { MAPS, STAT_NAMES } from '../src/dataplane/ebpf/maps.js';
 import {
@@ -81,45 +82,12 @@ const r2 = (x: number) => Math.round(x * 100) / 100;
 
 // ---- cleanup, also on failure and signals ----
 
-const cleanups: Array<{ what: string; fn: () => void }> = [];
-function onCleanup(what: string, fn: () => void): () => void {
-  const entry = { what, fn };
-  cleanups.push(entry);
-  return () => {
-    const i = cleanups.indexOf(entry);
-    if (i >= 0) cleanups.splice(i, 1);
-    fn();
-  };
-}
-function cleanupAll(): void {
-  while (cleanups.length) {
-    const { what, fn } = cleanups.pop()!;
-    try {
-      fn();
-    } catch (e) {
-      log(`cleanup (${what}) failed: ${(e as Error).message}`);
-    }
-  }
-}
-
 function sh(cmd: string, args: string[], check = true): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
   if (check && r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr || r.error?.message || `exit ${r.status}`}`);
   return r.stdout;
 }
 const inNetns = (argv: string[]) => ['--net=/run/netns/' + NETNS, '--', ...argv];
-
-function sleepSync(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 // ---- the C loop ----
 
@@ -361,69 +329,21 @@ function measureProgram(ctx: Ctx, dp: Dataplane, plan: ServicePlan, program: Pro
 
 // ---- the controller ----
 
-interface Controller { proc: ChildProcess; lines: Record<string, unknown>[]; stderrTail: () => string }
+interface SizeInfo {
+  services: number; node_ports: number; backends: number; frontends: number; source_files: number;
+  controller: { first_sync_ms: number; writes: number; sync_log: Record<string, unknown>; rss_mb: number | null; syncs_during_measurement: number; still_running: boolean };
+}
+
 
 function startController(obj: string, sourceDir: string, pinDir: string): Controller {
-  const args = [
+  return spawnController(NETNS, [
     'taskset', '-c', '0', process.execPath, CLI, 'run', '--source', `file:${sourceDir}`, '--node-name', NODE_NAME,
     '--bpf-pin-dir', pinDir, '--bpf-object', obj, '--external-interfaces', 'veth0', '--pod-interfaces', 'nomatch*', '--node-ip', ipStr(NODE_IP),
     '--cluster-cidr', CLUSTER_CIDR, '--metrics-bind-address', '', '--healthz-bind-address', '', '--cgroup-root', '',
     // the object's own sizes, IPv6 flow tables included (an IPv4-only node would shrink them),
     // so that the bench's load of the same object reuses every pinned map
     '--bpf-map-sizes', `ct6=${KX_LIMITS.ct6},ct-new6=${KX_LIMITS.ctNew6},affinity6=${KX_LIMITS.affinity6}`,
-  ];
-  const proc = spawn('nsenter', inNetns(args), { stdio: ['ignore', 'ignore', 'pipe'] });
-  const lines: Record<string, unknown>[] = [];
-  let partial = '', tail = '';
-  proc.stderr!.setEncoding('utf8');
-  proc.stderr!.on('data', (chunk: string) => {
-    tail = (tail + chunk).slice(-4000);
-    const parts = (partial + chunk).split('\n');
-    partial = parts.pop()!;
-    for (const l of parts) {
-      try {
-        lines.push(JSON.parse(l) as Record<string, unknown>);
-      } catch { /* not a pino line */ }
-    }
-  });
-  return { proc, lines, stderrTail: () => tail };
-}
-
-async function waitForSync(c: Controller, what: string): Promise<Record<string, unknown>> {
-  const deadline = Date.now() + SYNC_TIMEOUT_MS;
-  for (;;) {
-    const hit = c.lines.find((l) => l.msg === 'synced');
-    if (hit) return hit;
-    const failed = c.lines.find((l) => (l.level as number) >= 50);
-    if (failed) throw new Error(`${what}: controller error: ${JSON.stringify(failed).slice(0, 2000)}`);
-    if (c.proc.exitCode !== null || c.proc.signalCode !== null) throw new Error(`${what}: controller exited (${c.proc.exitCode ?? c.proc.signalCode}):\n${c.stderrTail()}`);
-    if (Date.now() > deadline) throw new Error(`${what}: no sync in ${SYNC_TIMEOUT_MS / 1000} s:\n${c.stderrTail()}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-function stopController(c: Controller): void {
-  const pid = c.proc.pid;
-  if (pid === undefined || c.proc.exitCode !== null || c.proc.signalCode !== null || !alive(pid)) return;
-  process.kill(pid, 'SIGTERM');
-  for (let i = 0; i < 150 && alive(pid); i++) sleepSync(100);
-  if (alive(pid)) process.kill(pid, 'SIGKILL');
-}
-
-function rssKb(pid: number | undefined): number | null {
-  try {
-    const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) : null;
-  } catch {
-    return null;
-  }
-}
-
-// ---- one size ----
-
-interface SizeInfo {
-  services: number; node_ports: number; backends: number; frontends: number; source_files: number;
-  controller: { first_sync_ms: number; writes: number; sync_log: Record<string, unknown>; rss_mb: number | null; syncs_during_measurement: number; still_running: boolean };
+  ]);
 }
 
 async function measureSize(ctx: Ctx, n: number, work: string): Promise<{ info: SizeInfo; rows: Row[] }> {
@@ -444,7 +364,7 @@ async function measureSize(ctx: Ctx, n: number, work: string): Promise<{ info: S
   const t0 = performance.now();
   const c = startController(ctx.obj, sourceDir, pinDir);
   const stop = onCleanup(`controller pid ${c.proc.pid}`, () => stopController(c));
-  const synced = await waitForSync(c, `${n} Services`);
+  const synced = await waitForSync(c, `${n} Services`, SYNC_TIMEOUT_MS);
   const syncMs = performance.now() - t0;
   if (synced.servicesLeftOut !== 0 || synced.problems !== 0 || synced.frontends !== expectedFrontends) {
     throw new Error(`${n} Services: the controller's sync is not the one planned (want ${expectedFrontends} frontends): ${JSON.stringify(synced)}`);

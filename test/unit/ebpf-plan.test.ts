@@ -26,6 +26,8 @@ test('compile: a ClusterIP is an internal, an external and a host frontend of on
   const [int, ext, host] = [...d.frontends.values()];
   assert.equal(int!.set, ext!.set);
   assert.equal(int!.set, host!.set);
+  // no socket hooks attached (--cgroup-root ''): no host frontend
+  assert.deepEqual([...compile(state(sp), { ...node, hostScope: false }).desired.frontends.values()].map((f) => f.key.scope), [SCOPE_INT, SCOPE_EXT]);
   assert.deepEqual(int!.backends.map((b) => b.addr), ['10.244.1.10', '10.244.1.9']);
   assert.deepEqual(int!.revNat, { addr: '10.96.0.10', port: 80 });
   assert.equal(d.config.nodeAddr, '192.168.77.1');

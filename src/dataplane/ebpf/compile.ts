@@ -28,6 +28,9 @@ export interface EbpfNodeConfig {
   /** kube-proxy's iptables.localhostNodePorts (default true): the node's own sockets reach
    *  NodePorts on 127.0.0.1 too (IPv4 only, and only where nodePortAddresses allow loopback). */
   readonly localhostNodePorts?: boolean;
+  /** Frontends of scope host, for the socket hooks (default true); false when no hook is
+   *  attached: no map entry nothing reads. */
+  readonly hostScope?: boolean;
 }
 
 export interface DesiredFrontend {
@@ -148,6 +151,7 @@ export function compile(state: ProxyState, node: EbpfNodeConfig): { desired: Des
     const nodeInsideRanges = nodeAddresses.some((ip) => rangeCidrs.some((c) => cidrContains(c, ip)));
     const rangesWithNode = (lbIP: string) => (nodeInsideRanges ? [...ranges, `${lbIP}/${BITS[family]}`] : ranges);
     const add = (ip: string, port: number, scope: number, view: View, sourceRanges: readonly string[] = []): void => {
+      if (scope === SCOPE_HOST && node.hostScope === false) return;
       const addr = canonical(ip);
       const key: FrontendKey = { addr, port, proto, scope };
       const id = frontendId(key);

@@ -38,9 +38,11 @@ export class EbpfDataplane implements Dataplane {
   private lastGc = -Infinity;
   private lastShortfall = '[]';
   private readonly prefilter = new Prefilter();
+  private readonly node: EbpfNodeConfig;
 
   constructor(private readonly lib: Libkx, private readonly log: Logger, private readonly metrics: Metrics, private readonly opts: EbpfOptions) {
     this.loader = new Loader(lib, log, opts);
+    this.node = { ...opts, hostScope: (opts.cgroupRoot ?? null) !== null };
   }
 
   /** Loads (reusing pinned maps), learns what a previous run programmed, attaches programs. */
@@ -107,7 +109,7 @@ export class EbpfDataplane implements Dataplane {
   sync(state: ProxyState, opts: { full?: boolean } = {}): SyncResult {
     const maps = this.requireMaps();
     if (opts.full || !this.applied) this.applied = appliedFromMaps(readMaps(maps));
-    const { desired, problems } = compile(state, this.opts);
+    const { desired, problems } = compile(state, this.node);
     for (const p of problems) {
       this.log.warn({ service: p.service }, `service not programmed: ${p.reason}`);
       this.metrics.inc('kubexdp_service_errors_total', 'Service ports the dataplane could not program', { reason: 'compile' });
