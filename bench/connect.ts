@@ -16,7 +16,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cgroup2Mount } from '../src/kernel/cgroup.js';
+import { cgroup2Mount } from '../src/kernel/mounts.js';
 import { writeSource, type LabService } from '../test/lab/manifests.js';
 import { REPO, ensureBpffs } from '../test/bpf/fixture.js';
 import { cleanupAll, onCleanup, spawnController, stopController, waitForSync } from './harness.js';

@@ -6,7 +6,7 @@ import type { Server } from 'node:http';
 import { runConfig, type RunConfig } from '../config/run-config.js';
 import type { Logger } from 'pino';
 import { EbpfDataplane } from '../dataplane/ebpf/dataplane.js';
-import { cgroup2Mount } from '../kernel/cgroup.js';
+import { cgroup2Mount } from '../kernel/mounts.js';
 import { IDLE_IPV6_FLOW_ENTRIES, sizesFor } from '../dataplane/ebpf/map-sizes.js';
 import { IptablesDataplane } from '../dataplane/iptables/dataplane.js';
 import { iptablesConfigs, proxyFamilies, readHostFacts, readInterfaceAddresses } from '../dataplane/iptables/setup.js';

@@ -1,6 +1,6 @@
 // `kube-xdp run` configuration: flags and env -> a validated RunConfig.
 import { hostname } from 'node:os';
-import { isIP, isIPv4 } from 'node:net';
+import { isIP } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_MASQUERADE_BIT } from '../dataplane/iptables/config.js';
 import { cidrFamilyOf } from '../model/k8s.js';

@@ -1,8 +1,7 @@
 // A harness around the compiled dataplane for BPF_PROG_TEST_RUN fixtures and the bench:
 // loads build/kube_xdp.bpf.o under a private pin root, writes map state through the codecs,
 // runs a program on a frame, and reads conntrack and the per-CPU counters back.
-import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
@@ -40,13 +39,7 @@ export type CtTable = (typeof CT_TABLES)[number];
 export const ktimeNs = (): bigint => process.hrtime.bigint();
 export type Stats = Record<StatName, bigint>;
 
-/** Mounts bpffs when missing (it is not mounted at boot on these machines). */
-export function ensureBpffs(): void {
-  // read, not spawned: a test process low on memory must not need fork() to learn it is there
-  if (readFileSync('/proc/self/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === '/sys/fs/bpf' && l.split(' ')[2] === 'bpf')) return;
-  const r = spawnSync('mount', ['-t', 'bpf', 'bpf', '/sys/fs/bpf'], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`mount -t bpf bpf /sys/fs/bpf: ${r.stderr || r.error?.message}`);
-}
+export { ensureBpffs } from '../../src/kernel/mounts.js';
 
 export function uniquePinRoot(prefix: string): string {
   return `/sys/fs/bpf/${prefix}-${process.pid}-${randomBytes(4).toString('hex')}`;

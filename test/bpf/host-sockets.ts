@@ -6,7 +6,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, rmdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { cgroup2Mount } from '../../src/kernel/cgroup.js';
+import { cgroup2Mount } from '../../src/kernel/mounts.js';
 import type { Dataplane } from './fixture.js';
 
 const PROBE = fileURLToPath(new URL('./socket-probe.js', import.meta.url));

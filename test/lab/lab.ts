@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { accessSync, constants, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Summary } from './client.js';
-import { cgroup2Mount } from '../../src/kernel/cgroup.js';
+import { cgroup2Mount } from '../../src/kernel/mounts.js';
 
 export type ClientSummary = Summary;
 export type NodeName = 'node1' | 'node2';
@@ -120,11 +120,7 @@ export function labUnavailable(): string | null {
   return missing.length ? `netns lab tools missing: ${missing.join(', ')} (Debian: iproute2 util-linux ethtool)` : null;
 }
 
-/** Mounts bpffs on /sys/fs/bpf if it is not (it is not at boot here). */
-export function ensureBpffs(): void {
-  const mounted = readFileSync('/proc/self/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === BPFFS && l.split(' ')[2] === 'bpf');
-  if (!mounted) execFileSync('mount', ['-t', 'bpf', 'bpf', BPFFS]);
-}
+export { ensureBpffs } from '../../src/kernel/mounts.js';
 
 export function listNetns(): string[] {
   const out = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });

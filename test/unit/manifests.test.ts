@@ -148,6 +148,21 @@ describe('deploy/kube-xdp.yaml', () => {
     assert.ok(posix.basename(config) in one('ConfigMap').data, `ConfigMap has key ${posix.basename(config)}`);
   });
 
+  it('gives the socket hooks the node\'s cgroup2 root: an init container mounts it in the host\'s namespaces, the controller gets it as --cgroup-root', () => {
+    const pod = one('DaemonSet').spec.template.spec as Obj;
+    const c = container(one('DaemonSet'), NAME);
+    const init = (pod.initContainers as Obj[]).find((x) => x.name === 'mount-cgroup')!;
+    assert.ok(init, 'a mount-cgroup init container');
+    const cmd = (init.command as string[]).join(' ');
+    assert.match(cmd, /^nsenter --mount=\/hostproc\/1\/ns\/mnt --cgroup=\/hostproc\/1\/ns\/cgroup -- sh -ec /);
+    assert.match(cmd, /mount -t cgroup2 none \/run\/kube-xdp\/cgroupv2/);
+    assert.match(cmd, /mountpoint -q \/run\/kube-xdp\/cgroupv2 \|\|/, 'mounts once, whatever restarts');
+    assert.deepEqual(mountAt(pod, init, '/hostproc').volume.hostPath, { path: '/proc', type: 'Directory' });
+    const args = c.command as string[];
+    assert.equal(args[args.indexOf('--cgroup-root') + 1], '/run/kube-xdp/cgroupv2');
+    assert.deepEqual(mountAt(pod, c, '/run/kube-xdp/cgroupv2').volume.hostPath, { path: '/run/kube-xdp/cgroupv2', type: 'DirectoryOrCreate' });
+  });
+
   it('mounts bpffs (Bidirectional), the xtables lock and the kernel modules from the host', () => {
     const pod = one('DaemonSet').spec.template.spec as Obj;
     const c = container(one('DaemonSet'), NAME);
@@ -161,14 +176,14 @@ describe('deploy/kube-xdp.yaml', () => {
     assert.equal(mods.volume.hostPath?.path, '/lib/modules');
   });
 
-  it('probes /healthz on the configured healthz port', () => {
+  it('probes /livez (liveness) and /healthz (readiness) on the configured healthz port', () => {
     const c = container(one('DaemonSet'), NAME);
     const raw = parse(one('ConfigMap').data['config.conf']) as Obj;
     const healthzPort = Number(String(raw.healthzBindAddress).split(':').pop());
     assert.equal(healthzPort, 10256);
-    for (const probe of [c.livenessProbe, c.readinessProbe] as Obj[]) {
+    for (const [probe, path] of [[c.livenessProbe, '/livez'], [c.readinessProbe, '/healthz']] as [Obj, string][]) {
       assert.ok(probe?.httpGet, 'httpGet probe');
-      assert.deepEqual(probe.httpGet, { host: '127.0.0.1', path: '/healthz', port: healthzPort });
+      assert.deepEqual(probe.httpGet, { host: '127.0.0.1', path, port: healthzPort });
     }
     assert.equal(c.livenessProbe.initialDelaySeconds, 15);
     assert.equal(c.livenessProbe.periodSeconds, 10);
