@@ -28,7 +28,9 @@ const GUEST_BPF_ENV = 'CI=true KX_FLOOD=200000 KX_FUZZ_CASES=3000';
 /** KUBE_XDP_KERNELS=6.12 runs one kernel of the matrix. */
 const SERIES = (process.env.KUBE_XDP_KERNELS?.split(',') ?? KERNEL_SERIES) as KernelSeries[];
 
-const RUN_FLAGS = `--source file:/tmp/objects.json --node-name node1 --node-ip ${NODE_IP} --external-interfaces eth0 --pod-interfaces 'v*' --bpf-pin-dir ${PIN_DIR} --metrics-bind-address '' --healthz-bind-address ''`;
+/** The guest's node processes that are the node's own clients: the socket hooks' cgroup. */
+const NODE_CGROUP = '/sys/fs/cgroup/kxnode';
+const RUN_FLAGS = `--source file:/tmp/objects.json --node-name node1 --node-ip ${NODE_IP} --external-interfaces eth0 --pod-interfaces 'v*' --bpf-pin-dir ${PIN_DIR} --metrics-bind-address '' --healthz-bind-address '' --cgroup-root ${NODE_CGROUP}`;
 
 for (const series of SERIES) {
   const why = await harnessUnavailable(series) ?? (TOOLS.find((t) => !existsSync(t)) ? `missing ${TOOLS.join(', ')} (apt-get install bpftool iproute2 ethtool)` : null);
@@ -131,8 +133,12 @@ for (const series of SERIES) {
 
     test('the controller starts in eBPF mode: XDP on eth0, tc on every pod veth the way the probe said', async () => {
       await timed('namespaces, veths, echo servers', () => ok(labSetup({ forwarding: true, extTxOff: true })));
+      await ok(`mkdir -p /sys/fs/cgroup && (mountpoint -q /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup) && mkdir -p ${NODE_CGROUP}`);
       await timed('controller start → first sync', () => startController());
       const log = await ok('cat /tmp/kx.log');
+      const hooks = /"attached":\[([^\]]*)\][^\n]*"msg":"socket hooks attached/.exec(log);
+      assert.ok(hooks, log);
+      assert.equal(hooks[1]!.split(',').length, 8, `every socket hook attached: ${hooks[1]}`);
       assert.match(log, /"msg":"starting kube-xdp \(eBPF mode\)"/);
       assert.match(log, new RegExp(`"tc":"${report.tc}"`));
       const xdp = /"interface":"eth0","mode":"(native|generic)","msg":"XDP attached/.exec(log);
@@ -174,6 +180,18 @@ for (const series of SERIES) {
       assert.equal(u.ok, 20, JSON.stringify(u));
     });
 
+    test('the node\'s own client (socket hooks): TCP and UDP to the ClusterIP and localhost:NodePort, every backend, the Service as peer', async () => {
+      const fromNode = async (proto: 'tcp' | 'udp', target: string, count: number): Promise<Summary> => JSON.parse((await ok(
+        `sh -c 'echo $$ > ${NODE_CGROUP}/cgroup.procs; exec node ${GUEST_LAB}/client.js --${proto} --target ${target} --count ${count} --timeout-ms 5000'`,
+      )).trim().split('\n').pop()!) as Summary;
+      for (const [proto, target] of [['tcp', `${CLUSTER_IP}:80`], ['udp', `${CLUSTER_IP}:80`], ['tcp', `127.0.0.1:${NODE_PORT}`]] as const) {
+        const s = await fromNode(proto, target, 30);
+        assert.equal(s.ok, 30, `${proto} ${target}: ${JSON.stringify(s)}`);
+        assert.deepEqual(Object.keys(s.byPod).sort(), ['a', 'b', 'c'], `${proto} ${target}: ${JSON.stringify(s.byPod)}`);
+        assert.deepEqual(Object.keys(s.replyPeers), [target], `${proto} ${target}: getpeername()/recvmsg() give the Service address`);
+      }
+    });
+
     test('an update (3 backends → 1 → 3) reaches the maps: new connections follow it', async () => {
       await switchTo(['a']);
       assert.deepEqual((await client('client', 'tcp', `${CLUSTER_IP}:80`, 20)).byPod, { a: 20 });
@@ -210,6 +228,7 @@ ip netns exec client node ${GUEST_LAB}/client.js --tcp --target ${CLUSTER_IP}:80
       await ok(`node ${GUEST_CLI} cleanup --bpf-pin-dir ${PIN_DIR} --pod-interfaces 'v*' 2>&1`);
       assert.doesNotMatch(await ok('ip -d link show eth0'), /prog\/xdp/);
       assert.doesNotMatch(await ok('bpftool net show'), /kx_/);
+      assert.doesNotMatch(await ok(`bpftool cgroup show ${NODE_CGROUP}`), /kx_sock/);
       assert.notEqual((await vm.run(`ls ${PIN_DIR}`)).code, 0, 'pin dir removed');
 
       await ok('mount -t tmpfs none /sys/kernel/btf');
