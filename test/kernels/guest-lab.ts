@@ -19,12 +19,14 @@ export const PODS = { a: '10.244.1.2', b: '10.244.1.3', c: '10.244.1.4' } as con
 export const CLIENT_POD = '10.244.1.9';
 export type PodName = keyof typeof PODS;
 
+/** A lab pod of node1 as the manifests take it. */
+export const labPod = (name: PodName): LabPod => ({ name, ns: name, node: 'node1', ip: PODS[name], hostIf: `v${name}`, ports: [8080], pid: 0 });
+
 /** The Service and its EndpointSlices with these backends, as the file source reads them. */
 export function labObjects(backends: readonly PodName[]): string {
-  const pod = (name: PodName): LabPod => ({ name, ns: name, node: 'node1', ip: PODS[name], hostIf: `v${name}`, ports: [8080], pid: 0 });
   const items = serviceObjects({
     name: 'web', clusterIP: CLUSTER_IP, port: 80, targetPort: 8080, type: 'NodePort', nodePort: NODE_PORT,
-    protocols: ['TCP', 'UDP'], endpoints: backends.map(pod),
+    protocols: ['TCP', 'UDP'], endpoints: backends.map(labPod),
   });
   return JSON.stringify({ apiVersion: 'v1', kind: 'List', items });
 }

@@ -11,7 +11,8 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { SET_IDS, setName } from '../../src/dataplane/ipvs/ipsets.js';
 import { canonical, parseIpvsadmList, parseIpvsadmSave, type VirtualServer } from '../../src/dataplane/ipvs/virtual-servers.js';
-import { CLIENT_POD, CLUSTER_IP, EXT_IP, GUEST_CLI, LAB_FILES, NODE_IP, NODE_PORT, PODS, guestClient, labObjects, labSetup, peersByIP, type PodName } from './guest-lab.js';
+import { CLIENT_POD, CLUSTER_IP, EXT_IP, GUEST_CLI, LAB_FILES, NODE_IP, NODE_PORT, PODS, guestClient, labObjects, labPod, labSetup, peersByIP, type PodName } from './guest-lab.js';
+import { serviceObjects } from '../lab/manifests.js';
 import { KernelVM, harnessUnavailable } from './vm.js';
 
 const why = await harnessUnavailable();
@@ -20,6 +21,19 @@ const skip = why !== null && process.env.CI !== 'true' ? why : false;
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 /** The render flags; the guest's controller gets the same ones. */
 const NODE_FLAGS = ['--node-name', 'node1', '--node-ip', NODE_IP, '--cluster-cidr', '10.244.0.0/16'];
+/** `web` beside an externalTrafficPolicy Local LoadBalancer Service with a healthCheckNodePort. */
+const HC_PORT = 32100;
+const HC_OBJECTS = JSON.stringify({
+  apiVersion: 'v1', kind: 'List', items: [
+    ...(JSON.parse(labObjects(['a', 'b', 'c'])) as { items: object[] }).items,
+    ...serviceObjects({ name: 'lb', clusterIP: '10.96.0.50', port: 80, targetPort: 8080, type: 'LoadBalancer', nodePort: 30050,
+      externalTrafficPolicy: 'Local', healthCheckNodePort: HC_PORT, protocols: ['TCP'], endpoints: [labPod('a'), labPod('b')] }),
+  ],
+});
+/** An HTTP GET from the guest: "<status> <body without whitespace>" or the error code. */
+const HTTP_GET = `const [url] = process.argv.slice(2);
+require('http').get(url, (r) => { let b = ''; r.on('data', (d) => { b += d; }); r.on('end', () => console.log(r.statusCode + ' ' + b.replace(/\\s+/g, ''))); })
+  .on('error', (e) => console.log(e.code));`;
 
 describe('IPVS mode in a qemu guest', { skip: skip || why !== null }, () => {
   let vm: KernelVM;
@@ -75,7 +89,7 @@ describe('IPVS mode in a qemu guest', { skip: skip || why !== null }, () => {
   before(async () => {
     vm = await timed('boot (qemu + kube-xdp bundle)', () => KernelVM.boot({
       withKubeXdp: true,
-      extraFiles: LAB_FILES,
+      extraFiles: { ...LAB_FILES, '/opt/kx/objects-hc.json': HC_OBJECTS, '/opt/kx/http-get.js': HTTP_GET },
       timeoutMs: 180_000,
     }));
     await timed('namespaces, veths, echo servers', () => ok(labSetup()));
@@ -232,6 +246,16 @@ describe('IPVS mode in a qemu guest', { skip: skip || why !== null }, () => {
     await eventually('the canary recreated', async () => /:KUBE-PROXY-CANARY/.test(await ok('iptables-save -t mangle')));
     const s = await client('a', 'tcp', `${CLUSTER_IP}:80`, 3);
     assert.equal(s.ok, 3);
+  });
+
+  test('healthCheckNodePort (same server as every mode): 200 with localEndpoints 2 from outside; the Service removed, the port closed', async () => {
+    const get = () => ok(`ip netns exec ext node /opt/kx/http-get.js http://${NODE_IP}:${HC_PORT}/`).then((o) => o.trim());
+    await ok('cp /opt/kx/objects-hc.json /tmp/objects.new && mv /tmp/objects.new /tmp/objects.json');
+    await eventually('the healthCheckNodePort answering', async () => (await get()).startsWith('200 '));
+    const body = JSON.parse((await get()).slice(4)) as { service: { namespace: string; name: string }; localEndpoints: number };
+    assert.deepEqual([body.service, body.localEndpoints], [{ namespace: 'default', name: 'lb' }, 2]);
+    await switchTo(['a', 'b', 'c']);
+    await eventually('the healthCheckNodePort closed', async () => (await get()) === 'ECONNREFUSED');
   });
 
   test('kube-xdp cleanup removes virtual servers, kube-ipvs0, the sets and the chains', async () => {
