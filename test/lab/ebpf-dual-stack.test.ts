@@ -142,6 +142,21 @@ describe('eBPF dataplane, IPv6 and dual-stack, in the netns lab', { skip: unavai
     assert.deepEqual(byAddr(s.seenPeers), { [cl.ip6!]: 300 });
   });
 
+  test('the node\'s own IPv6 clients (socket hooks, connect6/sendmsg6/recvmsg6/getpeername6): ClusterIP and NodePort, TCP and UDP; no endpoints refused', async () => {
+    const n1 = lab.nodes.node1;
+    const fromNode = (o: Parameters<Lab['client']>[1]) => lab.client(n1.ns, o, { cgroup: lab.cgroup('node1') });
+    for (const target of [hostPort(CLUSTER_IP6, 80), hostPort(n1.ip6!, NODE_PORT)]) {
+      for (const proto of ['tcp', 'udp'] as const) {
+        const s = await fromNode({ proto, target, count: 60, concurrency: 5 });
+        assert.equal(s.ok, 60, `${proto} ${target}: ${JSON.stringify(s.errors)}`);
+        assert.deepEqual(s.replyPeers, { [target]: 60 }, `${proto} ${target}`);
+        for (const p of ['b', 'c', 'd']) assert.ok((s.byPod[p] ?? 0) > 0, `${proto} ${target} ${p}: ${JSON.stringify(s.byPod)}`);
+      }
+    }
+    const refused = await fromNode({ proto: 'tcp', target: hostPort(EMPTY_IP6, 80), count: 10, concurrency: 5, timeoutMs: 2000 });
+    assert.deepEqual(refused.errors, { ECONNREFUSED: 10 }, JSON.stringify(refused));
+  });
+
   test('IPv6 ClusterIP over UDP: replies come from the ClusterIP:port, every backend answers', async () => {
     const cl = lab.pod('cl');
     const s = await lab.client(cl.ns, { proto: 'udp', target: hostPort(CLUSTER_IP6, 80), count: 120, concurrency: 4 });
