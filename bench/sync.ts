@@ -9,8 +9,8 @@
 //    (untimed), then iptables-save -t nat (the stale-chain scan), render, restore — as
 //    IptablesDataplane's first sync does.
 //  - iptables, full resync: the same with every rule already in place (a periodic full sync).
-//  - iptables, partial: one Service's endpoints go 10 → 9 → 10 …; changedServices(prev, next),
-//    render of that Service's chains only, restore. No stale-chain scan: with more than 1,000
+//  - iptables, partial: one Service's endpoints go 10 → 9 → 10 …; the tracker's change set
+//    (made by its snapshot, timed as such), render of that Service's chains only, restore. No stale-chain scan: with more than 1,000
 //    endpoints the dataplane scans only every staleChainScanPeriod, as kube-proxy does.
 // and once per size:
 //  - eBPF, full sync into empty maps: a fresh object load per trial (untimed), then read back
@@ -34,7 +34,6 @@ import { dirname } from 'node:path';
 import { cpus, release, totalmem } from 'node:os';
 import { Libkx } from '../src/kernel/libkx.js';
 import { chainsOf, type IptablesBackend } from '../src/kernel/iptables.js';
-import { changedServices } from '../src/model/diff.js';
 import type { ProxyState } from '../src/model/types.js';
 import { masqueradeMarkFor, DEFAULT_MASQUERADE_BIT, type IptablesConfig } from '../src/dataplane/iptables/config.js';
 import { renderIptables } from '../src/dataplane/iptables/render.js';
@@ -130,8 +129,10 @@ class RestoreFailed extends Error {
 // ---- the Services ----
 
 interface Workload {
-  full: ProxyState; // the changed Service with 10 endpoints
+  full: ProxyState; // the changed Service with 10 endpoints (a snapshot after one with 9)
   minus: ProxyState; // … with 9
+  /** The tracker's snapshot after the one-endpoint change (an incremental snapshot). */
+  snapshotMs: number;
   changed: string; // "namespace/name"
   svcChain: string; // its KUBE-SVC chain
   buildMs: number;
@@ -171,13 +172,17 @@ function workload(n: number): Workload {
   const full = o.state(node);
   const idx = Math.floor(n / 2 / NODEPORT_EVERY) * NODEPORT_EVERY; // a NodePort Service mid-list
   o.apply(sliceOf(idx, ENDPOINTS - 1));
+  const t1 = performance.now();
   const minus = o.state(node);
+  const snapshotMs = performance.now() - t1;
+  o.apply(sliceOf(idx, ENDPOINTS));
+  const again = o.state(node); // full's content, and a change set (the first snapshot has none)
   if (o.problems.length) throw new Error(`model problems: ${o.problems.slice(0, 3).map((p) => p.text).join('; ')}`);
   if (full.services.length !== n || minus.services.length !== n) throw new Error(`expected ${n} service ports, got ${full.services.length}/${minus.services.length}`);
   const sp = full.services.find((s) => s.name === `svc-${idx}`)!;
   if (sp.nodePort === null || sp.endpoints.length !== ENDPOINTS) throw new Error(`svc-${idx}: expected a NodePort with ${ENDPOINTS} endpoints`);
   return {
-    full, minus, changed: `${NAMESPACE}/svc-${idx}`,
+    full: again, minus, snapshotMs, changed: `${NAMESPACE}/svc-${idx}`,
     svcChain: serviceChains(servicePortName(sp), 'tcp').cluster,
     buildMs: performance.now() - t0,
   };
@@ -257,7 +262,7 @@ interface IptFull {
   /** Fewer than TRIALS when a restore took longer than FULL_BUDGET_S. */
   trials_run: number;
 }
-interface IptPartial { diff_ms: Stat; render_ms: Stat; restore_ms: Stat; total_ms: Stat; text_bytes: Stat; rules_written: Stat; rules_skipped: number }
+interface IptPartial { render_ms: Stat; restore_ms: Stat; total_ms: Stat; text_bytes: Stat; rules_written: Stat; rules_skipped: number }
 interface IptFailure { stage: 'full_initial' | 'full_resync' | 'partial'; elapsed_s: number; timed_out: boolean; exit: number | string | null; error: string; stderr_tail: string }
 interface IptResult {
   backend: IptablesBackend;
@@ -297,19 +302,19 @@ function iptFull(ns: ScratchNetns, state: ProxyState, fresh: boolean, trials: nu
 }
 
 function iptPartial(ns: ScratchNetns, w: Workload): IptPartial {
-  const diff: number[] = [], render: number[] = [], restore: number[] = [], total: number[] = [], bytes: number[] = [], rules: number[] = [];
+  const render: number[] = [], restore: number[] = [], total: number[] = [], bytes: number[] = [], rules: number[] = [];
   let skipped = 0;
   let prev = w.full; // what the kernel holds now
   for (let t = 0; t < TRIALS * 2; t++) { // 10 → 9, 9 → 10: TRIALS of each
     const next = prev === w.full ? w.minus : w.full;
-    const [changed, diffMs] = timed(() => changedServices(prev, next));
-    if (changed.size !== 1 || !changed.has(w.changed)) throw new Error(`changedServices: expected {${w.changed}}, got ${JSON.stringify([...changed])}`);
+    const changed = next.changes!.services;
+    if (changed.size !== 1 || !changed.has(w.changed)) throw new Error(`change set: expected {${w.changed}}, got ${JSON.stringify([...changed])}`);
     const [r, renderMs] = timed(() => renderIptables(next, IPT_CFG, { changedServices: changed, existingNatChains: null }));
     const restoreMs = ns.restore(r.text);
-    diff.push(diffMs); render.push(renderMs); restore.push(restoreMs); total.push(diffMs + renderMs + restoreMs);
+    render.push(renderMs); restore.push(restoreMs); total.push(renderMs + restoreMs);
     bytes.push(Buffer.byteLength(r.text)); rules.push(r.filterRules + r.natRules);
     skipped = r.skippedNatRules;
-    console.error(`  ${ns.bin} partial ${prev === w.full ? '10→9' : '9→10'}: diff ${round(diffMs)} ms, render ${round(renderMs)} ms, restore ${round(restoreMs)} ms (${r.filterRules + r.natRules} rules)`);
+    console.error(`  ${ns.bin} partial ${prev === w.full ? '10→9' : '9→10'}: render ${round(renderMs)} ms, restore ${round(restoreMs)} ms (${r.filterRules + r.natRules} rules)`);
     prev = next;
   }
   // The kernel must now hold the last state: the changed Service's KUBE-SVC chain jumps to each endpoint.
@@ -317,7 +322,7 @@ function iptPartial(ns: ScratchNetns, w: Workload): IptPartial {
   const jumps = nat.split('\n').filter((l) => l.startsWith(`-A ${w.svcChain} `) && / -j KUBE-SEP-/.test(l)).length;
   const want = prev.services.find((s) => `${s.namespace}/${s.name}` === w.changed)!.clusterEndpoints.length;
   if (jumps !== want) throw new Error(`after the partial syncs ${w.svcChain} has ${jumps} endpoint jumps, expected ${want}`);
-  return { diff_ms: stat(diff), render_ms: stat(render), restore_ms: stat(restore), total_ms: stat(total), text_bytes: stat(bytes), rules_written: stat(rules), rules_skipped: skipped };
+  return { render_ms: stat(render), restore_ms: stat(restore), total_ms: stat(total), text_bytes: stat(bytes), rules_written: stat(rules), rules_skipped: skipped };
 }
 
 function iptables(ns: ScratchNetns, backend: IptablesBackend, w: Workload): IptResult {
@@ -444,7 +449,8 @@ function ebpf(pins: ScratchPins, w: Workload): EbpfResult {
     const dumps = readMaps(maps);
     const { desired } = compile(w.full, EBPF_NODE);
     const entries = { frontends: dumps.frontends.length, backends: dumps.backends.length, slots: dumps.slots.length, revnat: dumps.revnat.length };
-    const wantSlots = [...desired.frontends.values()].reduce((s, f) => s + f.backends.length, 0);
+    // one list of slots per backend set, however many frontends share it
+    const wantSlots = [...new Map([...desired.frontends.values()].map((f) => [f.set, f.backends.length])).values()].reduce((s, n) => s + n, 0);
     if (entries.frontends !== desired.frontends.size || entries.slots !== wantSlots) {
       throw new Error(`maps hold ${entries.frontends} frontends / ${entries.slots} slots, expected ${desired.frontends.size} / ${wantSlots}`);
     }
@@ -482,7 +488,7 @@ function versionOf(bin: string): string | null {
 }
 
 interface Scenario {
-  services: number; nodeport_services: number; endpoints: number; build_ms: number; changed_service: string;
+  services: number; nodeport_services: number; endpoints: number; build_ms: number; snapshot_ms: number; changed_service: string;
   iptables: IptResult[]; ebpf: EbpfResult;
 }
 
@@ -523,12 +529,12 @@ function main(): void {
     }
     for (const n of SIZES) {
       const w = workload(n);
-      console.error(`${n} services: state built in ${round(w.buildMs)} ms; changing ${w.changed}`);
+      console.error(`${n} services: state built in ${round(w.buildMs)} ms, one-endpoint snapshot ${round(w.snapshotMs)} ms; changing ${w.changed}`);
       const ipt = usable.map((b) => iptables(ns, b, w));
       const bpf = ebpf(pins, w);
       scenarios.push({
         services: n, nodeport_services: w.full.services.filter((s) => s.nodePort !== null).length,
-        endpoints: w.full.services.reduce((s, sp) => s + sp.endpoints.length, 0), build_ms: round(w.buildMs),
+        endpoints: w.full.services.reduce((s, sp) => s + sp.endpoints.length, 0), build_ms: round(w.buildMs), snapshot_ms: round(w.snapshotMs),
         changed_service: w.changed, iptables: ipt, ebpf: bpf,
       });
     }
@@ -557,7 +563,7 @@ function main(): void {
       iptables_netns: 'a scratch network namespace kxbench-<pid>, created per backend and size; every iptables binary runs through nsenter --net=/run/netns/kxbench-<pid>',
       iptables_full_initial: 'tables reset and jump rules ensured (untimed), then iptables-save -t nat (stale-chain scan) + renderIptables + restore; total = save + render + restore',
       iptables_full_resync: 'the same with every rule already in place (restore flushes and rewrites every chain)',
-      iptables_partial: 'changedServices(prev, next) + renderIptables with changedServices (no stale-chain scan: large-cluster mode) + restore; TRIALS changes each way',
+      iptables_partial: 'renderIptables with the tracker\'s change set (no stale-chain scan: large-cluster mode) + restore; TRIALS changes each way; the incremental snapshot that made the change set is workload.snapshot_ms',
       iptables_failed: 'a restore that failed or ran past restore_timeout_s: stage, time, exit and stderr; that backend\'s later stages at that size are skipped',
       ebpf_full_initial: 'fresh object load (untimed) into a scratch pin dir, then readMaps + appliedFromMaps (read), compile, plan, applyPlan (one batch call per map and operation)',
       ebpf_full_resync: 'the maps already hold the state: read back, compile, plan (0 writes), apply',
@@ -623,7 +629,7 @@ function table(versions: Array<{ backend: string; version: string | null }>, spa
       full('full, empty tables', i.full_initial);
       full('full resync', i.full_resync);
       const p = i.partial;
-      if (p) rows.push([svc, mode, '1 endpoint', n(p.rules_written.median), `diff ${f(p.diff_ms)} + render ${f(p.render_ms)}`, `restore ${f(p.restore_ms)}`, f(p.total_ms), `${n(p.text_bytes.median)} B`]);
+      if (p) rows.push([svc, mode, '1 endpoint', n(p.rules_written.median), `render ${f(p.render_ms)}`, `restore ${f(p.restore_ms)}`, f(p.total_ms), `${n(p.text_bytes.median)} B`]);
       if (i.failed) {
         rows.push([svc, mode, i.failed.stage.replace('_', ' '), n(i.rules.total), '', i.failed.timed_out ? `killed after ${n(i.failed.elapsed_s)} s` : `FAILED after ${n(i.failed.elapsed_s)} s`, '-', mb(i.rules.text_bytes)]);
       }

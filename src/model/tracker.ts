@@ -1,7 +1,9 @@
 // A change tracker like kube-proxy's ServiceChangeTracker/EndpointsChangeTracker: it keeps the
 // current Services and EndpointSlices (as minimal records), remembers per object the record as
 // of the last snapshot, drops changes that are undone or change nothing the proxier uses, and
-// builds the immutable ProxyState. Pure: no I/O; problems go to an injected callback.
+// builds the immutable ProxyState: only the changed Services' ports are rebuilt, the others are
+// the previous snapshot's (frozen) objects, and the state names what changed. Pure: no I/O;
+// problems go to an injected callback.
 
 import { categorizeEndpoints, collectEndpoints, usesClusterEndpoints, usesLocalEndpoints } from './endpoints.js';
 import {
@@ -30,11 +32,14 @@ const API_VERSION: Record<ObjectKind, string> = { Service: 'v1', EndpointSlice: 
 export class ChangeTracker {
   private readonly services = new Map<string, ServiceRecord>(); // "ns/name"
   private readonly slices = new Map<string, EndpointSliceRecord>(); // "ns/sliceName"
+  /** "ns/serviceName" -> its slices' keys ("ns/sliceName") */
+  private readonly slicesOf = new Map<string, Set<string>>();
   /** Record as of the last snapshot (null = absent), for each object changed since; key "Kind/ns/name". */
   private readonly previous = new Map<string, AnyRecord | null>();
   private readonly onInvalid: (p: Problem) => void;
   private isSynced = false;
-  private last: { node: NodeFacts; state: ProxyState } | null = null;
+  private last: { node: NodeFacts; state: ProxyState; ports: Map<string, readonly ServicePort[]> } | null = null;
+  private generation = 0;
 
   constructor(opts: TrackerOptions = {}) {
     this.onInvalid = opts.onInvalid ?? (() => {});
@@ -60,10 +65,24 @@ export class ChangeTracker {
     const changeKey = `${e.kind}/${key}`;
     const before = store.get(key) ?? null;
     if (!this.previous.has(changeKey)) this.previous.set(changeKey, before);
+    if (e.kind === 'EndpointSlice') this.indexSlice(key, before as EndpointSliceRecord | null, record as EndpointSliceRecord | null);
     if (record === null) store.delete(key);
     else store.set(key, record);
     if (deepEqual(this.previous.get(changeKey), record)) this.previous.delete(changeKey);
     return this.pending();
+  }
+
+  private indexSlice(key: string, before: EndpointSliceRecord | null, after: EndpointSliceRecord | null): void {
+    const owner = (s: EndpointSliceRecord) => `${s.namespace}/${s.serviceName}`;
+    if (before) {
+      const set = this.slicesOf.get(owner(before));
+      set?.delete(key);
+      if (set?.size === 0) this.slicesOf.delete(owner(before));
+    }
+    if (after) {
+      const set = this.slicesOf.get(owner(after)) ?? new Set();
+      this.slicesOf.set(owner(after), set.add(key));
+    }
   }
 
   /** The source has delivered its initial list. */
@@ -98,14 +117,53 @@ export class ChangeTracker {
   }
 
   /** Build the immutable state for this node and mark every change as applied. The same state
-   *  object is returned again when nothing changed and the node facts are equal. */
+   *  object is returned again when nothing changed and the node facts are equal; with equal
+   *  node facts only the changed Services are rebuilt. */
   snapshot(node: NodeFacts): ProxyState {
-    if (this.last !== null && this.previous.size === 0 && deepEqual(this.last.node, node)) return this.last.state;
-    const state = buildProxyState(this.services.values(), this.slices.values(), node);
+    const last = this.last;
+    if (last !== null && this.previous.size === 0 && deepEqual(last.node, node)) return last.state;
+    const generation = ++this.generation;
+    let state: ProxyState, ports: Map<string, readonly ServicePort[]>;
+    if (last === null || !deepEqual(last.node, node)) {
+      ports = new Map();
+      for (const [key, svc] of this.services) ports.set(key, this.portsOf(svc, node));
+      state = deepFreeze({ services: sortPorts([...ports.values()].flat()), generation });
+    } else {
+      const changed = new Set(this.changedServices());
+      ports = last.ports;
+      for (const key of changed) {
+        const svc = this.services.get(key);
+        if (svc) ports.set(key, this.portsOf(svc, node));
+        else ports.delete(key);
+      }
+      // the previous order without the changed Services, then theirs put in place
+      const kept = last.state.services.filter((sp) => !changed.has(`${sp.namespace}/${sp.name}`));
+      const fresh = [...changed].flatMap((key) => ports.get(key) ?? []);
+      state = deepFreeze({ services: mergeSorted(kept, sortPorts(fresh)), generation, changes: { since: last.state.generation!, services: changed } });
+    }
     this.previous.clear();
-    this.last = { node: deepFreeze(structuredClone(node)), state };
+    this.last = { node: deepFreeze(structuredClone(node)), state, ports };
     return state;
   }
+
+  private portsOf(svc: ServiceRecord, node: NodeFacts): ServicePort[] {
+    const keys = this.slicesOf.get(`${svc.namespace}/${svc.name}`) ?? [];
+    return servicePorts(svc, [...keys].map((k) => this.slices.get(k)!), node);
+  }
+}
+
+const comparePorts = (a: ServicePort, b: ServicePort): number =>
+  a.id < b.id ? -1 : a.id > b.id ? 1 : a.protocol < b.protocol ? -1 : a.protocol > b.protocol ? 1 : 0;
+const sortPorts = (list: ServicePort[]): ServicePort[] => list.sort(comparePorts);
+
+/** Two sorted lists as one. */
+function mergeSorted(a: readonly ServicePort[], b: readonly ServicePort[]): ServicePort[] {
+  const out: ServicePort[] = new Array(a.length + b.length);
+  let i = 0, j = 0, k = 0;
+  while (i < a.length && j < b.length) out[k++] = comparePorts(a[i]!, b[j]!) <= 0 ? a[i++]! : b[j++]!;
+  while (i < a.length) out[k++] = a[i++]!;
+  while (j < b.length) out[k++] = b[j++]!;
+  return out;
 }
 
 /** Objects in list responses carry no kind/apiVersion; the event says what they are. */
@@ -117,66 +175,48 @@ function withTypeMeta(e: ObjectEvent): unknown {
   return { ...r, kind: e.kind, apiVersion: r['apiVersion'] ?? API_VERSION[e.kind] };
 }
 
-/** ProxyState from Service and EndpointSlice records, for one node. Pure; result deeply frozen. */
-export function buildProxyState(
-  services: Iterable<ServiceRecord>,
-  slices: Iterable<EndpointSliceRecord>,
-  node: NodeFacts,
-): ProxyState {
-  const slicesByService = new Map<string, EndpointSliceRecord[]>();
-  for (const s of slices) {
-    const key = `${s.namespace}/${s.serviceName}`;
-    const list = slicesByService.get(key);
-    if (list) list.push(s);
-    else slicesByService.set(key, [s]);
-  }
-
-  const out: ServicePort[] = [];
-  for (const svc of services) {
-    const clusterIPs = svc.clusterIPs.filter((ip) => node.ipFamilies.includes(ipFamilyOf(ip)!));
-    if (clusterIPs.length === 0) continue; // not a family this node serves
-    const families = clusterIPs.map((ip) => ipFamilyOf(ip)!);
-    const inFamilies = (fam: IPFamily | null): boolean => fam !== null && families.includes(fam);
-    const externalIPs = svc.externalIPs.filter((ip) => inFamilies(ipFamilyOf(ip)));
-    const loadBalancerIPs = svc.loadBalancerIPs.filter((ip) => inFamilies(ipFamilyOf(ip)));
-    const loadBalancerSourceRanges = svc.loadBalancerSourceRanges.filter((c) => inFamilies(cidrFamilyOf(c)));
-    const svcSlices = slicesByService.get(`${svc.namespace}/${svc.name}`) ?? [];
-
-    for (const port of svc.ports) {
-      const externallyAccessible = port.nodePort !== null || externalIPs.length > 0 || loadBalancerIPs.length > 0;
-      const uses = {
-        usesClusterEndpoints: usesClusterEndpoints(svc.internalTrafficPolicy, externallyAccessible),
-        usesLocalEndpoints: usesLocalEndpoints(svc.internalTrafficPolicy, svc.externalTrafficPolicy, externallyAccessible),
-      };
-      const endpoints = collectEndpoints(port, svcSlices, node, families);
-      const cat = categorizeEndpoints(endpoints, uses, node);
-      out.push({
-        id: `${svc.namespace}/${svc.name}:${port.name}`,
-        namespace: svc.namespace,
-        name: svc.name,
-        portName: port.name,
-        type: svc.type,
-        protocol: port.protocol,
-        port: port.port,
-        nodePort: port.nodePort,
-        families,
-        clusterIPs,
-        externalIPs,
-        loadBalancerIPs,
-        loadBalancerSourceRanges,
-        externalTrafficPolicy: svc.externalTrafficPolicy,
-        internalTrafficPolicy: svc.internalTrafficPolicy,
-        sessionAffinityTimeoutSeconds: svc.sessionAffinityTimeoutSeconds,
-        healthCheckNodePort: svc.healthCheckNodePort,
-        externallyAccessible,
-        ...uses,
-        endpoints,
-        ...cat,
-      });
-    }
-  }
-  out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : a.protocol < b.protocol ? -1 : a.protocol > b.protocol ? 1 : 0));
-  return deepFreeze({ services: out });
+/** The ServicePorts of one Service with its EndpointSlices, for one node (none when no ClusterIP
+ *  is of a family the node serves). Pure; not frozen. */
+function servicePorts(svc: ServiceRecord, svcSlices: readonly EndpointSliceRecord[], node: NodeFacts): ServicePort[] {
+  const clusterIPs = svc.clusterIPs.filter((ip) => node.ipFamilies.includes(ipFamilyOf(ip)!));
+  if (clusterIPs.length === 0) return []; // not a family this node serves
+  const families = clusterIPs.map((ip) => ipFamilyOf(ip)!);
+  const inFamilies = (fam: IPFamily | null): boolean => fam !== null && families.includes(fam);
+  const externalIPs = svc.externalIPs.filter((ip) => inFamilies(ipFamilyOf(ip)));
+  const loadBalancerIPs = svc.loadBalancerIPs.filter((ip) => inFamilies(ipFamilyOf(ip)));
+  const loadBalancerSourceRanges = svc.loadBalancerSourceRanges.filter((c) => inFamilies(cidrFamilyOf(c)));
+  return svc.ports.map((port) => {
+    const externallyAccessible = port.nodePort !== null || externalIPs.length > 0 || loadBalancerIPs.length > 0;
+    const uses = {
+      usesClusterEndpoints: usesClusterEndpoints(svc.internalTrafficPolicy, externallyAccessible),
+      usesLocalEndpoints: usesLocalEndpoints(svc.internalTrafficPolicy, svc.externalTrafficPolicy, externallyAccessible),
+    };
+    const endpoints = collectEndpoints(port, svcSlices, node, families);
+    const cat = categorizeEndpoints(endpoints, uses, node);
+    return {
+      id: `${svc.namespace}/${svc.name}:${port.name}`,
+      namespace: svc.namespace,
+      name: svc.name,
+      portName: port.name,
+      type: svc.type,
+      protocol: port.protocol,
+      port: port.port,
+      nodePort: port.nodePort,
+      families,
+      clusterIPs,
+      externalIPs,
+      loadBalancerIPs,
+      loadBalancerSourceRanges,
+      externalTrafficPolicy: svc.externalTrafficPolicy,
+      internalTrafficPolicy: svc.internalTrafficPolicy,
+      sessionAffinityTimeoutSeconds: svc.sessionAffinityTimeoutSeconds,
+      healthCheckNodePort: svc.healthCheckNodePort,
+      externallyAccessible,
+      ...uses,
+      endpoints,
+      ...cat,
+    };
+  });
 }
 
 /** Object.freeze, recursively (shared sub-objects are frozen once). */

@@ -74,6 +74,12 @@ export interface NodeFacts {
 /** Sorted by id, then protocol; deeply frozen. */
 export interface ProxyState {
   services: ServicePort[];
+  /** The tracker's snapshot number (absent: a state built otherwise, e.g. by a test). */
+  readonly generation?: number;
+  /** The Services ("namespace/name") that differ from snapshot `since`; absent: everything may
+   *  differ (the first snapshot, or new node facts). A dataplane that applied `since` redoes
+   *  only these. */
+  readonly changes?: { readonly since: number; readonly services: ReadonlySet<string> };
 }
 
 // ---- sources → tracker ------------------------------------------------------------------

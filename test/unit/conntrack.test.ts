@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { staleUdpConntrack } from '../../src/dataplane/conntrack.js';
 import { conntrackArgs } from '../../src/kernel/conntrack.js';
-import { changedServices } from '../../src/model/diff.js';
 import type { ProxyState } from '../../src/model/types.js';
 import { endpoint, servicePort } from './helpers/service.js';
 
@@ -48,17 +47,5 @@ describe('stale UDP conntrack entries', () => {
     assert.deepEqual(conntrackArgs({ kind: 'nat', dst: '10.96.0.10', endpointIP: '10.244.1.2' }, 'IPv4'),
       ['-D', '-f', 'ipv4', '-p', 'udp', '--orig-dst', '10.96.0.10', '--dst-nat', '10.244.1.2']);
     assert.deepEqual(conntrackArgs({ kind: 'port', port: 30053 }, 'IPv6'), ['-D', '-f', 'ipv6', '-p', 'udp', '--orig-port-dst', '30053']);
-  });
-});
-
-describe('changed services (what a partial sync rewrites)', () => {
-  it('names added, removed and changed Services, not unchanged ones', () => {
-    const web = servicePort('web', { endpoints: [endpoint('10.244.1.2', 80)] });
-    const api = servicePort('api', { id: 'default/api:http' });
-    const db = servicePort('db', { id: 'default/db:http' });
-    const prev = state(api, web);
-    const next = state(db, { ...web, endpoints: [endpoint('10.244.1.3', 80)] });
-    assert.deepEqual([...changedServices(prev, next)].sort(), ['default/api', 'default/db', 'default/web']);
-    assert.deepEqual([...changedServices(prev, state(api, web))], []);
   });
 });

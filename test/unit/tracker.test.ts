@@ -265,3 +265,75 @@ describe('ChangeTracker invalid objects', () => {
     assert.deepEqual(t.snapshot(NODE).services, []);
   });
 });
+
+describe('ChangeTracker snapshots are incremental', () => {
+  /** A seeded PRNG: the sequence replays from the seed in a failure message. */
+  const prng = (seed: number) => () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const stateOf = (events: ObjectEvent[]) => {
+    const t = new ChangeTracker();
+    for (const e of events) t.update(e);
+    return t.snapshot(NODE);
+  };
+  /** The state without the tracker's bookkeeping, for comparing with one built at once. */
+  const content = (s: { services: ServicePort[] }) => JSON.parse(JSON.stringify(s.services)) as unknown;
+
+  it('one Service changed: only its ports are new objects, the others the previous snapshot\'s; the state names the change', () => {
+    const { t } = tracker();
+    for (const n of ['a', 'b', 'c']) t.update(add(svc(n, { clusterIP: `10.96.0.${n.charCodeAt(0)}`, clusterIPs: [`10.96.0.${n.charCodeAt(0)}`] })));
+    for (const n of ['a', 'b', 'c']) t.update(add(eps(`${n}-1`, n, [addr('10.0.0.1')])));
+    const first = t.snapshot(NODE);
+    assert.equal(first.changes, undefined, 'the first snapshot changes everything');
+    t.update(mod(eps('b-1', 'b', [addr('10.0.0.2')])));
+    const second = t.snapshot(NODE);
+    assert.deepEqual(second.changes && [second.changes.since, [...second.changes.services]], [first.generation, ['default/b']]);
+    assert.equal(second.services[0], first.services[0], 'a: the same object');
+    assert.notEqual(second.services[1], first.services[1], 'b: rebuilt');
+    assert.equal(second.services[2], first.services[2], 'c: the same object');
+    assert.ok(Object.isFrozen(second.services[1]) && Object.isFrozen(second.services));
+    assert.equal(t.snapshot(NODE), second, 'nothing changed: the same state');
+    const dual = t.snapshot(DUAL);
+    assert.equal(dual.changes, undefined, 'other node facts: everything rebuilt');
+    assert.notEqual(dual.services[0], second.services[0]);
+  });
+
+  it('after any sequence of adds, updates, deletes and slice moves, a snapshot equals one built at once from the same objects', () => {
+    const seed = Date.now() % 100000;
+    const rnd = prng(seed);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+    const { t } = tracker();
+    const live = new Map<string, ObjectEvent>(); // key -> the event that made the current object
+    let prev = t.snapshot(NODE);
+    for (let step = 0; step < 300; step++) {
+      const name = pick(['s0', 's1', 's2', 's3', 's4', 's5']);
+      const r = rnd();
+      let e: ObjectEvent;
+      if (r < 0.3) e = { type: live.has(`svc/${name}`) ? 'MODIFIED' : 'ADDED', kind: 'Service', object: svc(name, { clusterIP: `10.96.1.${name.slice(1)}`, clusterIPs: [`10.96.1.${name.slice(1)}`], ports: [{ name: 'http', port: 80 + Math.floor(rnd() * 3), protocol: 'TCP' }] }) };
+      else if (r < 0.75) {
+        const slice = pick(['x', 'y', 'z']); // a slice can move from one Service to another
+        e = { type: live.has(`eps/${slice}`) ? 'MODIFIED' : 'ADDED', kind: 'EndpointSlice', object: eps(slice, name, [addr(`10.0.0.${1 + Math.floor(rnd() * 4)}`, { nodeName: pick(['node-a', 'node-b']) })]) };
+      } else if (r < 0.88 && live.has(`svc/${name}`)) e = { ...live.get(`svc/${name}`)!, type: 'DELETED' };
+      else {
+        const slice = pick(['x', 'y', 'z']);
+        if (!live.has(`eps/${slice}`)) continue;
+        e = { ...live.get(`eps/${slice}`)!, type: 'DELETED' };
+      }
+      const key = `${e.kind === 'Service' ? 'svc' : 'eps'}/${(e.object as { metadata: { name: string } }).metadata.name}`;
+      if (e.type === 'DELETED') live.delete(key);
+      else live.set(key, e);
+      t.update(e);
+      if (rnd() < 0.4) {
+        const next = t.snapshot(NODE);
+        const atOnce = stateOf([...live.values()].map((x) => ({ ...x, type: 'ADDED' as const })));
+        assert.deepEqual(content(next), content(atOnce), `seed ${seed}, step ${step}`);
+        if (next !== prev) {
+          assert.equal(next.changes?.since, prev.generation, `seed ${seed}, step ${step}: consecutive`);
+          const changed = (s: { services: ServicePort[] }, svcKey: string) => JSON.stringify(s.services.filter((p) => `${p.namespace}/${p.name}` === svcKey));
+          for (const key of new Set([...prev.services, ...next.services].map((p) => `${p.namespace}/${p.name}`))) {
+            if (changed(prev, key) !== changed(next, key)) assert.ok(next.changes!.services.has(key), `seed ${seed}, step ${step}: ${key} changed but is not in the change set`);
+          }
+        }
+        prev = next;
+      }
+    }
+  });
+});

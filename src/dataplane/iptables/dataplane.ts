@@ -5,7 +5,6 @@ import type { Logger } from 'pino';
 import { deleteConntrack } from '../../kernel/conntrack.js';
 import { Iptables, type IptablesBackend } from '../../kernel/iptables.js';
 import { ensureSysctl } from '../../kernel/sysctl.js';
-import { changedServices } from '../../model/diff.js';
 import type { ProxyState } from '../../model/types.js';
 import type { Metrics } from '../../observe/metrics.js';
 import { staleUdpConntrack } from '../conntrack.js';
@@ -22,6 +21,14 @@ export interface IptablesDataplaneOptions {
   readonly backend: IptablesBackend;
   /** In large clusters stale chains are looked for at most this often (kube-proxy: syncPeriod). */
   readonly staleChainScanPeriodMs: number;
+}
+
+/** The Services of `next` that differ from `applied` (the tracker's change set), or null when
+ *  the two are not consecutive snapshots: then everything is rewritten. */
+export function changedSince(applied: ProxyState, next: ProxyState): ReadonlySet<string> | null {
+  if (next === applied) return new Set();
+  if (applied.generation === undefined || next.changes?.since !== applied.generation) return null;
+  return next.changes.services;
 }
 
 class FamilyProxier {
@@ -41,7 +48,7 @@ class FamilyProxier {
     const scan = !this.largeClusterMode || now - this.lastChainScan > this.opts.staleChainScanPeriodMs;
     const existing = scan ? this.ipt.chains('nat') : null;
     const r = renderIptables(state, this.cfg, {
-      changedServices: partial ? changedServices(this.last!, state) : null,
+      changedServices: partial ? changedSince(this.last!, state) : null,
       existingNatChains: existing,
     });
     for (const w of r.warnings) this.log.warn({ family: this.cfg.family }, w);
