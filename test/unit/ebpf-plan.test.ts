@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compile } from '../../src/dataplane/ebpf/compile.js';
+import { compile, type CompileMemo } from '../../src/dataplane/ebpf/compile.js';
 import { emptyApplied, plan, type AppliedState } from '../../src/dataplane/ebpf/plan.js';
 import { applyPlan, readMaps } from '../../src/dataplane/ebpf/apply.js';
 import { appliedFromMaps } from '../../src/dataplane/ebpf/readback.js';
@@ -178,4 +178,20 @@ test('ids: an exhausted allocator names what ran out (admission should make this
   assert.throws(() => ids.allocate(), /^Error: all 2 kx_backends ids are in use$/);
   copy.allocate();
   assert.throws(() => copy.allocate(), /kx_backends ids/);
+});
+
+test('compile with the per-port memo: the same frontends as without; an unchanged port object is not recompiled', () => {
+  const a = servicePort('a', { endpoints: eps(2) });
+  const b = servicePort('b', { clusterIPs: ['10.96.0.20'], endpoints: eps(2, 5) });
+  const dup = servicePort('dup', { id: 'default/dup:http', endpoints: eps(1) }); // a's ClusterIP again
+  const memo: CompileMemo = new WeakMap();
+  const first = compile(state(a, b, dup), node, memo);
+  assert.deepEqual(first, compile(state(a, b, dup), node));
+  const b2 = servicePort('b', { clusterIPs: ['10.96.0.20'], endpoints: eps(3, 5) });
+  const second = compile(state(a, b2, dup), node, memo);
+  assert.deepEqual(second, compile(state(a, b2, dup), node));
+  const byId = (r: typeof first, id: string) => r.desired.frontends.get(id);
+  assert.equal(byId(second, '10.96.0.10:80/6/1'), byId(first, '10.96.0.10:80/6/1'), 'a: the memo\'s object');
+  assert.notEqual(byId(second, '10.96.0.20:80/6/1'), byId(first, '10.96.0.20:80/6/1'), 'b: recompiled');
+  assert.equal(second.problems.length, 1, 'the duplicate is reported on every compile, memo or not');
 });

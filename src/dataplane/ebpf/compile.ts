@@ -5,7 +5,7 @@ import { familyView } from '../../model/family.js';
 import type { Endpoint, IPFamily, ProxyState, ServicePort } from '../../model/types.js';
 import {
   BE_LOCAL, BE_TERMINATING, CFG_FIB_FORWARD, FE_AFFINITY, FE_LOCAL_ONLY, FE_MASQ_ALL, FE_MASQ_LOCAL, FE_MASQ_OFF_CLUSTER, FE_NODEPORT,
-  FE_REJECT, FE_SRC_RANGES, PROTO_NUMBER, SCOPE_EXT, SCOPE_HOST, SCOPE_INT,
+  FE_REJECT, FE_SRC_RANGES, PROTO_NAME, PROTO_NUMBER, SCOPE_EXT, SCOPE_HOST, SCOPE_INT,
   type BackendValue, type Config6Value, type ConfigValue, type FrontendKey,
 } from './maps.js';
 
@@ -118,9 +118,15 @@ function views(sp: ServicePort, family: IPFamily, node: EbpfNodeConfig): { clust
   return { cluster: { name: 'cluster', endpoints: internal, flags: clusterMasq }, external, externalFromPods, externalFromNode };
 }
 
-export function compile(state: ProxyState, node: EbpfNodeConfig): { desired: DesiredState; problems: CompileProblem[] } {
-  const frontends = new Map<string, DesiredFrontend>();
-  const problems: CompileProblem[] = [];
+/** What every Service port's frontends depend on besides the port: the node's addresses. */
+interface NodeContext {
+  readonly node: EbpfNodeConfig;
+  readonly nodeAddresses: readonly string[];
+  readonly nodePorts: Record<IPFamily, readonly string[]>;
+  readonly hostNodePorts: Record<IPFamily, readonly string[]>;
+}
+
+function nodeContext(node: EbpfNodeConfig): NodeContext {
   const nodeAddresses = node.nodeAddresses.map(canonical);
   const nodePortAddresses = (family: IPFamily): string[] => {
     // As kube-proxy's NodePortAddresses: no CIDR of this family means every address of it.
@@ -133,8 +139,15 @@ export function compile(state: ProxyState, node: EbpfNodeConfig): { desired: Des
   const localhostNodePort = (node.localhostNodePorts ?? true) &&
     (npCidrs4.length === 0 || npCidrs4.some((c) => cidrContains(c, '127.0.0.1')));
   const hostNodePorts = { IPv4: localhostNodePort ? [...nodePorts.IPv4, '127.0.0.1'] : nodePorts.IPv4, IPv6: nodePorts.IPv6 };
+  return { node, nodeAddresses, nodePorts, hostNodePorts };
+}
 
-  for (const full of state.services) for (const family of FAMILIES) {
+/** One Service port's frontends, both families, in the order they claim their keys (a key
+ *  claimed twice, here or by another port, is the compiler's to report). */
+function frontendsOf(full: ServicePort, ctx: NodeContext): DesiredFrontend[] {
+  const { node, nodeAddresses, nodePorts, hostNodePorts } = ctx;
+  const out: DesiredFrontend[] = [];
+  for (const family of FAMILIES) {
     const sp = familyView(full, family);
     if (!sp) continue;
     const proto = PROTO_NUMBER[sp.protocol];
@@ -154,16 +167,9 @@ export function compile(state: ProxyState, node: EbpfNodeConfig): { desired: Des
       if (scope === SCOPE_HOST && node.hostScope === false) return;
       const addr = canonical(ip);
       const key: FrontendKey = { addr, port, proto, scope };
-      const id = frontendId(key);
-      const owner = frontends.get(id);
-      if (owner) {
-        const reason = `${sp.protocol} ${addr}:${port} is already served by ${owner.service}`;
-        if (!problems.some((p) => p.service === sp.id && p.reason === reason)) problems.push({ service: sp.id, reason });
-        return;
-      }
       const backends = backendsOf(view.endpoints);
-      frontends.set(id, {
-        id, key, service: sp.id,
+      out.push({
+        id: frontendId(key), key, service: sp.id,
         flags: (scope === SCOPE_HOST ? view.flags & ~PACKET_ONLY_FLAGS : view.flags) | affinity | (backends.length === 0 ? reject : 0) | (sourceRanges.length ? FE_SRC_RANGES : 0),
         affinityTimeout: sp.sessionAffinityTimeoutSeconds ?? 0,
         revNat: { addr, port },
@@ -202,11 +208,38 @@ export function compile(state: ProxyState, node: EbpfNodeConfig): { desired: Des
       for (const ip of hostNodePorts[family]) add(ip, sp.nodePort, SCOPE_HOST, v.externalFromNode);
     }
   }
+  return out;
+}
+
+/** Each Service port's frontends, kept while the (immutable, tracker-shared) port object lives:
+ *  a sync recompiles only the ports that changed. One per node configuration. */
+export type CompileMemo = WeakMap<ServicePort, readonly DesiredFrontend[]>;
+
+export function compile(state: ProxyState, node: EbpfNodeConfig, memo?: CompileMemo): { desired: DesiredState; problems: CompileProblem[] } {
+  const frontends = new Map<string, DesiredFrontend>();
+  const problems: CompileProblem[] = [];
+  const ctx = nodeContext(node);
+  for (const sp of state.services) {
+    let own = memo?.get(sp);
+    if (!own) {
+      own = frontendsOf(sp, ctx);
+      memo?.set(sp, own);
+    }
+    for (const fe of own) {
+      const owner = frontends.get(fe.id);
+      if (!owner) {
+        frontends.set(fe.id, fe);
+        continue;
+      }
+      const reason = `${PROTO_NAME[fe.key.proto]} ${fe.key.addr}:${fe.key.port} is already served by ${owner.service}`;
+      if (!problems.some((p) => p.service === fe.service && p.reason === reason)) problems.push({ service: fe.service, reason });
+    }
+  }
   return {
     desired: {
       frontends,
-      config: { nodeAddr: nodeAddresses.find((ip) => familyOf(ip) === 'IPv4') ?? '0.0.0.0', flags: node.fibForward ? CFG_FIB_FORWARD : 0 },
-      config6: { nodeAddr: nodeAddresses.find((ip) => familyOf(ip) === 'IPv6') ?? '::' },
+      config: { nodeAddr: ctx.nodeAddresses.find((ip) => familyOf(ip) === 'IPv4') ?? '0.0.0.0', flags: node.fibForward ? CFG_FIB_FORWARD : 0 },
+      config6: { nodeAddr: ctx.nodeAddresses.find((ip) => familyOf(ip) === 'IPv6') ?? '::' },
       clusterCIDRs: FAMILIES.flatMap((f) => cidrsOf(node.clusterCIDRs, f).map(cidrString)),
     },
     problems,

@@ -7,7 +7,7 @@ import type { Dataplane, SyncResult } from '../types.js';
 import { applyPlan, readMaps } from './apply.js';
 import { admit, capacityLimits, type Admission, type CapacityLimits } from './capacity.js';
 import { KX_LIMITS } from './limits.js';
-import { compile, type EbpfNodeConfig } from './compile.js';
+import { compile, type CompileMemo, type EbpfNodeConfig } from './compile.js';
 import { describeMaps, type Description } from './describe.js';
 import { KernelMaps } from './kernel-maps.js';
 import { CT_GC_PROGRAM, Loader, type LoaderOptions } from './loader.js';
@@ -39,6 +39,7 @@ export class EbpfDataplane implements Dataplane {
   private lastShortfall = '[]';
   private readonly prefilter = new Prefilter();
   private readonly node: EbpfNodeConfig;
+  private readonly memo: CompileMemo = new WeakMap();
 
   constructor(private readonly lib: Libkx, private readonly log: Logger, private readonly metrics: Metrics, private readonly opts: EbpfOptions) {
     this.loader = new Loader(lib, log, opts);
@@ -109,7 +110,7 @@ export class EbpfDataplane implements Dataplane {
   sync(state: ProxyState, opts: { full?: boolean } = {}): SyncResult {
     const maps = this.requireMaps();
     if (opts.full || !this.applied) this.applied = appliedFromMaps(readMaps(maps));
-    const { desired, problems } = compile(state, this.node);
+    const { desired, problems } = compile(state, this.node, this.memo);
     for (const p of problems) {
       this.log.warn({ service: p.service }, `service not programmed: ${p.reason}`);
       this.metrics.inc('kubexdp_service_errors_total', 'Service ports the dataplane could not program', { reason: 'compile' });
