@@ -4,17 +4,9 @@
 // packet. test/unit/crc32c.test.ts checks the committed header against this output.
 //   node dist/scripts/gen-crc32c-tables.js > bpf/include/kx_crc32c_tables.h
 import { fileURLToPath } from 'node:url';
+import { crc32cTable } from '../src/dataplane/ebpf/frames.js';
 
-export const CRC32C_POLY = 0x82f63b78;
 export const ZERO_POWERS = 12; // up to 4,095 bytes after the ports: any IPv4 SCTP packet under 4 KiB
-
-export function crc32cTable(): number[] {
-  return Array.from({ length: 256 }, (_, n) => {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ CRC32C_POLY : c >>> 1;
-    return c >>> 0;
-  });
-}
 
 /** One zero byte fed to a register: linear in the register. */
 function zeroByte(table: number[], reg: number): number {

@@ -5,8 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { crc32cTable, header, zeroMatrices } from '../../scripts/gen-crc32c-tables.js';
-import { crc32c } from '../bpf/packet.js';
+import { header, zeroMatrices } from '../../scripts/gen-crc32c-tables.js';
+import { crc32c, crc32cTable } from '../../src/dataplane/ebpf/frames.js';
 
 const HEADER = fileURLToPath(new URL('../../../bpf/include/kx_crc32c_tables.h', import.meta.url));
 
