@@ -7,6 +7,7 @@ import { cleanup } from './cleanup.js';
 import { inspect } from './inspect.js';
 import { render } from './render.js';
 import { run } from './run.js';
+import { trace } from './trace.js';
 
 const USAGE = `usage: kube-xdp <command> [flags]
   run      --source file:PATH --node-name N [--mode ebpf|iptables|ipvs|auto] [--config KUBE_PROXY_CONFIG]
@@ -28,6 +29,8 @@ const USAGE = `usage: kube-xdp <command> [flags]
   cleanup  [--bpf-pin-dir DIR] [--pod-interfaces GLOB,...]   detach programs, remove pins, remove
            every KUBE-* chain and jump rule (iptables and ip6tables, nft and legacy), every IPVS
            virtual server, kube-ipvs0 and kube-proxy's ipsets
+  trace    --src IP[:PORT] --dst IP:PORT/PROTO [--from pod|external|host] [--bpf-pin-dir DIR] [-o text|json]
+           where this packet goes: the loaded programs run on a scratch copy of the live maps
   probe    [-o text|json]   the BPF features this kernel offers, each tried for real, and whether
            the eBPF mode can run (exit 3 when it cannot)
 `;
@@ -48,6 +51,7 @@ async function main(argv: string[]): Promise<void> {
     case 'cleanup': return cleanup(rest);
     case 'render': return render(rest);
     case 'probe': return probe(rest);
+    case 'trace': return trace(rest);
     case undefined: case '-h': case '--help': case 'help': process.stdout.write(USAGE); return;
     default: throw new ConfigError('command', `unknown command ${JSON.stringify(cmd)}\n${USAGE}`);
   }
