@@ -167,7 +167,7 @@ export function formatTrace(r: TraceResult): string {
   }
   if (f) {
     lines.push(`backends   ${r.candidates.length} candidate${r.candidates.length === 1 ? '' : 's'}`);
-    for (const b of r.candidates) lines.push(`  -> ${hostPort(b.address, b.port).padEnd(28)} id ${String(b.id).padEnd(6)} ${b.flags.join(',')}`);
+    for (const b of r.candidates) lines.push(`  -> ${hostPort(b.address, b.port).padEnd(28)} id ${String(b.id).padEnd(6)} ${b.flags.join(',')}`.trimEnd());
   }
   if (r.chosen) lines.push(`chosen     ${hostPort(r.chosen.address, r.chosen.port)}${r.chosen.id === null ? ' (not a current candidate)' : ` (id ${r.chosen.id})`}`);
   if (r.ran && r.verdict === 'translated' && r.conntrack?.dir !== 'reply') lines.push(`snat       ${r.snat ? hostPort(r.snat.address, r.snat.port) : 'none (the backend sees the client address)'}`);
