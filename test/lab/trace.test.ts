@@ -177,7 +177,7 @@ describe('kube-xdp trace in the netns lab', { skip: unavailable ?? false }, () =
     assert.deepEqual([e.verdict, e.action], ['reject', 'connect() fails with ECONNREFUSED']);
   });
 
-  test('text output, and a malformed --dst is a usage error', async () => {
+  test('text output; a malformed --dst is a usage error; no pins, a plain answer', async () => {
     const r = await run(['--src', lab.pod('cl').ip, '--dst', `${WEB_IP}:80/TCP`]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^verdict {4}translated \(TC_ACT_OK\)$/m);
@@ -185,6 +185,9 @@ describe('kube-xdp trace in the netns lab', { skip: unavailable ?? false }, () =
     const bad = await run(['--src', lab.pod('cl').ip, '--dst', `${WEB_IP}:80`]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--dst: .*TCP, UDP or SCTP/);
+    const none = `/sys/fs/bpf/${lab.prefix}none`;
+    const off = await lab.execNet(lab.nodes.node1.ns, [process.execPath, CLI, 'trace', '--bpf-pin-dir', none, '--src', lab.pod('cl').ip, '--dst', `${WEB_IP}:80/TCP`]);
+    assert.deepEqual([off.code, off.stderr], [1, `kube-xdp: kube-xdp is not running in eBPF mode on this node (no pins at ${none})\n`]);
   });
 
   test('the live conntrack, affinity and counters are byte for byte as before, no scratch pin root is left', () => {

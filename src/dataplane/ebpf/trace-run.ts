@@ -6,7 +6,7 @@
 // backend in the answer), and the program runs there. The scratch root is removed afterwards,
 // also on failure. The host scope's answer needs no run: it is read from the live maps.
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Libkx } from '../../kernel/libkx.js';
 import { readMaps } from './apply.js';
@@ -30,6 +30,7 @@ export interface TraceOptions { readonly pinDir: string; readonly objectPath: st
 
 export function traceLive(lib: Libkx, o: TraceOptions): TraceResult {
   const p = o.packet;
+  if (!existsSync(join(o.pinDir, MAPS.frontends.name))) throw new Error(`kube-xdp is not running in eBPF mode on this node (no pins at ${o.pinDir})`);
   if (p.from === 'host') {
     const live = KernelMaps.openPinned(lib, o.pinDir, CONTROLLED_MAPS);
     try {
