@@ -6,6 +6,7 @@ import { DEFAULT_PIN_DIR, RUN_FLAGS } from '../config/run-config.js';
 import { cleanupPins } from '../dataplane/ebpf/loader.js';
 import { cleanupIptables } from '../dataplane/iptables/cleanup.js';
 import { cleanupIpvs } from '../dataplane/ipvs/cleanup.js';
+import { ownerFileForNetns, ownerFileForPins, removeOwnerFile } from '../inspect/owners.js';
 import { Iptables } from '../kernel/iptables.js';
 import { Libkx } from '../kernel/libkx.js';
 import { createLogger } from '../observe/log.js';
@@ -17,6 +18,9 @@ export function cleanup(argv: string[]): void {
   });
   const log = createLogger();
   cleanupPins(new Libkx(), values['bpf-pin-dir'] as string, values['pod-interfaces'] as string[], log);
+  // inspect's names for the state removed
+  removeOwnerFile(ownerFileForPins(values['bpf-pin-dir'] as string));
+  removeOwnerFile(ownerFileForNetns());
   for (const family of ['IPv4', 'IPv6'] as const) {
     for (const backend of ['nft', 'legacy'] as const) {
       const ipt = new Iptables(family, backend);

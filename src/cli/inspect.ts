@@ -1,31 +1,37 @@
-// `kube-xdp inspect`: what the pinned maps hold, as a table like `ipvsadm -Ln` or as JSON.
-import { readFlags } from '../config/flags.js';
+// `kube-xdp inspect`: what the dataplane of this node (this network namespace) serves, per
+// Service port, read back from the kernel: the eBPF pins, or kube-proxy-style iptables rules or
+// IPVS virtual servers. Table, wide, JSON or YAML.
+import { ConfigError, readFlags } from '../config/flags.js';
 import { DEFAULT_PIN_DIR } from '../config/run-config.js';
-import { readMaps } from '../dataplane/ebpf/apply.js';
-import { CONTROLLED_MAPS } from '../dataplane/ebpf/dataplane.js';
-import { describeMaps, formatDescription } from '../dataplane/ebpf/describe.js';
-import { KernelMaps } from '../dataplane/ebpf/kernel-maps.js';
-import { STAT_NAMES, STATS_MAP } from '../dataplane/ebpf/maps.js';
-import { Libkx } from '../kernel/libkx.js';
+import { OUTPUTS, formatView, type Output } from '../inspect/format.js';
+import { NothingToInspectError, detectInspectMode, readMode } from '../inspect/read.js';
+import type { InspectMode } from '../inspect/view.js';
+
+const MODES = ['auto', 'ebpf', 'iptables', 'ipvs'] as const;
 
 export function inspect(argv: string[]): void {
   const { values } = readFlags(argv, {
     'bpf-pin-dir': { type: 'string', default: DEFAULT_PIN_DIR },
+    mode: { type: 'string', default: 'auto' },
     output: { type: 'string', short: 'o', default: 'table' },
   });
-  const lib = new Libkx();
-  const maps = KernelMaps.openPinned(lib, values['bpf-pin-dir'] as string, [...CONTROLLED_MAPS, STATS_MAP]);
+  const output = values.output as Output;
+  if (!OUTPUTS.includes(output)) throw new ConfigError('output', `must be one of ${OUTPUTS.join(', ')}, not ${JSON.stringify(output)}`);
+  const asked = values.mode as (typeof MODES)[number];
+  if (!MODES.includes(asked)) throw new ConfigError('mode', `must be one of ${MODES.join(', ')}, not ${JSON.stringify(asked)}`);
+  const pinDir = values['bpf-pin-dir'] as string;
+  // A reader closing the pipe early (`inspect | head`) is not an error: stop quietly.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
   try {
-    const d = describeMaps(readMaps(maps));
-    const counters = maps.sumPerCpu(STATS_MAP, STAT_NAMES.length);
-    const stats = Object.fromEntries(STAT_NAMES.map((n, i) => [n, Number(counters[i])]));
-    if (values.output === 'json') {
-      process.stdout.write(`${JSON.stringify({ ...d, stats }, null, 2)}\n`);
-    } else {
-      process.stdout.write(formatDescription(d));
-      process.stdout.write(`packets: ${STAT_NAMES.map((n) => `${n}=${stats[n]}`).join(' ')}\n`);
-    }
-  } finally {
-    maps.close();
+    const mode: InspectMode = asked === 'auto' ? detectInspectMode(pinDir).mode : asked;
+    const { view, extra } = readMode(mode, pinDir);
+    process.stdout.write(formatView(view, output, extra));
+  } catch (err) {
+    if (!(err instanceof NothingToInspectError)) throw err;
+    process.stderr.write(`kube-xdp inspect: ${err.message}\n`);
+    process.exitCode = 3;
   }
 }

@@ -39,10 +39,12 @@ export class Iptables {
     if (r.code !== 0) throw new IptablesError(`${bin} --noflush --counters`, r.code, r.stderr);
   }
 
-  save(table: Table): string {
+  /** `counters`: with each rule's [packets:bytes] (-c), for inspect. */
+  save(table: Table, counters = false): string {
     const bin = `${this.prefix}-save`;
-    const r = run(bin, ['-t', table]);
-    if (r.code !== 0) throw new IptablesError(`${bin} -t ${table}`, r.code, r.stderr);
+    const args = [...(counters ? ['-c'] : []), '-t', table];
+    const r = run(bin, args);
+    if (r.code !== 0) throw new IptablesError(`${bin} ${args.join(' ')}`, r.code, r.stderr);
     return r.stdout;
   }
 

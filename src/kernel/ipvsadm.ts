@@ -6,6 +6,11 @@ export function listIpvs(): string {
   return checkCommand('ipvsadm', ['-L', '-n']);
 }
 
+/** `ipvsadm -Ln --stats --exact`: connections, packets and bytes per service and real server. */
+export function listIpvsStats(): string {
+  return checkCommand('ipvsadm', ['-L', '-n', '--stats', '--exact']);
+}
+
 /** Applies `ipvsadm --restore` lines; ipvsadm stops at the first failing line. */
 export function restoreIpvs(lines: readonly string[]): void {
   if (lines.length === 0) return;

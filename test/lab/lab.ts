@@ -7,6 +7,7 @@ import { accessSync, constants, mkdirSync, readdirSync, readFileSync, rmdirSync,
 import { fileURLToPath } from 'node:url';
 import type { Summary } from './client.js';
 import { cgroup2Mount } from '../../src/kernel/mounts.js';
+import { OWNER_DIR } from '../../src/inspect/owners.js';
 
 export type ClientSummary = Summary;
 export type NodeName = 'node1' | 'node2';
@@ -186,6 +187,10 @@ function removeLabFiles(labId: string): void {
   let pins: string[] = [];
   try { pins = readdirSync(BPFFS).filter((f) => f.startsWith(`${labId}-`)); } catch { /* no bpffs */ }
   for (const p of pins) rmSync(`${BPFFS}/${p}`, { recursive: true, force: true });
+  // the controllers' owner files, named after their pin dirs
+  let owners: string[] = [];
+  try { owners = readdirSync(OWNER_DIR).filter((f) => f.startsWith(`${labId}-`)); } catch { /* none written */ }
+  for (const f of owners) rmSync(`${OWNER_DIR}/${f}`, { force: true });
   removeLabCgroups(labId);
   rmSync(`${MARKERS}/${labId}`, { force: true });
 }

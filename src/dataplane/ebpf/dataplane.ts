@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Libkx } from '../../kernel/libkx.js';
 import type { ProxyState } from '../../model/types.js';
 import type { Metrics } from '../../observe/metrics.js';
+import { OwnerFileWriter, ownerFileForPins } from '../../inspect/owners.js';
 import type { Dataplane, SyncResult } from '../types.js';
 import { applyPlan, readMaps } from './apply.js';
 import { admit, capacityLimits, type Admission, type CapacityLimits } from './capacity.js';
@@ -40,10 +41,12 @@ export class EbpfDataplane implements Dataplane {
   private readonly prefilter = new Prefilter();
   private readonly node: EbpfNodeConfig;
   private readonly memo: CompileMemo = new WeakMap();
+  private readonly owners: OwnerFileWriter;
 
   constructor(private readonly lib: Libkx, private readonly log: Logger, private readonly metrics: Metrics, private readonly opts: EbpfOptions) {
     this.loader = new Loader(lib, log, opts);
     this.node = { ...opts, hostScope: (opts.cgroupRoot ?? null) !== null };
+    this.owners = new OwnerFileWriter(ownerFileForPins(opts.pinDir), log);
   }
 
   /** Loads (reusing pinned maps), learns what a previous run programmed, attaches programs. */
@@ -143,6 +146,7 @@ export class EbpfDataplane implements Dataplane {
       throw err;
     }
     this.reportCapacity(admission);
+    this.owners.write(state);
     this.metrics.set('kubexdp_frontends', 'Frontends programmed', this.applied.frontends.size);
     this.metrics.set('kubexdp_backends', 'Backends programmed', this.applied.backends.size);
     this.metrics.inc('kubexdp_map_writes_total', 'Map entries written or deleted', {}, writes);

@@ -14,6 +14,7 @@ import { ensureSysctl } from '../../kernel/sysctl.js';
 import { cidrContains, parseCidr } from '../../model/cidr.js';
 import type { ProxyState } from '../../model/types.js';
 import type { Metrics } from '../../observe/metrics.js';
+import { OwnerFileWriter, ownerFileForNetns } from '../../inspect/owners.js';
 import { staleUdpConntrack } from '../conntrack.js';
 import { kubeLines } from '../iptables/dataplane.js';
 import { IPVS_JUMP_RULES, canaryGone, ensureJumpRules } from '../iptables/jumps.js';
@@ -43,8 +44,10 @@ export class IpvsDataplane implements Dataplane {
   private needJumps = true;
   private draining = 0;
   private lastDrainCheck = 0;
+  private readonly owners: OwnerFileWriter;
 
   constructor(private readonly opts: IpvsDataplaneOptions, private readonly log: Logger, private readonly metrics: Metrics) {
+    this.owners = new OwnerFileWriter(ownerFileForNetns(), log);
     this.ipt = new Map(opts.families.map((f) => [f.family, new Iptables(f.family, opts.backend)]));
     this.excluded = opts.ipvs.excludeCIDRs.map(parseCidr).filter((c) => c !== null);
     for (const [key, value] of ipvsSysctls(release(), opts.ipvs.strictARP)) {
@@ -111,6 +114,7 @@ export class IpvsDataplane implements Dataplane {
       for (const f of deleteConntrack(stale, cfg.family)) this.log.warn({ family: cfg.family }, `stale UDP conntrack entries not removed: ${f}`);
     }
     this.last = state;
+    this.owners.write(state);
     this.metrics.set('kubexdp_ipvs_draining_real_servers', 'Real servers at weight 0 waiting for their connections to end', this.draining);
     const ipvsWrites = plan.lines.length;
     return {
