@@ -1,10 +1,9 @@
 #!/usr/bin/env node
 // kube-xdp: a drop-in replacement for kube-proxy. Subcommands: run, inspect, cleanup, probe.
-import { ConfigError, readFlags } from '../config/flags.js';
-import { Libkx } from '../kernel/libkx.js';
-import { formatReport, probeKernel } from '../kernel/probe.js';
+import { ConfigError } from '../config/flags.js';
 import { cleanup } from './cleanup.js';
 import { inspect } from './inspect.js';
+import { probe } from './probe.js';
 import { render } from './render.js';
 import { run } from './run.js';
 import { trace } from './trace.js';
@@ -25,23 +24,18 @@ const USAGE = `usage: kube-xdp <command> [flags]
   render   --mode iptables|ipvs [--source FILE|-] [--node-name N] [--node-ip IP]... [--cluster-cidr CIDR]
            [--config FILE] ...   prints what a sync would apply (ipvs: ipvsadm, ipset, iptables input
            and kube-ipvs0's addresses); touches nothing
-  inspect  [--bpf-pin-dir DIR] [-o table|json]   programmed services and backends, from the pinned maps
+  inspect  [--mode auto|ebpf|iptables|ipvs] [--bpf-pin-dir DIR] [-o table|wide|json|yaml]   every Service
+           port this node serves (name, type, frontends, backends, affinity, counters), read back from the
+           kernel of this network namespace; auto: pins → eBPF, kube-ipvs0 → IPVS, KUBE-SERVICES → iptables
   cleanup  [--bpf-pin-dir DIR] [--pod-interfaces GLOB,...]   detach programs, remove pins, remove
            every KUBE-* chain and jump rule (iptables and ip6tables, nft and legacy), every IPVS
            virtual server, kube-ipvs0 and kube-proxy's ipsets
   trace    --src IP[:PORT] --dst IP:PORT/PROTO [--from pod|external|host] [--bpf-pin-dir DIR] [-o text|json]
            where this packet goes: the loaded programs run on a scratch copy of the live maps
-  probe    [-o text|json]   the BPF features this kernel offers, each tried for real, and whether
-           the eBPF mode can run (exit 3 when it cannot)
+  probe    [-o text|json] [--external-interfaces IF,...]   the BPF features this kernel offers, each
+           tried for real, whether the eBPF mode can run (exit 3 when it cannot) and the mode
+           --mode auto would run, with why each earlier one was passed over
 `;
-
-function probe(argv: string[]): void {
-  const { values } = readFlags(argv, { output: { type: 'string', short: 'o', default: 'text' } });
-  if (values.output !== 'text' && values.output !== 'json') throw new ConfigError('output', `must be text or json, not ${JSON.stringify(values.output)}`);
-  const r = probeKernel(new Libkx());
-  process.stdout.write(values.output === 'json' ? `${JSON.stringify(r, null, 2)}\n` : `${formatReport(r)}\n`);
-  if (r.ebpfUnusable !== null) process.exitCode = 3;
-}
 
 async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
