@@ -11,6 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { SET_IDS, setName } from '../../src/dataplane/ipvs/ipsets.js';
 import { canonical, parseIpvsadmList, parseIpvsadmSave, type VirtualServer } from '../../src/dataplane/ipvs/virtual-servers.js';
+import type { InspectView } from '../../src/inspect/view.js';
 import { CLIENT_POD, CLUSTER_IP, EXT_IP, GUEST_CLI, LAB_FILES, NODE_IP, NODE_PORT, PODS, guestClient, labObjects, labPod, labSetup, peersByIP, type PodName } from './guest-lab.js';
 import { serviceObjects } from '../lab/manifests.js';
 import { KernelVM, harnessUnavailable } from './vm.js';
@@ -130,6 +131,17 @@ describe('IPVS mode in a qemu guest', { skip: skip || why !== null }, () => {
       `TCP ${CLUSTER_IP}:80 rr 3`, `UDP ${CLUSTER_IP}:80 rr 3`, `TCP ${NODE_IP}:${NODE_PORT} rr 3`, `UDP ${NODE_IP}:${NODE_PORT} rr 3`,
     ]);
     assert.match(await ok('ipvsadm -Ln'), /-> 10\.244\.1\.2:8080\s+Masq\s+1/);
+  });
+
+  test('kube-xdp inspect finds the IPVS mode (kube-ipvs0) and names every virtual server from the owner file', async () => {
+    const v = JSON.parse(await ok(`node ${GUEST_CLI} inspect --bpf-pin-dir /sys/fs/bpf/none -o json`)) as InspectView;
+    assert.equal(v.mode, 'ipvs');
+    assert.deepEqual(v.notes, []);
+    assert.deepEqual(v.services.map((s) => `${s.service}:${s.portName} ${s.type} ${s.protocol} ${s.frontends.map((f) => `${f.kind} ${f.address}:${f.port}`).join(',')} ${s.backends.length}`), [
+      `default/web:tcp NodePort TCP ClusterIP ${CLUSTER_IP}:80,NodePort ${NODE_IP}:${NODE_PORT} 3`,
+      `default/web:udp NodePort UDP ClusterIP ${CLUSTER_IP}:80,NodePort ${NODE_IP}:${NODE_PORT} 3`,
+    ]);
+    assert.ok(v.services[0]!.backends.every((b) => b.weight === 1 && b.counters !== undefined), JSON.stringify(v.services[0]!.backends));
   });
 
   test('the ipsets and kube-ipvs0 addresses in the guest are what render printed', async () => {
