@@ -5,19 +5,18 @@
 // port in the SNAT range), IPv4 checksum valid, L4 checksum valid exactly when it was before,
 // every other byte (padding included) untouched. The oracle (`expected`) states what
 // "well-formed" means, independently of the C parser. Malformed frames must also create no
-// conntrack entry. KX_FUZZ_SEED replays a run; KX_FUZZ_CASES sets the frames per program.
-// Needs root; under CI=true a non-root run fails.
+// conntrack entry. KX_FUZZ_SEED replays a run; KX_FUZZ_CASES sets the frames per program;
+// KX_FUZZ_CASE runs one case (the loop, PRNG and knobs: fuzz-harness.ts, shared with the IPv6
+// fuzz fuzz6.test.ts). Needs root; under CI=true a non-root run fails.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Dataplane, ensureBpffs, TC_ACT_OK, TC_ACT_REDIRECT, XDP_PASS, XDP_TX, type MapState, type Program } from './fixture.js';
 import { buildFrame, checksum, crc32c, pseudoSum, rejectProblem, SCTP, TCP, UDP } from './packet.js';
+import { CASES, failWithoutRootUnderCi, fuzzProgram, isRoot, mutateBytes, randomBytes, SEED, type Rng } from './fuzz-harness.js';
 import { BE_LOCAL, FE_NODEPORT, FE_REJECT, PROTO_NUMBER, SNAT_PORTS } from '../../src/dataplane/ebpf/maps.js';
 
-const isRoot = process.getuid?.() === 0;
-if (!isRoot && process.env.CI === 'true') test('packet fuzz', () => assert.fail('CI=true requires root'));
+failWithoutRootUnderCi('packet fuzz');
 
-const SEED = Number(process.env.KX_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
-const CASES = Number(process.env.KX_FUZZ_CASES ?? 100_000);
 const NODE = '192.168.1.10';
 const CIP = '10.96.0.10';
 const BE_REMOTE = '10.244.2.30', BE_LOCAL_ADDR = '10.244.1.20';
@@ -121,14 +120,6 @@ function check(input: Buffer, out: Buffer, verdict: number, program: Program): s
 
 // ---- generators -------------------------------------------------------------------------
 
-function prng(seed: number) {
-  let s = seed >>> 0 || 1;
-  const next = () => { s = (s + 0x6d2b79f5) >>> 0; let t = s; t = Math.imul(t ^ (t >>> 15), t | 1); t ^= t + Math.imul(t ^ (t >>> 7), t | 61); return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32; };
-  const int = (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo)); // [lo, hi)
-  return { next, int, pick: <T>(xs: readonly T[]): T => xs[int(0, xs.length)]! };
-}
-type Rng = ReturnType<typeof prng>;
-
 function fixIp(f: Buffer): Buffer {
   const hlen = Math.min((f[14]! & 15) * 4, f.length - 14);
   if (hlen < 12) return f;
@@ -146,7 +137,7 @@ function servicePacket(r: Rng, program: Program): Buffer {
   return buildFrame({
     src: client, dst: near && r.next() < 0.5 ? '10.96.0.99' : fe.addr, sport: r.int(1024, 65536), dport: near ? fe.port + 1 : fe.port,
     proto: r.next() < 0.05 ? (fe.protoNum === TCP ? UDP : TCP) : fe.protoNum,
-    payload: Buffer.from(Array.from({ length: r.int(0, 64) }, () => r.int(0, 256))),
+    payload: randomBytes(r, r.int(0, 64)),
     ipOptions: Buffer.from(Array.from({ length: r.int(0, 11) * 4 }, () => r.pick([0, 1, 7, 68, r.int(0, 256)]))),
     udpNoChecksum: r.next() < 0.1, tcpFlags: r.pick([0x02, 0x10, 0x18, 0x11, 0x04, r.int(0, 256)]),
   });
@@ -157,7 +148,7 @@ const l4Of = (f: Buffer) => 14 + (f[14]! & 15) * 4;
 const CATEGORIES: Record<string, (r: Rng, p: Program) => Buffer> = {
   'valid Service packet': (r, p) => servicePacket(r, p),
   'random bytes': (r) => {
-    const b = Buffer.from(Array.from({ length: r.int(0, 160) }, () => r.int(0, 256)));
+    const b = randomBytes(r, r.int(0, 160));
     if (b.length >= 14 && r.next() < 0.7) b.writeUInt16BE(0x0800, 12);
     if (b.length >= 34 && r.next() < 0.5) { b[14] = 0x45; b[23] = r.pick([TCP, UDP]); fixIp(b); }
     return b;
@@ -172,7 +163,7 @@ const CATEGORIES: Record<string, (r: Rng, p: Program) => Buffer> = {
   'total length off': (r, p) => { const f = servicePacket(r, p); f.writeUInt16BE(Math.max(0, f.readUInt16BE(16) + r.pick([-30, -9, -3, -1, 1, 7, 1000])), 16); return fixIp(f); },
   'Ethernet padding (shorter datagram)': (r, p) => {
     const f = servicePacket(r, p);
-    const padded = Buffer.concat([f, Buffer.from(Array.from({ length: r.int(1, 40) }, () => r.int(0, 256)))]);
+    const padded = Buffer.concat([f, randomBytes(r, r.int(1, 40))]);
     if (r.next() < 0.5) { padded.writeUInt16BE(r.int(20, padded.readUInt16BE(16) + 1), 16); fixIp(padded); }
     return padded;
   },
@@ -192,8 +183,7 @@ const CATEGORIES: Record<string, (r: Rng, p: Program) => Buffer> = {
     return Buffer.concat([eth, ip6, payload]).subarray(0, r.next() < 0.2 ? r.int(14, 54 + payload.length) : undefined);
   },
   'mutated Service packet': (r, p) => {
-    const f = servicePacket(r, p);
-    for (let k = r.int(1, 5); k > 0; k--) f[r.int(12, f.length)] = r.int(0, 256);
+    const f = mutateBytes(r, servicePacket(r, p), 12);
     if (r.next() < 0.5) fixIp(f);
     return f;
   },
@@ -209,51 +199,7 @@ describe(`packet fuzz: ${CASES} frames per program (seed ${SEED})`, { skip: isRo
   for (const program of ['xdp', 'tc'] as const) {
     test(`${program}: every frame untouched or translated exactly`, (t) => {
       assert.ok(dp);
-      const r = prng(SEED ^ (program === 'tc' ? 0x7c : 0));
-      const names = Object.keys(CATEGORIES);
-      const seen: Record<string, { n: number; translated: number; rejected: number; refused: number }> = {};
-      const only = process.env.KX_FUZZ_CASE === undefined ? null : Number(process.env.KX_FUZZ_CASE);
-      // Categories without a single well-formed packet first, on an empty conntrack.
-      const order = [...names.filter((n) => NEVER_VALID.has(n)), ...names.filter((n) => !NEVER_VALID.has(n))];
-      dp.clearCt(1 << 20);
-      let ctChecked = false;
-      for (let i = 0; i < CASES; i++) {
-        const cat = order[Math.floor((i * order.length) / CASES)]!;
-        if (!ctChecked && !NEVER_VALID.has(cat)) {
-          assert.equal(dp.ctEntries(1 << 20).length, 0, 'malformed frames created conntrack entries');
-          ctChecked = true;
-        }
-        // SNAT ports of the NodePort with a remote backend would run out (4,536, each held by an
-        // unreplied flow for 3 s): a dropped flow is correct then, but not what this test is about.
-        if (ctChecked && i % 1000 === 0) dp.clearCt(1 << 20);
-        const frame = CATEGORIES[cat]!(r, program);
-        if (only !== null && i !== only) continue;
-        const s = (seen[cat] ??= { n: 0, translated: 0, rejected: 0, refused: 0 });
-        s.n++;
-        let out: { verdict: number; out: Buffer };
-        try {
-          out = dp.run(program, frame);
-        } catch (e) {
-          // test_run refuses frames shorter than an Ethernet header, and for skb programs
-          // shorter than the IPv4 / IPv6 header their EtherType announces: no such frame can
-          // reach the programs through it.
-          const type = frame.length >= 14 ? frame.readUInt16BE(12) : 0;
-          const tooShort = frame.length < 14 || (program === 'tc' && ((type === 0x0800 && frame.length < 34) || (type === 0x86dd && frame.length < 54)));
-          if ((e as { code?: string }).code === 'EINVAL' && tooShort) { s.refused++; continue; }
-          throw new Error(`${(e as Error).message} on ${frame.toString('hex')}`);
-        }
-        const why = check(frame, out.out, out.verdict, program);
-        if (why !== null) {
-          assert.fail(`${program} case ${i} (${cat}): ${why}\n  replay: KX_FUZZ_SEED=${SEED} KX_FUZZ_CASE=${i}\n  in:  ${frame.toString('hex')}\n  out: ${out.out.toString('hex')}`);
-        }
-        if (out.verdict === (program === 'xdp' ? XDP_TX : TC_ACT_REDIRECT)) s.rejected++;
-        else if (!out.out.equals(frame)) s.translated++;
-      }
-      t.diagnostic(`seed ${SEED}: ${Object.entries(seen).map(([k, v]) => `${k} ${v.n} (${v.translated} translated, ${v.rejected} rejected${v.refused ? `, ${v.refused} refused by test_run` : ''})`).join('; ')}`);
-      if (only === null) {
-        assert.ok(seen['valid Service packet']!.translated > 0, 'some packets were translated');
-        assert.ok(seen['valid Service packet']!.rejected > 0, 'some packets were rejected');
-      }
+      fuzzProgram(t, dp, program, { categories: CATEGORIES, neverValid: NEVER_VALID, check, counts: { fragment: { untrackable: 'all', malformed: 0 } } });
     });
   }
 });
