@@ -9,7 +9,6 @@ import { cleanupIpvs } from '../dataplane/ipvs/cleanup.js';
 import { ownerFileForNetns, ownerFileForPins, removeOwnerFile } from '../inspect/owners.js';
 import { Iptables } from '../kernel/iptables.js';
 import { Libkx } from '../kernel/libkx.js';
-import type { Logger } from 'pino';
 import { createLogger } from '../observe/log.js';
 
 export function cleanup(argv: string[]): void {
@@ -17,14 +16,10 @@ export function cleanup(argv: string[]): void {
     'bpf-pin-dir': { type: 'string', default: DEFAULT_PIN_DIR },
     'pod-interfaces': RUN_FLAGS['pod-interfaces']!,
   });
-  cleanupNode(values['bpf-pin-dir'] as string, values['pod-interfaces'] as string[], createLogger());
-}
-
-/** Also kube-proxy's `--cleanup` (`kube-xdp --cleanup`, run.ts). */
-export function cleanupNode(pinDir: string, podInterfaces: string[], log: Logger): void {
-  cleanupPins(new Libkx(), pinDir, podInterfaces, log);
+  const log = createLogger();
+  cleanupPins(new Libkx(), values['bpf-pin-dir'] as string, values['pod-interfaces'] as string[], log);
   // inspect's names for the state removed
-  removeOwnerFile(ownerFileForPins(pinDir));
+  removeOwnerFile(ownerFileForPins(values['bpf-pin-dir'] as string));
   removeOwnerFile(ownerFileForNetns());
   for (const family of ['IPv4', 'IPv6'] as const) {
     for (const backend of ['nft', 'legacy'] as const) {
