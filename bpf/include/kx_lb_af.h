@@ -158,7 +158,8 @@ static __always_inline int KX6(kx_reverse)(const struct KX6(kx_pkt) *p, const st
 	return 1;
 }
 
-/* Picks a source port for a NATed flow whose reply key is free (no live entry in either
+/* Picks a source port for a NATed flow (to the node, or the client's own address when its
+ * port's reply key is taken) whose reply key is free (no live entry in either
  * table). The probe sequence is derived from the flow, so a retransmitted first packet probes
  * the same ports. When every probed port is live, a port held by a flow that has waited more
  * than KX_CT_SNAT_RECLAIM_NS for its first reply is taken over (netfilter's early drop of
@@ -190,6 +191,20 @@ static __always_inline int KX6(kx_snat_port)(const struct KX6(kx_tuple) *t, cons
 	kx_count(KX_STAT_SNAT_RECLAIMED);
 	*port = bpf_htons(reclaim);
 	return 1;
+}
+
+/* Whether the reply key a new flow would have without source NAT (backend -> client) is
+ * already another live flow's: the same client port through another frontend to the same
+ * backend (a port reused within the close timeout, or one socket sending to two Services).
+ * Replies would then be translated to the other flow's frontend; netfilter gives the new
+ * flow another source port instead (a unique tuple), and so does the caller. */
+static __always_inline int KX6(kx_reply_taken)(const struct KX6(kx_tuple) *t, const struct KX6(backend_value) *be,
+					      __u64 now, struct KX6(ct_key) *scratch)
+{
+	int in_new;
+
+	KX6(kx_ct_key)(scratch, &be->addr, &t->saddr, be->port, t->sport, t->proto);
+	return KX6(kx_ct_find)(scratch, now, &in_new) != 0;
 }
 
 /* An established flow keeps its backend. When the backend entry is gone (endpoint removed, or
@@ -251,7 +266,7 @@ static __always_inline int KX6(kx_lb)(const struct KX6(kx_pkt) *p, __u8 scope, s
 	__be16 snat_port = 0;
 	__u32 backend_id = 0;
 	__u64 now = bpf_ktime_get_ns();
-	int in_new;
+	int in_new, nat_source = 0;
 
 	__builtin_memset(&snat_addr, 0, sizeof(snat_addr));
 	if (!KX6(kx_maybe_service)(&t->daddr, t->sport))
@@ -293,10 +308,14 @@ static __always_inline int KX6(kx_lb)(const struct KX6(kx_pkt) *p, __u8 scope, s
 
 	if (KX6(kx_masquerade)(fe, be, &t->saddr)) {
 		KX6(kx_snat_addr)(&t->daddr, &snat_addr);
-		if (!KX6(kx_snat_port)(t, &snat_addr, be, now, &snat_port)) {
-			kx_count(KX_STAT_SNAT_EXHAUSTED);
-			return KX_V_DROP;
-		}
+		nat_source = 1;
+	} else if (KX6(kx_reply_taken)(t, be, now, &tk)) {
+		snat_addr = t->saddr;
+		nat_source = 1;
+	}
+	if (nat_source && !KX6(kx_snat_port)(t, &snat_addr, be, now, &snat_port)) {
+		kx_count(KX_STAT_SNAT_EXHAUSTED);
+		return KX_V_DROP;
 	}
 
 	/* A TCP flow should start with a SYN: anything else means its entries were lost. */

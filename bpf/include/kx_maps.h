@@ -57,7 +57,7 @@
 #define KX_LAYOUT_VERSION 2
 
 /* ct_value.flags: the same on both entries of a flow */
-#define KX_CT_SNAT       0x0001 /* the flow was source-NATed to the node address */
+#define KX_CT_SNAT       0x0001 /* source-NATed: to the node, or to another port of the client (reply key taken) */
 #define KX_CT_REPLIED    0x0002 /* a reply was seen: the flow lives in kx_ct, not kx_ct_new */
 #define KX_CT_FIN_FWD    0x0004 /* TCP FIN seen from the client */
 #define KX_CT_FIN_REPLY  0x0008 /* TCP FIN seen from the backend */

@@ -501,6 +501,38 @@ const FIXTURES: Fixture[] = [
     ],
     stats: { new_flow: 2, reply: 2, promoted: 1, established: fin1 === null ? 0 : 1 },
   })),
+  // 8c. The same client port through two ClusterIPs to one backend: both flows would have the
+  //     reply key backend -> client:port. The second gets another source port (netfilter's
+  //     unique tuple), so each reply goes back to the frontend its client dialled; the first
+  //     flow open (two sockets, one port, two Services) or closed (a port reused at once).
+  ...(['open', 'closed'] as const).map((first): Fixture => {
+    const CIP2 = '10.96.0.11';
+    return {
+      description: `same client port to two ClusterIPs sharing a backend, the first flow ${first}: the second is given another source port, replies reach each flow's frontend`,
+      state: { nodeAddr: NODE, services: [svc({ backends: one(14, BE_L1, 8080, BE_LOCAL) }), svc({ svcId: 2, addr: CIP2, backends: one(15, BE_L1, 8080, BE_LOCAL) })] },
+      program: 'tc', input: tcp(POD, 40041, CIP, 80), verdict: TC_ACT_OK,
+      expect: { src: POD, sport: 40041, dst: BE_L1, dport: 8080 },
+      then: [
+        { program: 'tc', input: tcp(BE_L1, 8080, POD, 40041, { tcpFlags: 0x12 }), verdict: TC_ACT_OK, expect: { src: CIP, sport: 80, dst: POD, dport: 40041 } },
+        ...(first === 'closed' ? [
+          { note: 'client FIN', program: 'tc' as const, input: tcp(POD, 40041, CIP, 80, { tcpFlags: 0x11 }), verdict: TC_ACT_OK, expect: { src: POD, sport: 40041, dst: BE_L1, dport: 8080 } },
+          { note: 'backend FIN', program: 'tc' as const, input: tcp(BE_L1, 8080, POD, 40041, { tcpFlags: 0x11 }), verdict: TC_ACT_OK, expect: { src: CIP, sport: 80, dst: POD, dport: 40041 } },
+        ] : []),
+        { note: 'the same port to the second ClusterIP: another source port, the client address kept', program: 'tc', input: tcp(POD, 40041, CIP2, 80), verdict: TC_ACT_OK,
+          expect: { src: POD, sport: { range: [SNAT_MIN, SNAT_END] }, dst: BE_L1, dport: 8080 },
+          check: (dp, h) => {
+            const port = h.out[first === 'closed' ? 4 : 2]!.sport;
+            assertCt(dp, ctKey(POD, CIP2, 40041, 80, TCP, CT_FWD), { backendId: 15, revNatId: 2, natAddr: POD, natPort: port, flags: CT_SNAT, backendAddr: BE_L1, backendPort: 8080, table: 'ctNew' });
+            h.note.port = port;
+          } },
+        { note: 'its SYN-ACK comes from the second ClusterIP to the original port', program: 'tc', input: (h) => tcp(BE_L1, 8080, POD, Number(h.note.port), { tcpFlags: 0x12 }), verdict: TC_ACT_OK,
+          expect: { src: CIP2, sport: 80, dst: POD, dport: 40041 } },
+        { note: 'the first flow\'s replies still come from the first ClusterIP', program: 'tc', input: tcp(BE_L1, 8080, POD, 40041, { tcpFlags: first === 'closed' ? 0x10 : 0x18 }), verdict: TC_ACT_OK,
+          expect: { src: CIP, sport: 80, dst: POD, dport: 40041 } },
+      ],
+      stats: first === 'closed' ? { new_flow: 2, reply: 4, promoted: 2, established: 1 } : { new_flow: 2, reply: 3, promoted: 2 },
+    };
+  }),
   // 9. No usable endpoint.
   ...both((p): Fixture => ({
     description: `no usable endpoint (frontend count 0) via ${p} -> ${p === 'xdp' ? 'XDP_DROP' : 'TC_ACT_SHOT'}, no_backend counted`,
