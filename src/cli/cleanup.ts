@@ -9,6 +9,7 @@ import { cleanupIpvs } from '../dataplane/ipvs/cleanup.js';
 import { ownerFileForNetns, ownerFileForPins, removeOwnerFile } from '../inspect/owners.js';
 import { Iptables } from '../kernel/iptables.js';
 import { Libkx } from '../kernel/libkx.js';
+import type { Logger } from 'pino';
 import { createLogger } from '../observe/log.js';
 
 export function cleanup(argv: string[]): void {
@@ -16,10 +17,14 @@ export function cleanup(argv: string[]): void {
     'bpf-pin-dir': { type: 'string', default: DEFAULT_PIN_DIR },
     'pod-interfaces': RUN_FLAGS['pod-interfaces']!,
   });
-  const log = createLogger();
-  cleanupPins(new Libkx(), values['bpf-pin-dir'] as string, values['pod-interfaces'] as string[], log);
+  cleanupNode(values['bpf-pin-dir'] as string, values['pod-interfaces'] as string[], createLogger());
+}
+
+/** Also kube-proxy's `--cleanup` (`kube-xdp --cleanup`, run.ts). */
+export function cleanupNode(pinDir: string, podInterfaces: string[], log: Logger): void {
+  cleanupPins(new Libkx(), pinDir, podInterfaces, log);
   // inspect's names for the state removed
-  removeOwnerFile(ownerFileForPins(values['bpf-pin-dir'] as string));
+  removeOwnerFile(ownerFileForPins(pinDir));
   removeOwnerFile(ownerFileForNetns());
   for (const family of ['IPv4', 'IPv6'] as const) {
     for (const backend of ['nft', 'legacy'] as const) {

@@ -2,6 +2,7 @@
 // node facts → exactly what a sync would program on an empty node. Nothing touches the kernel.
 import { readFileSync } from 'node:fs';
 import { ConfigError, readFlags } from '../config/flags.js';
+import { expandNodePortAddresses } from '../config/kube-proxy-config.js';
 import { PROXY_FLAGS, proxySettings } from '../config/run-config.js';
 import { renderIptables } from '../dataplane/iptables/render.js';
 import { iptablesConfigs, proxyFamilies, readHostFacts } from '../dataplane/iptables/setup.js';
@@ -20,7 +21,9 @@ const KINDS = new Set<string>(['Service', 'EndpointSlice']);
 
 export function render(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): void {
   const { values: v } = readFlags(argv, { ...PROXY_FLAGS, source: { type: 'string', default: '-' } });
-  const proxy = proxySettings(v);
+  const settings = proxySettings(v);
+  for (const w of settings.warnings) err.write(`warning: ${w}\n`);
+  const proxy = { ...settings, nodePortAddresses: expandNodePortAddresses(settings.nodePortAddresses, settings.nodeIPs) };
   if (proxy.mode !== 'iptables' && proxy.mode !== 'ipvs') throw new ConfigError('mode', `render supports iptables and ipvs (got ${JSON.stringify(proxy.mode)})`);
   const source = v.source as string;
   const text = readFileSync(source === '-' ? 0 : source, 'utf8');

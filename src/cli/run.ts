@@ -1,9 +1,12 @@
 // `kube-xdp run`: source -> tracker -> snapshot -> dataplane.sync, with logs, metrics, healthz
 // and the healthCheckNodePort listeners (mode-independent: fed from each sync's state).
+import { writeFileSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { Server } from 'node:http';
+import { expandNodePortAddresses } from '../config/kube-proxy-config.js';
 import { runConfig, type RunConfig } from '../config/run-config.js';
+import { cleanupNode } from './cleanup.js';
 import type { Logger } from 'pino';
 import { EbpfDataplane } from '../dataplane/ebpf/dataplane.js';
 import { cgroup2Mount } from '../kernel/mounts.js';
@@ -139,6 +142,16 @@ async function serve(cfg: RunConfig, metrics: Metrics, health: ProxierHealth, lo
 export async function run(argv: string[]): Promise<void> {
   const cfg = runConfig(argv);
   const log = createLogger(cfg.logLevel);
+  for (const w of cfg.warnings) log.warn(w);
+  if (cfg.cleanup) return cleanupNode(cfg.pinDir, [...cfg.podInterfaces], log);
+  if (cfg.oomScoreAdj !== null) {
+    // As kube-proxy: the node's OOM killer should take nearly anything before the proxy.
+    try {
+      writeFileSync('/proc/self/oom_score_adj', String(cfg.oomScoreAdj));
+    } catch (err) {
+      log.warn({ oomScoreAdj: cfg.oomScoreAdj, err: (err as Error).message }, 'cannot set oom_score_adj');
+    }
+  }
   // Before anything else: a node that cannot run the asked-for mode fails now, with the reason.
   const { mode, checks } = resolveMode(cfg);
   if (cfg.proxy.mode === 'auto') {
@@ -153,7 +166,7 @@ export async function run(argv: string[]): Promise<void> {
   const health = new ProxierHealth(2 * cfg.syncPeriodMs);
   const servers = await serve(cfg, metrics, health, log);
   const healthChecks = new ServiceListeners({
-    addresses: healthCheckAddresses(cfg.proxy.nodePortAddresses, readInterfaceAddresses()),
+    addresses: healthCheckAddresses(expandNodePortAddresses(cfg.proxy.nodePortAddresses, cfg.proxy.nodeIPs), readInterfaceAddresses()),
     proxyHealthy: () => health.isHealthy(), log, metrics,
   });
 
@@ -247,7 +260,8 @@ export async function run(argv: string[]): Promise<void> {
   const seenNode = nodeInfo as NodeInfo | null; // set by the source's callback meanwhile
   let scan: NodeJS.Timeout | null = null;
   if (first === null) {
-    const proxy = { ...cfg.proxy, nodeIPs: effectiveNodeIPs(cfg.proxy.nodeIPs, seenNode) };
+    const nodeIPs = effectiveNodeIPs(cfg.proxy.nodeIPs, seenNode);
+    const proxy = { ...cfg.proxy, nodeIPs, nodePortAddresses: expandNodePortAddresses(cfg.proxy.nodePortAddresses, nodeIPs) };
     const built = DATAPLANES[mode]({ ...cfg, proxy }, log, metrics, checks.find((c) => c.mode === mode)!);
     dataplane = built.dataplane;
     node = { nodeName: cfg.proxy.nodeName, zone: seenNode?.zone ?? null, ipFamilies: built.families };

@@ -8,16 +8,20 @@ import { parseMapSizes, type MapSizeOverrides } from '../dataplane/ebpf/map-size
 import { splitHostPort } from '../observe/http.js';
 import { ConfigError, oneOf, parseDuration, readFlags, type FlagSpec } from './flags.js';
 import {
-  PROXY_MODES, readKubeProxyConfiguration, validMasqueradeBit, validScheduler, type KubeProxyConfiguration, type ProxyMode,
+  parseGoDuration, proxyModeOf, readKubeProxyConfiguration, validMasqueradeBit, validNodePortAddress, validScheduler, withDefaultPort,
+  type KubeProxyConfiguration, type ProxyMode,
 } from './kube-proxy-config.js';
 
 export const DEFAULT_PIN_DIR = '/sys/fs/bpf/kube-xdp';
 export const DEFAULT_OBJECT = fileURLToPath(new URL('../../../build/kube_xdp.bpf.o', import.meta.url));
 
-/** Settings every mode's renderer shares (kube-proxy's flags of the same names). */
+/** Settings every mode's renderer shares (kube-proxy's flags of the same names; --mode is
+ *  kube-xdp's name for --proxy-mode). */
 export const PROXY_FLAGS: FlagSpec = {
   config: { type: 'string' },
   mode: { type: 'string' },
+  'proxy-mode': { type: 'string' },
+  'bind-address': { type: 'string' },
   'node-name': { type: 'string' },
   'hostname-override': { type: 'string' },
   'node-ip': { type: 'string', multiple: true },
@@ -31,6 +35,13 @@ export const PROXY_FLAGS: FlagSpec = {
   'ipvs-scheduler': { type: 'string' },
   'ipvs-strict-arp': { type: 'boolean' },
   'ipvs-exclude-cidrs': { type: 'string', multiple: true },
+  'iptables-sync-period': { type: 'string' },
+  'iptables-min-sync-period': { type: 'string' },
+  'ipvs-sync-period': { type: 'string' },
+  'ipvs-min-sync-period': { type: 'string' },
+  'ipvs-tcp-timeout': { type: 'string' },
+  'ipvs-tcpfin-timeout': { type: 'string' },
+  'ipvs-udp-timeout': { type: 'string' },
 };
 
 /** kube-proxy's IPVS settings (flags --ipvs-*, config section `ipvs`). */
@@ -70,6 +81,11 @@ export interface ProxySettings {
   readonly kubeconfig: string | null;
   readonly metricsBindAddress: string | null;
   readonly healthzBindAddress: string | null;
+  /** logging.verbosity and oomScoreAdj of the --config file (null without one). */
+  readonly verbosity: number | null;
+  readonly oomScoreAdj: number | null;
+  /** Settings given that kube-xdp accepts but does not honour, one sentence each, for the log. */
+  readonly warnings: readonly string[];
 }
 
 function boolFlag(flag: string, v: string): boolean {
@@ -78,55 +94,142 @@ function boolFlag(flag: string, v: string): boolean {
   throw new ConfigError(flag, `${JSON.stringify(v)} is not true or false`);
 }
 
-/** Flags win over the --config file, which wins over the defaults (as in kube-proxy). */
+/** A kube-proxy duration flag (Go's syntax: 1s, 1m0s). */
+function goDuration(flag: string, v: string): number {
+  try {
+    return parseGoDuration(flag, v);
+  } catch {
+    throw new ConfigError(flag, `${JSON.stringify(v)} is not a duration (e.g. 1s, 30s, 1m0s)`);
+  }
+}
+
+/** IPVS timeouts are whole seconds. */
+function ipvsSeconds(flag: string, v: string): number {
+  const ms = goDuration(flag, v);
+  if (ms < 0 || ms % 1000 !== 0) throw new ConfigError(flag, `${JSON.stringify(v)} must be whole seconds, 0 or more`);
+  return ms / 1000;
+}
+
+/** Flags win over the --config file, which wins over the defaults (as in kube-proxy). Without a
+ *  file, a setting no flag gives is null here and takes kube-xdp's default. */
 export function proxySettings(v: Record<string, string | string[] | boolean | undefined>, env: NodeJS.ProcessEnv = process.env): ProxySettings {
-  const kpc: KubeProxyConfiguration = typeof v.config === 'string' ? readKubeProxyConfiguration(v.config) : {};
+  const kpc: KubeProxyConfiguration | null = typeof v.config === 'string' ? readKubeProxyConfiguration(v.config) : null;
   const list = (k: string) => (v[k] as string[] | undefined) ?? [];
-  const nodeIPs = list('node-ip');
+  const str = (k: string) => v[k] as string | undefined;
+  const bindAddress = str('bind-address') ?? kpc?.bindAddress;
+  if (bindAddress !== undefined && !isIP(bindAddress)) throw new ConfigError('bind-address', `${JSON.stringify(bindAddress)} is not an IP address`);
+  // kube-proxy's bindAddress is its idea of the node's primary IP; 0.0.0.0 and :: mean "not set".
+  const nodeIPs = list('node-ip').length ? list('node-ip') : bindAddress && !/^(0\.0\.0\.0|::)$/.test(bindAddress) ? [bindAddress] : [];
   for (const ip of nodeIPs) if (!isIP(ip)) throw new ConfigError('node-ip', `${JSON.stringify(ip)} is not an IP address`);
-  const clusterCIDRs = list('cluster-cidr').length ? list('cluster-cidr') : kpc.clusterCIDRs ?? [];
+  const clusterCIDRs = list('cluster-cidr').length ? list('cluster-cidr') : kpc?.clusterCIDRs ?? [];
   for (const c of clusterCIDRs) if (cidrFamilyOf(c) === null) throw new ConfigError('cluster-cidr', `${JSON.stringify(c)} is not a CIDR`);
-  const nodePortAddresses = list('nodeport-addresses').length ? list('nodeport-addresses') : kpc.nodePortAddresses ?? [];
-  for (const c of nodePortAddresses) if (cidrFamilyOf(c) === null) throw new ConfigError('nodeport-addresses', `${JSON.stringify(c)} is not a CIDR`);
-  const bit = v['iptables-masquerade-bit'] as string | undefined;
-  const lh = v['iptables-localhost-nodeports'] as string | undefined;
-  const mode = v.mode !== undefined ? oneOf('mode', v.mode as string, PROXY_MODES) : kpc.mode ?? 'ebpf';
-  const exclude = list('ipvs-exclude-cidrs').length ? list('ipvs-exclude-cidrs') : kpc.ipvs?.excludeCIDRs ?? [];
+  const nodePortAddresses = list('nodeport-addresses').length ? list('nodeport-addresses') : kpc?.nodePortAddresses ?? [];
+  for (const c of list('nodeport-addresses')) validNodePortAddress('nodeport-addresses', c);
+  const bit = str('iptables-masquerade-bit');
+  const lh = str('iptables-localhost-nodeports');
+  const modeFlag = str('proxy-mode') !== undefined ? 'proxy-mode' : 'mode';
+  const mode = (str(modeFlag) !== undefined ? proxyModeOf(modeFlag, str(modeFlag)!) : kpc?.mode) ?? 'ebpf';
+  const exclude = list('ipvs-exclude-cidrs').length ? list('ipvs-exclude-cidrs') : kpc?.ipvs.excludeCIDRs ?? [];
   for (const c of exclude) if (cidrFamilyOf(c) === null) throw new ConfigError('ipvs-exclude-cidrs', `${JSON.stringify(c)} is not a CIDR`);
-  const scheduler = v['ipvs-scheduler'] as string | undefined;
-  const periods = mode === 'ipvs' ? { ...kpc, ...kpc.ipvs } : kpc;
+  const scheduler = str('ipvs-scheduler');
+  // Both modes' flags are checked whichever mode runs, so a typo in either is never silent.
+  const periods = (['iptables', 'ipvs'] as const).map((section) => {
+    const fromConfig = section === 'ipvs' ? kpc?.ipvs : kpc ?? undefined;
+    const [sync, min] = [`${section}-sync-period`, `${section}-min-sync-period`];
+    const syncPeriodMs = str(sync) !== undefined ? goDuration(sync, str(sync)!) : fromConfig?.syncPeriodMs ?? null;
+    if (syncPeriodMs !== null && syncPeriodMs <= 0) throw new ConfigError(sync, 'must be greater than 0');
+    const minSyncPeriodMs = str(min) !== undefined ? goDuration(min, str(min)!) : fromConfig?.minSyncPeriodMs ?? null;
+    if (minSyncPeriodMs !== null && minSyncPeriodMs < 0) throw new ConfigError(min, 'must be greater than or equal to 0');
+    return { syncPeriodMs, minSyncPeriodMs };
+  });
+  const { syncPeriodMs, minSyncPeriodMs } = periods[mode === 'ipvs' ? 1 : 0]!;
+  const timeout = (flag: string, fromConfig: number | undefined) => (str(flag) !== undefined ? ipvsSeconds(flag, str(flag)!) : fromConfig ?? 0);
   return {
     mode,
-    nodeName: (v['hostname-override'] as string | undefined) ?? (v['node-name'] as string | undefined) ?? kpc.hostnameOverride ?? env.NODE_NAME ?? hostname(),
+    nodeName: str('hostname-override') ?? str('node-name') ?? (kpc?.hostnameOverride || undefined) ?? env.NODE_NAME ?? hostname(),
     nodeIPs,
     clusterCIDRs,
     nodePortAddresses,
-    masqueradeAll: v['masquerade-all'] === true || (kpc.masqueradeAll ?? false),
+    masqueradeAll: v['masquerade-all'] === true || (kpc?.masqueradeAll ?? false),
     masqueradeLocalEndpoints: v['masquerade-local-endpoints'] === true,
     fibForward: v['bpf-fib-forward'] === true,
-    masqueradeBit: bit !== undefined ? validMasqueradeBit(Number(bit), 'iptables-masquerade-bit') : kpc.masqueradeBit ?? DEFAULT_MASQUERADE_BIT,
-    localhostNodePorts: lh !== undefined ? boolFlag('iptables-localhost-nodeports', lh) : kpc.localhostNodePorts ?? true,
+    masqueradeBit: bit !== undefined ? validMasqueradeBit(Number(bit), 'iptables-masquerade-bit') : kpc?.masqueradeBit ?? DEFAULT_MASQUERADE_BIT,
+    localhostNodePorts: lh !== undefined ? boolFlag('iptables-localhost-nodeports', lh) : kpc?.localhostNodePorts ?? true,
     ipvs: {
-      scheduler: scheduler ? validScheduler(scheduler, 'ipvs-scheduler') : kpc.ipvs?.scheduler ?? 'rr',
+      scheduler: scheduler ? validScheduler(scheduler, 'ipvs-scheduler') : kpc?.ipvs.scheduler ?? 'rr',
       excludeCIDRs: exclude,
-      strictARP: v['ipvs-strict-arp'] === true || (kpc.ipvs?.strictARP ?? false),
-      tcpTimeoutS: kpc.ipvs?.tcpTimeoutS ?? 0,
-      tcpFinTimeoutS: kpc.ipvs?.tcpFinTimeoutS ?? 0,
-      udpTimeoutS: kpc.ipvs?.udpTimeoutS ?? 0,
+      strictARP: v['ipvs-strict-arp'] === true || (kpc?.ipvs.strictARP ?? false),
+      tcpTimeoutS: timeout('ipvs-tcp-timeout', kpc?.ipvs.tcpTimeoutS),
+      tcpFinTimeoutS: timeout('ipvs-tcpfin-timeout', kpc?.ipvs.tcpFinTimeoutS),
+      udpTimeoutS: timeout('ipvs-udp-timeout', kpc?.ipvs.udpTimeoutS),
     },
-    minSyncPeriodMs: periods.minSyncPeriodMs ?? null,
-    syncPeriodMs: periods.syncPeriodMs ?? null,
-    kubeconfig: kpc.kubeconfig ?? null,
-    metricsBindAddress: kpc.metricsBindAddress ?? null,
-    healthzBindAddress: kpc.healthzBindAddress ?? null,
+    minSyncPeriodMs,
+    syncPeriodMs,
+    kubeconfig: kpc?.kubeconfig || null,
+    metricsBindAddress: kpc?.metricsBindAddress ?? null,
+    healthzBindAddress: kpc?.healthzBindAddress ?? null,
+    verbosity: kpc?.verbosity ?? null,
+    oomScoreAdj: kpc?.oomScoreAdj ?? null,
+    warnings: kpc ? kpc.warnings.map((w) => `${v.config}: ${w}`) : [],
   };
+}
+
+/** kube-proxy flags kube-xdp accepts so its command lines run unchanged, but does not honour:
+ *  each one given is warned about at start, never dropped silently. */
+export const UNHONOURED_FLAGS: FlagSpec = {
+  'conntrack-max-per-core': { type: 'string' },
+  'conntrack-min': { type: 'string' },
+  'conntrack-tcp-timeout-established': { type: 'string' },
+  'conntrack-tcp-timeout-close-wait': { type: 'string' },
+  'conntrack-tcp-be-liberal': { type: 'boolean' },
+  'conntrack-udp-timeout': { type: 'string' },
+  'conntrack-udp-timeout-stream': { type: 'string' },
+  'kube-api-qps': { type: 'string' },
+  'kube-api-burst': { type: 'string' },
+  'kube-api-content-type': { type: 'string' },
+  'config-sync-period': { type: 'string' },
+  profiling: { type: 'boolean' },
+  'bind-address-hard-fail': { type: 'boolean' },
+  'detect-local-mode': { type: 'string' },
+  'pod-bridge-interface': { type: 'string' },
+  'pod-interface-name-prefix': { type: 'string' },
+  'feature-gates': { type: 'string' },
+  'show-hidden-metrics-for-version': { type: 'string' },
+  'proxy-port-range': { type: 'string' },
+  'logging-format': { type: 'string' },
+  'log-flush-frequency': { type: 'string' },
+  vmodule: { type: 'string' },
+};
+
+function unhonouredFlags(v: Record<string, string | string[] | boolean | undefined>): string[] {
+  return Object.keys(UNHONOURED_FLAGS).flatMap((flag) => {
+    const given = v[flag];
+    if (given === undefined || given === false) return [];
+    // kube-xdp's local-traffic detection is kube-proxy's default one.
+    if (flag === 'detect-local-mode' && given === 'ClusterCIDR') return [];
+    return [`--${flag}${given === true ? '' : `=${String(given)}`} is accepted but not honoured by kube-xdp`];
+  });
+}
+
+/** klog's -v as a log level: kube-proxy logs its details at 4 and more, its traces at 6 and more. */
+function logLevelOf(v: Record<string, unknown>, kpc: number | null): string {
+  if (typeof v['log-level'] === 'string') return v['log-level'];
+  const given = v['v'] as string | undefined;
+  if (given !== undefined && !/^\d+$/.test(given)) throw new ConfigError('v', `${JSON.stringify(given)} is not a log verbosity (0, 1, 2, …)`);
+  const level = given !== undefined ? Number(given) : kpc ?? 0;
+  return level >= 6 ? 'trace' : level >= 4 ? 'debug' : 'info';
 }
 
 export const RUN_FLAGS: FlagSpec = {
   ...PROXY_FLAGS,
+  ...UNHONOURED_FLAGS,
+  cleanup: { type: 'boolean' },
+  v: { type: 'string' },
+  'oom-score-adj': { type: 'string' },
   source: { type: 'string', default: 'kubernetes' },
   kubeconfig: { type: 'string' },
   'api-server': { type: 'string' },
+  master: { type: 'string' },
   'api-request-timeout': { type: 'string', default: '60s' },
   'api-watch-inactivity': { type: 'string', default: '2m' },
   'api-relist-period': { type: 'string', default: '30m' },
@@ -146,7 +249,7 @@ export const RUN_FLAGS: FlagSpec = {
   'ipvs-drain-check-period': { type: 'string', default: '1m' },
   'metrics-bind-address': { type: 'string' },
   'healthz-bind-address': { type: 'string' },
-  'log-level': { type: 'string', default: 'info' },
+  'log-level': { type: 'string' },
 };
 
 export type SourceConfig =
@@ -188,6 +291,12 @@ export interface RunConfig {
   /** /healthz for the kubelet's probes (kube-proxy's 0.0.0.0:10256); '' = off. */
   readonly healthzBindAddress: string;
   readonly logLevel: string;
+  /** --cleanup (kube-proxy's): remove what every mode left and exit. */
+  readonly cleanup: boolean;
+  /** Written to /proc/self/oom_score_adj at start; null: left as inherited. */
+  readonly oomScoreAdj: number | null;
+  /** What was given but is not honoured, one sentence each (logged at start). */
+  readonly warnings: readonly string[];
 }
 
 /** --source: `kubernetes` (the API server) or `file:PATH` (a file or directory of objects). */
@@ -202,7 +311,8 @@ export function parseSource(v: Record<string, string | string[] | boolean | unde
     return ms;
   };
   const kubeconfig = (v.kubeconfig as string | undefined) ?? proxy.kubeconfig ?? undefined;
-  const apiServer = v['api-server'] as string | undefined;
+  // kube-proxy's --master is --api-server.
+  const apiServer = (v['api-server'] ?? v.master) as string | undefined;
   return {
     kind: 'kubernetes',
     ...(kubeconfig ? { kubeconfig } : {}),
@@ -229,16 +339,20 @@ export function validApiServer(v: string): string {
   return url.origin;
 }
 
-/** host:port or '' (off); flag > config file > default. */
+/** IP:PORT or '' (off); flag > config file > default. An IP alone takes the default port, as
+ *  in kube-proxy. */
 function bindAddress(flag: string, v: Record<string, unknown>, fromConfig: string | null, dflt: string): string {
-  const value = (v[flag] as string | undefined) ?? fromConfig ?? dflt;
-  if (value === '') return '';
-  let host = '';
-  try {
-    [host] = splitHostPort(value);
-  } catch { /* reported below */ }
-  if (!isIP(host)) throw new ConfigError(flag, `${JSON.stringify(value)} is not IP:PORT`);
-  return value;
+  const given = v[flag] as string | undefined;
+  if (given === '') return '';
+  return given === undefined ? fromConfig ?? dflt : withDefaultPort(flag, '', given, Number(dflt.slice(dflt.lastIndexOf(':') + 1)));
+}
+
+function oomScoreAdj(v: Record<string, unknown>, fromConfig: number | null): number | null {
+  const given = v['oom-score-adj'] as string | undefined;
+  if (given === undefined) return fromConfig;
+  const n = Number(given);
+  if (!/^-?\d+$/.test(given) || n < -1000 || n > 1000) throw new ConfigError('oom-score-adj', `${JSON.stringify(given)} must be an integer in [-1000, 1000]`);
+  return n;
 }
 
 export function runConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): RunConfig {
@@ -247,7 +361,8 @@ export function runConfig(argv: string[], env: NodeJS.ProcessEnv = process.env):
   const list = (k: string) => v[k] as string[];
   const proxy = proxySettings(v, env);
   const externalInterfaces = list('external-interfaces');
-  if (proxy.mode === 'ebpf') {
+  const cleanup = v.cleanup === true;
+  if (proxy.mode === 'ebpf' && !cleanup) {
     if (externalInterfaces.length === 0) throw new ConfigError('external-interfaces', 'at least one interface is required in eBPF mode');
   }
   const duration = (flag: string, fromConfig: number | null, dflt: string) =>
@@ -270,6 +385,9 @@ export function runConfig(argv: string[], env: NodeJS.ProcessEnv = process.env):
     ipvsDrainCheckPeriodMs: parseDuration('ipvs-drain-check-period', str('ipvs-drain-check-period')),
     metricsBindAddress: bindAddress('metrics-bind-address', v, proxy.metricsBindAddress, '127.0.0.1:10249'),
     healthzBindAddress: bindAddress('healthz-bind-address', v, proxy.healthzBindAddress, '0.0.0.0:10256'),
-    logLevel: str('log-level'),
+    logLevel: logLevelOf(v, proxy.verbosity),
+    cleanup,
+    oomScoreAdj: oomScoreAdj(v, proxy.oomScoreAdj),
+    warnings: [...proxy.warnings, ...unhonouredFlags(v)],
   };
 }

@@ -26,22 +26,24 @@ describe('KubeProxyConfiguration', () => {
       nftables: { syncPeriod: '1m' }, // other modes' sections are accepted
     });
     assert.deepEqual(c, {
-      mode: 'iptables', hostnameOverride: 'node1', clusterCIDRs: ['10.244.0.0/16', 'fd00:10::/56'], nodePortAddresses: ['192.168.77.0/24'],
-      masqueradeAll: true, masqueradeBit: 12, localhostNodePorts: false, minSyncPeriodMs: 1000, syncPeriodMs: 60_000,
-      ipvs: { scheduler: 'wrr', excludeCIDRs: ['10.0.0.0/8'], strictARP: true, tcpTimeoutS: 900, udpTimeoutS: 0 },
+      mode: 'iptables', hostnameOverride: 'node1', bindAddress: '0.0.0.0', clusterCIDRs: ['10.244.0.0/16', 'fd00:10::/56'], nodePortAddresses: ['192.168.77.0/24'],
+      masqueradeAll: true, masqueradeBit: 12, localhostNodePorts: false, minSyncPeriodMs: 1000, syncPeriodMs: 60_000, kubeconfig: '',
+      metricsBindAddress: '127.0.0.1:10249', healthzBindAddress: '0.0.0.0:10256', oomScoreAdj: -999, verbosity: 0,
+      ipvs: { scheduler: 'wrr', minSyncPeriodMs: 0, syncPeriodMs: 30_000, excludeCIDRs: ['10.0.0.0/8'], strictARP: true, tcpTimeoutS: 900, tcpFinTimeoutS: 0, udpTimeoutS: 0 },
+      warnings: [],
     });
-    assert.deepEqual(parseKubeProxyConfiguration({ ...KPC, mode: '' }), {});
+    assert.equal(parseKubeProxyConfiguration({ ...KPC, mode: '' }).mode, null, '"" is kube-xdp\'s default mode');
   });
 
   it('names the field that is wrong', () => {
     configError(() => parseKubeProxyConfiguration({ ...KPC, apiVersion: 'v1' }), /apiVersion: "v1"/);
-    configError(() => parseKubeProxyConfiguration({ ...KPC, mode: 'userspace' }), /mode: "userspace" is not supported/);
+    configError(() => parseKubeProxyConfiguration({ ...KPC, mode: 'userspace' }), /--config: mode: "userspace" is not supported/);
     configError(() => parseKubeProxyConfiguration({ ...KPC, clusterCIDR: '10.244.0.0/16,nope' }), /clusterCIDR: "nope" \(entry 1\)/);
     configError(() => parseKubeProxyConfiguration({ ...KPC, nodePortAddresses: ['10.0.0.0/8', '1.2.3.4'] }), /nodePortAddresses\[1\]: "1.2.3.4"/);
     configError(() => parseKubeProxyConfiguration({ ...KPC, iptables: { masqueradeBit: 32 } }), /iptables.masqueradeBit: 32 must be/);
     configError(() => parseKubeProxyConfiguration({ ...KPC, iptables: { masqueradeAll: 'yes' } }), /iptables.masqueradeAll: "yes" is not true or false/);
     configError(() => parseKubeProxyConfiguration({ ...KPC, iptables: { syncPeriod: '30 seconds' } }), /iptables.syncPeriod: "30 seconds"/);
-    configError(() => parseKubeProxyConfiguration({ ...KPC, iptables: { syncPeriod: '0s' } }), /iptables.syncPeriod: "0s" must be greater than 0/);
+    configError(() => parseKubeProxyConfiguration({ ...KPC, iptables: { syncPeriod: '-1s' } }), /iptables.syncPeriod: must be greater than 0/);
   });
 
   it('parses Go durations', () => {
@@ -77,7 +79,7 @@ describe('run configuration', () => {
   it('the eBPF mode still needs its interfaces; iptables mode does not', () => {
     configError(() => runConfig(base, {}), /--external-interfaces: at least one interface/);
     assert.equal(runConfig([...base, '--mode', 'iptables'], {}).proxy.mode, 'iptables');
-    configError(() => runConfig([...base, '--mode', 'userspace'], {}), /--mode: "userspace" is not one of ebpf, iptables, ipvs, auto/);
+    configError(() => runConfig([...base, '--mode', 'userspace'], {}), /--mode: "userspace" is not supported: unknown mode \(want ebpf, iptables, ipvs, auto or ""\)/);
     configError(() => runConfig([...base, '--mode', 'iptables', '--cluster-cidr', '10.244.0.0'], {}), /--cluster-cidr: "10.244.0.0" is not a CIDR/);
     configError(() => runConfig([...base, '--mode', 'iptables', '--iptables-localhost-nodeports', 'yes'], {}), /--iptables-localhost-nodeports/);
   });

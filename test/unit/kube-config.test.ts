@@ -85,10 +85,11 @@ describe('run configuration for the kubernetes source', () => {
     const c = runConfig(['--external-interfaces', 'eth0', '--config', file], {});
     assert.equal(c.source.kind === 'kubernetes' && c.source.kubeconfig, '/var/lib/kube-xdp/kubeconfig');
     assert.equal(c.metricsBindAddress, '0.0.0.0:9999');
-    assert.equal(c.healthzBindAddress, '', 'empty turns it off');
+    assert.equal(c.healthzBindAddress, '0.0.0.0:10256', 'empty in the file is kube-proxy\'s default');
     const f = runConfig(['--external-interfaces', 'eth0', '--config', file, '--kubeconfig', '/k', '--metrics-bind-address', '127.0.0.1:1'], {});
     assert.equal(f.source.kind === 'kubernetes' && f.source.kubeconfig, '/k');
     assert.equal(f.metricsBindAddress, '127.0.0.1:1');
+    assert.equal(runConfig(['--external-interfaces', 'eth0', '--config', file, '--healthz-bind-address', ''], {}).healthzBindAddress, '', 'an empty flag turns it off');
   });
 
   it('rejects bad values, naming the flag or field', () => {
@@ -96,7 +97,7 @@ describe('run configuration for the kubernetes source', () => {
     configError(() => runConfig([...base, '--source', 'etcd'], {}), /--source: "etcd" is not supported: want kubernetes or file:PATH/);
     configError(() => runConfig([...base, '--api-watch-inactivity', '0s'], {}), /--api-watch-inactivity: must be greater than 0/);
     configError(() => runConfig([...base, '--api-relist-period', 'soon'], {}), /--api-relist-period: "soon"/);
-    configError(() => runConfig([...base, '--healthz-bind-address', '10256'], {}), /--healthz-bind-address: "10256" is not IP:PORT/);
+    configError(() => runConfig([...base, '--healthz-bind-address', '10256'], {}), /--healthz-bind-address: "10256" is not IP or IP:PORT/);
     configError(() => runConfig([...base, '--api-server', 'kube:6443'], {}), /--api-server/);
     configError(() => parseKubeProxyConfiguration({ ...KPC, clientConnection: { kubeconfig: 3 } }), /clientConnection.kubeconfig: 3 is not a string/);
     configError(() => parseKubeProxyConfiguration({ ...KPC, metricsBindAddress: false }), /metricsBindAddress: false is not a string/);
