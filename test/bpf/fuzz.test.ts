@@ -8,54 +8,21 @@
 // conntrack entry. KX_FUZZ_SEED replays a run; KX_FUZZ_CASES sets the frames per program;
 // KX_FUZZ_CASE runs one case (the loop, PRNG and knobs: fuzz-harness.ts, shared with the IPv6
 // fuzz fuzz6.test.ts). Needs root; under CI=true a non-root run fails.
-import { after, before, describe, test } from 'node:test';
-import assert from 'node:assert/strict';
-import { Dataplane, ensureBpffs, TC_ACT_OK, TC_ACT_REDIRECT, XDP_PASS, XDP_TX, type MapState, type Program } from './fixture.js';
-import { buildFrame, checksum, crc32c, pseudoSum, rejectProblem, SCTP, TCP, UDP } from './packet.js';
-import { CASES, failWithoutRootUnderCi, fuzzProgram, isRoot, mutateBytes, randomBytes, SEED, type Rng } from './fuzz-harness.js';
-import { BE_LOCAL, FE_NODEPORT, FE_REJECT, PROTO_NUMBER, SNAT_PORTS } from '../../src/dataplane/ebpf/maps.js';
-
-failWithoutRootUnderCi('packet fuzz');
+import type { MapState, Program } from './fixture.js';
+import { buildFrame, checksum, SCTP, TCP, UDP } from './packet.js';
+import {
+  describeFuzz, frontendsOf, fuzzServices, l4Problem, mutateBytes, randomBytes, translationOracle, type Expect, type Rng,
+} from './fuzz-harness.js';
+import { BE_LOCAL } from '../../src/dataplane/ebpf/maps.js';
 
 const NODE = '192.168.1.10';
 const CIP = '10.96.0.10';
 const BE_REMOTE = '10.244.2.30', BE_LOCAL_ADDR = '10.244.1.20';
 
-// One backend per frontend, so a translation is determined by the frontend alone.
-const STATE: MapState = {
-  nodeAddr: NODE,
-  services: [
-    { svcId: 1, addr: CIP, port: 80, proto: 'TCP', scope: 'INT', backends: [{ id: 1, addr: BE_REMOTE, port: 8080 }] },
-    { svcId: 2, addr: CIP, port: 53, proto: 'UDP', scope: 'INT', backends: [{ id: 2, addr: BE_REMOTE, port: 5353 }] },
-    { svcId: 3, addr: NODE, port: 30080, proto: 'TCP', scope: 'EXT', flags: FE_NODEPORT, backends: [{ id: 3, addr: BE_LOCAL_ADDR, port: 8080, flags: BE_LOCAL }] },
-    { svcId: 4, addr: NODE, port: 30053, proto: 'UDP', scope: 'EXT', flags: FE_NODEPORT, backends: [{ id: 4, addr: BE_LOCAL_ADDR, port: 5353, flags: BE_LOCAL }] },
-    { svcId: 5, addr: NODE, port: 30081, proto: 'TCP', scope: 'EXT', flags: FE_NODEPORT, backends: [{ id: 5, addr: BE_REMOTE, port: 8080 }] },
-    // no endpoints: kube-proxy's REJECT, an ICMP port unreachable built from the packet
-    { svcId: 6, addr: NODE, port: 30082, proto: 'TCP', scope: 'EXT', flags: FE_NODEPORT | FE_REJECT, backends: [] },
-    { svcId: 7, addr: CIP, port: 54, proto: 'UDP', scope: 'INT', flags: FE_REJECT, backends: [] },
-    // SCTP: its CRC32c is updated incrementally when the port changes
-    { svcId: 8, addr: CIP, port: 36412, proto: 'SCTP', scope: 'INT', backends: [{ id: 8, addr: BE_REMOTE, port: 38412 }] },
-    { svcId: 9, addr: NODE, port: 30412, proto: 'SCTP', scope: 'EXT', flags: FE_NODEPORT, backends: [{ id: 9, addr: BE_REMOTE, port: 36412 }] },
-  ],
-};
-const FRONTENDS = STATE.services.map((s) => ({ ...s, protoNum: PROTO_NUMBER[s.proto], program: (s.scope === 'INT' ? 'tc' : 'xdp') as Program }));
-
-type Expect = { kind: 'untouched'; why: string } | { kind: 'reject' }
-  | { kind: 'nat'; dst: string; dport: number; snat: boolean; l4: number; proto: number };
+const STATE: MapState = { nodeAddr: NODE, services: fuzzServices({ clusterIp: CIP, node: NODE, remote: BE_REMOTE, local: BE_LOCAL_ADDR }) };
+const FRONTENDS = frontendsOf(STATE);
 
 const ipAt = (b: Buffer, at: number) => `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
-
-/** L4 checksum of the IP payload [l4, l4+len) valid? (UDP 0 = none counts as valid.) */
-function l4Valid(f: Buffer, l4: number, len: number, proto: number): boolean {
-  const seg = f.subarray(l4, l4 + len);
-  if (proto === SCTP) {
-    const zeroed = Buffer.from(seg);
-    zeroed.writeUInt32LE(0, 8);
-    return seg.readUInt32LE(8) === crc32c(zeroed);
-  }
-  if (proto === UDP && seg.readUInt16BE(6) === 0) return true;
-  return checksum(seg, pseudoSum(f.subarray(14), proto, len)) === 0;
-}
 
 /** What the programs must do with a frame: the definition of a well-formed Service packet. */
 function expected(f: Buffer, program: Program): Expect {
@@ -70,17 +37,9 @@ function expected(f: Buffer, program: Program): Expect {
   if (tot < hlen || 14 + tot > f.length) return no('bad total length');
   if (checksum(f.subarray(14, 14 + hlen)) !== 0) return no('bad IPv4 checksum');
   if (f.readUInt16BE(20) & 0x3fff) return no('fragment');
-  const l4 = 14 + hlen, l4len = tot - hlen;
-  if (proto === TCP) {
-    if (l4len < 20) return no('TCP header cut');
-    const doff = (f[l4 + 12]! >> 4) * 4;
-    if (doff < 20 || doff > l4len) return no('bad TCP data offset');
-  } else if (proto === SCTP) {
-    if (l4len < 16) return no('SCTP header and chunk header cut');
-  } else {
-    if (l4len < 8) return no('UDP header cut');
-    if (f.readUInt16BE(l4 + 4) !== l4len) return no('bad UDP length');
-  }
+  const l4 = 14 + hlen;
+  const bad = l4Problem(f, l4, tot - hlen, proto);
+  if (bad) return no(bad);
   const dst = ipAt(f, 30), dport = f.readUInt16BE(l4 + 2);
   const fe = FRONTENDS.find((x) => x.program === program && x.addr === dst && x.port === dport && x.protoNum === proto);
   if (!fe) return no('no frontend');
@@ -90,33 +49,10 @@ function expected(f: Buffer, program: Program): Expect {
 }
 
 /** Checks one run against the oracle; returns a failure text or null. */
-function check(input: Buffer, out: Buffer, verdict: number, program: Program): string | null {
-  const pass = program === 'xdp' ? XDP_PASS : TC_ACT_OK;
-  const e = expected(input, program);
-  if (e.kind === 'reject') {
-    const want = program === 'xdp' ? XDP_TX : TC_ACT_REDIRECT;
-    if (verdict !== want) return `verdict ${verdict}, expected ${want} (reject)`;
-    const bad = rejectProblem(input, out);
-    return bad ? `reject: ${bad}` : null;
-  }
-  if (verdict !== pass) return `verdict ${verdict}, expected pass (${e.kind === 'untouched' ? e.why : 'translation'})`;
-  if (e.kind === 'untouched') return out.equals(input) ? null : `rewritten although ${e.why}`;
-  if (out.length !== input.length) return `length ${out.length} != ${input.length}`;
-  const csum = e.proto === TCP ? [e.l4 + 16, e.l4 + 17] : e.proto === SCTP ? [e.l4 + 8, e.l4 + 9, e.l4 + 10, e.l4 + 11] : [e.l4 + 6, e.l4 + 7];
-  const changed = new Set<number>([24, 25, 30, 31, 32, 33, e.l4 + 2, e.l4 + 3, ...csum]);
-  if (e.snat) [26, 27, 28, 29, e.l4, e.l4 + 1].forEach((i) => changed.add(i));
-  for (let i = 0; i < input.length; i++) if (!changed.has(i) && out[i] !== input[i]) return `byte ${i} changed (${input[i]} -> ${out[i]})`;
-  if (ipAt(out, 30) !== e.dst || out.readUInt16BE(e.l4 + 2) !== e.dport) return `dst ${ipAt(out, 30)}:${out.readUInt16BE(e.l4 + 2)}, expected ${e.dst}:${e.dport}`;
-  if (e.snat) {
-    const sport = out.readUInt16BE(e.l4);
-    if (ipAt(out, 26) !== NODE || sport < SNAT_PORTS.min || sport > SNAT_PORTS.max) return `SNAT source ${ipAt(out, 26)}:${sport}`;
-  } else if (!out.subarray(26, 30).equals(input.subarray(26, 30)) || out.readUInt16BE(e.l4) !== input.readUInt16BE(e.l4)) return 'source changed without SNAT';
-  const hlen = (out[14]! & 15) * 4, len = out.readUInt16BE(16) - hlen;
-  if (checksum(out.subarray(14, 14 + hlen)) !== 0) return 'IPv4 checksum invalid after translation';
-  if (e.proto === UDP && input.readUInt16BE(e.l4 + 6) === 0 && out.readUInt16BE(e.l4 + 6) !== 0) return 'UDP checksum 0 (none) was filled in';
-  if (l4Valid(out, e.l4, len, e.proto) !== l4Valid(input, e.l4, len, e.proto)) return `L4 checksum ${l4Valid(input, e.l4, len, e.proto) ? 'broken' : 'repaired'} by the translation`;
-  return null;
-}
+const check = translationOracle(expected, {
+  srcAt: 26, dstAt: 30, addrLen: 4, text: ipAt, node: NODE, alsoChanged: [24, 25],
+  headerProblem: (out) => (checksum(out.subarray(14, 14 + (out[14]! & 15) * 4)) === 0 ? null : 'IPv4 checksum invalid after translation'),
+});
 
 // ---- generators -------------------------------------------------------------------------
 
@@ -191,15 +127,4 @@ const CATEGORIES: Record<string, (r: Rng, p: Program) => Buffer> = {
 /** Categories that hold no well-formed packet at all: they must leave conntrack empty. */
 const NEVER_VALID = new Set(['bad IPv4 checksum', 'fragment', 'VLAN-tagged', 'IPv6 with extension headers', 'bad version']);
 
-describe(`packet fuzz: ${CASES} frames per program (seed ${SEED})`, { skip: isRoot ? false : 'needs root (BPF_PROG_TEST_RUN, bpffs)' }, () => {
-  let dp: Dataplane | null = null;
-  before(() => { ensureBpffs(); dp = new Dataplane(undefined, 'kx-fuzz'); dp.writeState(STATE); });
-  after(() => dp?.close());
-
-  for (const program of ['xdp', 'tc'] as const) {
-    test(`${program}: every frame untouched or translated exactly`, (t) => {
-      assert.ok(dp);
-      fuzzProgram(t, dp, program, { categories: CATEGORIES, neverValid: NEVER_VALID, check, counts: { fragment: { untrackable: 'all', malformed: 0 } } });
-    });
-  }
-});
+describeFuzz('packet fuzz', 'kx-fuzz', STATE, { categories: CATEGORIES, neverValid: NEVER_VALID, check, counts: { fragment: { untrackable: 'all', malformed: 0 } } });
