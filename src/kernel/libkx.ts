@@ -227,6 +227,13 @@ export class Libkx {
   mapUpdate(map: FdLike, key: Buffer, value: Buffer, flags = 0): void {
     this.check(this.n.kx_map_update(fdOf(map), key, value, flags), 'bpf_map_update_elem', labelOf(map));
   }
+  /** Adds the entry unless its key is present (BPF_NOEXIST). Returns false when it was. */
+  mapInsert(map: FdLike, key: Buffer, value: Buffer): boolean {
+    const rc = this.n.kx_map_update(fdOf(map), key, value, 1 /* BPF_NOEXIST */);
+    if (rc === -17 /* EEXIST */) return false;
+    this.check(rc, 'bpf_map_update_elem', labelOf(map));
+    return true;
+  }
   /** Returns false when the key was absent. */
   mapDelete(map: FdLike, key: Buffer): boolean {
     const rc = this.n.kx_map_delete(fdOf(map), key);

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { Libkx } from '../../src/kernel/libkx.js';
-import { expectedLayouts, finishMigration, layoutMismatch, preparePins } from '../../src/dataplane/ebpf/pins.js';
+import { catchUpMigration, expectedLayouts, finishMigration, layoutMismatch, preparePins } from '../../src/dataplane/ebpf/pins.js';
 import { KX_LIMITS } from '../../src/dataplane/ebpf/limits.js';
 import { IDLE_IPV6_FLOW_ENTRIES, maxEntriesByName, parseMapSizes, sizesFor, type MapSizes } from '../../src/dataplane/ebpf/map-sizes.js';
 import { MAPS } from '../../src/dataplane/ebpf/maps.js';
@@ -54,10 +54,11 @@ test('pins: another layout replaced, another size migrated with its entries (als
       return lib.mapLookup(lib.objMapFd(h, name), Buffer.alloc(size.keySize, k), got) ? got : null;
     };
 
+    const asidePins = () => spawnSync('ls', [pinDir], { encoding: 'utf8' }).stdout.split('\n').filter((n) => /__v\d+$/.test(n));
     const load = (sizes: MapSizes = KX_LIMITS) => {
       const migrating = preparePins(lib, pinDir, sizes, log);
       const h = lib.objOpenLoad(OBJ, pinDir, maxEntriesByName(sizes));
-      finishMigration(lib, h, pinDir, migrating, log);
+      catchUpMigration(lib, h, pinDir, finishMigration(lib, h, pinDir, migrating, log), log);
       return { h, migrating };
     };
     let r = load();
@@ -76,10 +77,53 @@ test('pins: another layout replaced, another size migrated with its entries (als
     assert.deepEqual(r.migrating.map((m) => m.name), [be.name]);
     assert.equal(lib.mapInfo(lib.objMapFd(handle, be.name)).maxEntries, 4096);
     for (let i = 1; i <= 3; i++) assert.deepEqual(lookup(handle, be.name, be, i), Buffer.alloc(be.valueSize, 10 + i));
-    assert.deepEqual(spawnSync('ls', [pinDir], { encoding: 'utf8' }).stdout.split('\n').filter((n) => n.endsWith('__migrating')), []);
+    assert.deepEqual(asidePins(), []);
     lib.objClose(handle);
     handle = null;
     assert.deepEqual(load(sizesFor(parseMapSizes(['backends=4096']), { ipv6: true })).migrating, [], 'nothing to migrate once loaded');
+  } finally {
+    if (handle !== null) lib.objClose(handle);
+    rmSync(pinDir, { recursive: true, force: true });
+  }
+});
+
+test('conntrack migrated across a resize: flows the previous programs open after the copy are copied once this build attaches, never over this build\'s entries', { skip: !isRoot && process.env.CI !== 'true' ? 'needs root' : false }, () => {
+  assert.ok(isRoot, 'CI=true requires root');
+  const pinDir = `/sys/fs/bpf/kx-pins-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const lib = new Libkx();
+  const log = pino({ level: 'silent' });
+  mkdirSync(pinDir, { recursive: true });
+  let handle: number | null = null;
+  try {
+    const ct = expectedLayouts().find((l) => l.name === MAPS.ct.name)!;
+    const r = spawnSync('bpftool', ['map', 'create', `${pinDir}/${ct.name}`, 'type', 'lru_hash', 'key', String(ct.keySize), 'value', String(ct.valueSize), 'entries', '4096', 'name', ct.name], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const key = (k: number) => Buffer.alloc(ct.keySize, k), value = (v: number) => Buffer.alloc(ct.valueSize, v);
+    const put = (fd: number, k: number, v: number) => lib.mapUpdate(fd, key(k), value(v));
+    const get = (fd: number, k: number) => { const v = Buffer.alloc(ct.valueSize); return lib.mapLookup(fd, key(k), v) ? v[0] : null; };
+    let fd = lib.objGet(`${pinDir}/${ct.name}`);
+    put(fd, 1, 11);
+    lib.close(fd);
+
+    const migrating = preparePins(lib, pinDir, KX_LIMITS, log);
+    handle = lib.objOpenLoad(OBJ, pinDir, maxEntriesByName(KX_LIMITS));
+    const pending = finishMigration(lib, handle, pinDir, migrating, log);
+    assert.deepEqual(pending.map((m) => m.name), [ct.name], 'conntrack waits for the attach; nothing else');
+    const live = lib.objMapFd(handle, ct.name);
+    assert.equal(get(live, 1), 11, 'copied at the load');
+    // the previous programs, still attached, keep writing the map they hold (now the aside pin)
+    fd = lib.objGet(`${pinDir}/${ct.name}__v2`);
+    put(fd, 2, 22); // a flow opened during the switch
+    put(fd, 3, 33); // ... whose key this build's programs wrote since
+    lib.close(fd);
+    put(live, 3, 44);
+    assert.equal(get(live, 2), null);
+
+    catchUpMigration(lib, handle, pinDir, pending, log);
+    assert.equal(get(live, 2), 22, 'the flow opened during the switch is in the new map');
+    assert.equal(get(live, 3), 44, 'this build\'s entry is kept');
+    assert.equal(get(live, 1), 11);
+    assert.deepEqual(spawnSync('ls', [pinDir], { encoding: 'utf8' }).stdout.split('\n').filter((n) => /__v\d+$/.test(n)), [], 'the aside pin is removed');
   } finally {
     if (handle !== null) lib.objClose(handle);
     rmSync(pinDir, { recursive: true, force: true });

@@ -62,6 +62,7 @@ export class EbpfDataplane implements Dataplane {
     this.loader.attachExternal();
     this.loader.attachSocketHooks();
     this.tick();
+    this.loader.finishSwitch();
   }
 
   /** Before the programs attach: the prefilter covers what the maps and conntrack hold. Pinned

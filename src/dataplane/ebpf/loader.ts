@@ -12,7 +12,7 @@ import { ensureSysctl } from '../../kernel/sysctl.js';
 import { MAPS, SNAT_PORTS } from './maps.js';
 import { KX_LIMITS } from './limits.js';
 import { maxEntriesByName, type MapSizes } from './map-sizes.js';
-import { finishMigration, preparePins } from './pins.js';
+import { catchUpMigration, finishMigration, preparePins, type Migration } from './pins.js';
 import { objectLayoutProblems } from './btf-check.js';
 
 export const XDP_PROGRAM = 'kx_xdp_ext';
@@ -77,6 +77,7 @@ export class Loader {
   private readonly podPatterns: RegExp[];
   private probe: ProbeReport | null = null;
   private socketHooks: string[] = [];
+  private catchingUp: Migration[] = [];
 
   constructor(private readonly lib: Libkx, private readonly log: Logger, private readonly opts: LoaderOptions) {
     this.podPatterns = opts.podInterfaces.map(globToRegExp);
@@ -93,7 +94,7 @@ export class Loader {
     const sizes = this.opts.mapSizes ?? KX_LIMITS;
     const migrating = preparePins(this.lib, this.opts.pinDir, sizes, this.log);
     this.handle = this.lib.objOpenLoad(this.opts.objectPath, this.opts.pinDir, maxEntriesByName(sizes));
-    finishMigration(this.lib, this.handle, this.opts.pinDir, migrating, this.log);
+    this.catchingUp = finishMigration(this.lib, this.handle, this.opts.pinDir, migrating, this.log);
     const probe = this.opts.probe ?? probeKernel(this.lib);
     this.probe = probe;
     const absent = FEATURES.filter((f) => !probe.features[f.name].ok).map((f) => `${f.name}: ${probe.features[f.name].detail}`);
@@ -109,6 +110,13 @@ export class Loader {
     }
     this.checkPortRange();
     return this.handle;
+  }
+
+  /** After every program is attached: the flows the previous release's programs opened since
+   * the migration's copy are copied too (see catchUpMigration). */
+  finishSwitch(): void {
+    catchUpMigration(this.lib, this.objectHandle, this.opts.pinDir, this.catchingUp, this.log);
+    this.catchingUp = [];
   }
 
   /** A node socket on a port in the SNAT range could share a 5-tuple with a translated flow. */

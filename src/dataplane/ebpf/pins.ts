@@ -3,7 +3,9 @@
 // load otherwise. An upgrade must not lose established flows, nor leave Services unserved until
 // the first sync, so a pin that differs only in max_entries is migrated: moved aside before
 // the load, its entries copied into the new map after it (conntrack, Service maps and counters
-// alike), then removed. A pin whose key or value layout changed cannot be copied: it is
+// alike), then removed; those the programs write (conntrack, affinity) only once this build's
+// programs are attached, after a second copy of the entries the previous programs added
+// meanwhile (flows opened during the switch). A pin whose key or value layout changed cannot be copied: it is
 // replaced by an empty map (logged with the difference); the controller refills the Service
 // maps on its first sync, conntrack starts empty. A migration cut short (the process killed)
 // resumes at the next start from the pins left aside. A map whose sizes are unchanged but whose
@@ -139,34 +141,67 @@ export function preparePins(lib: Libkx, pinDir: string, sizes: MapSizes, log: Lo
   return migrating;
 }
 
+/** The maps the programs write (conntrack, affinity, socket rev-NAT: the LRU ones). The
+ * previous programs keep writing theirs until this build's programs replace them. */
+const DATAPATH_WRITTEN = new Set(Object.entries(KIND).filter(([, k]) => k.type === LRU_HASH).map(([role]) => MAPS[role as keyof typeof MAPS].name));
+
+/** An aside pin's entries, each converted up to this layout version. */
+function readAside(lib: Libkx, path: string, m: Migration): { count: number; keys: Buffer; values: Buffer; keySize: number; valueStride: number } {
+  const from = { fd: lib.objGet(path), label: path };
+  try {
+    const info = lib.mapInfo(from);
+    const d = lib.mapDump(from);
+    for (let v = m.from; v < LAYOUT_VERSION; v++) {
+      const convert = CONVERTERS[v]?.[m.name];
+      if (!convert) continue;
+      for (let i = 0; i < d.count; i++) {
+        convert(d.keys.subarray(i * info.keySize, (i + 1) * info.keySize), d.values.subarray(i * info.valueStride, (i + 1) * info.valueStride));
+      }
+    }
+    return { ...d, keySize: info.keySize, valueStride: info.valueStride };
+  } finally {
+    lib.close(from.fd);
+  }
+}
+
 /** After the load: records this layout version, then copies each aside pin's entries (each
- * converted up to this version) into the object's map and removes the aside pin. */
-export function finishMigration(lib: Libkx, handle: number, pinDir: string, migrations: readonly Migration[], log: Logger): void {
+ * converted up to this version) into the object's map. Aside pins of maps the programs write
+ * are kept and returned: the previous programs still run on them until this build's attach
+ * (catchUpMigration copies what they wrote meanwhile); the others are removed. */
+export function finishMigration(lib: Libkx, handle: number, pinDir: string, migrations: readonly Migration[], log: Logger): Migration[] {
   const version = Buffer.alloc(4);
   version.writeUInt32LE(LAYOUT_VERSION);
   lib.mapUpdate({ fd: lib.objMapFd(handle, MAPS.layout.name), label: MAPS.layout.name }, Buffer.alloc(4), version);
+  const pending: Migration[] = [];
   for (const m of migrations) {
     const path = aside(pinDir, m);
-    const from = { fd: lib.objGet(path), label: path };
-    try {
-      const to = { fd: lib.objMapFd(handle, m.name), label: m.name };
-      const cap = lib.mapInfo(to).maxEntries;
-      const info = lib.mapInfo(from);
-      const d = lib.mapDump(from);
-      const n = Math.min(d.count, cap);
-      for (let v = m.from; v < LAYOUT_VERSION; v++) {
-        const convert = CONVERTERS[v]?.[m.name];
-        if (!convert) continue;
-        for (let i = 0; i < n; i++) {
-          convert(d.keys.subarray(i * info.keySize, (i + 1) * info.keySize), d.values.subarray(i * info.valueStride, (i + 1) * info.valueStride));
-        }
-      }
-      if (n > 0) lib.mapUpdateBatch(to, d.keys.subarray(0, n * info.keySize), d.values.subarray(0, n * info.valueStride), n);
-      if (n < d.count) log.warn({ map: m.name, entries: d.count, maxEntries: cap }, `${m.name}: ${d.count - n} entries did not fit the smaller map and were dropped`);
-      log.info({ map: m.name, copied: n }, `${m.name}: ${n} entries migrated`);
-    } finally {
-      lib.close(from.fd);
+    const d = readAside(lib, path, m);
+    const to = { fd: lib.objMapFd(handle, m.name), label: m.name };
+    const cap = lib.mapInfo(to).maxEntries;
+    const n = Math.min(d.count, cap);
+    if (n > 0) lib.mapUpdateBatch(to, d.keys.subarray(0, n * d.keySize), d.values.subarray(0, n * d.valueStride), n);
+    if (n < d.count) log.warn({ map: m.name, entries: d.count, maxEntries: cap }, `${m.name}: ${d.count - n} entries did not fit the smaller map and were dropped`);
+    log.info({ map: m.name, copied: n }, `${m.name}: ${n} entries migrated`);
+    if (DATAPATH_WRITTEN.has(m.name)) pending.push(m);
+    else rmSync(path, { force: true });
+  }
+  return pending;
+}
+
+/** Once this build's programs are attached (the previous ones no longer write): copies the
+ * entries the previous programs added to the aside pins after finishMigration's copy (flows
+ * opened during the switch), never over an entry this build's programs wrote since, then
+ * removes the aside pins. */
+export function catchUpMigration(lib: Libkx, handle: number, pinDir: string, pending: readonly Migration[], log: Logger): void {
+  for (const m of pending) {
+    const path = aside(pinDir, m);
+    const d = readAside(lib, path, m);
+    const to = { fd: lib.objMapFd(handle, m.name), label: m.name };
+    let added = 0;
+    for (let i = 0; i < d.count; i++) {
+      if (lib.mapInsert(to, d.keys.subarray(i * d.keySize, (i + 1) * d.keySize), d.values.subarray(i * d.valueStride, (i + 1) * d.valueStride))) added++;
     }
+    log.info({ map: m.name, copied: added }, `${m.name}: ${added} entries written by the previous programs during the switch copied`);
     rmSync(path, { force: true });
   }
 }
