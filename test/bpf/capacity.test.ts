@@ -4,7 +4,6 @@
 // Needs root; under CI=true a non-root run fails.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { Libkx } from '../../src/kernel/libkx.js';
@@ -12,7 +11,7 @@ import { Metrics } from '../../src/observe/metrics.js';
 import { EbpfDataplane } from '../../src/dataplane/ebpf/dataplane.js';
 import type { ServicePort } from '../../src/model/types.js';
 import { endpoint, servicePort } from '../unit/helpers/service.js';
-import { ensureBpffs, KX_OBJ, uniquePinRoot } from './fixture.js';
+import { ensureBpffs, KX_OBJ, removePinRoot, uniquePinRoot } from './fixture.js';
 
 const isRoot = process.getuid?.() === 0;
 const svc = (i: number, n: number): ServicePort => {
@@ -50,6 +49,6 @@ test('over capacity: the Services that fit are programmed, the full map is named
     assert.equal(metrics.get('kubexdp_map_capacity_shortfall', { map: 'kx_slots' }), 0);
   } finally {
     dp.close();
-    rmSync(pinDir, { recursive: true, force: true });
+    removePinRoot(pinDir);
   }
 });

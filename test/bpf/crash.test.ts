@@ -8,7 +8,6 @@
 // with nothing orphaned. Needs root; under CI=true a non-root run fails.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
 import { pino } from 'pino';
 import { Libkx } from '../../src/kernel/libkx.js';
 import { Metrics } from '../../src/observe/metrics.js';
@@ -21,7 +20,7 @@ import { plan, type Plan } from '../../src/dataplane/ebpf/plan.js';
 import { appliedFromMaps, type MapDumps } from '../../src/dataplane/ebpf/readback.js';
 import type { ProxyState, ServicePort } from '../../src/model/types.js';
 import { endpoint, servicePort } from '../unit/helpers/service.js';
-import { ensureBpffs, KX_OBJ, PROGRAM_NAME, TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, uniquePinRoot, XDP_DROP, XDP_PASS, XDP_TX, type Program } from './fixture.js';
+import { ensureBpffs, KX_OBJ, PROGRAM_NAME, removePinRoot, TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, uniquePinRoot, XDP_DROP, XDP_PASS, XDP_TX, type Program } from './fixture.js';
 import { buildFrame, parseFrame, TCP } from './packet.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -108,7 +107,7 @@ describe('a sync killed at any step converges after a restart, and no packet mee
   before(() => ensureBpffs());
   after(() => {
     for (const d of open) d.close();
-    for (const p of pinDirs) rmSync(p, { recursive: true, force: true });
+    for (const p of pinDirs) removePinRoot(p);
   });
 
   /** A controller's dataplane on pinDir (no interfaces to attach to: maps and programs only). */
@@ -201,7 +200,7 @@ describe('a sync killed at any step converges after a restart, and no packet mee
           maps.close();
         }
         for (const d of open) stop(d);
-        rmSync(pinDir, { recursive: true, force: true });
+        removePinRoot(pinDir);
       }
     }
     t.diagnostic(`plan of ${steps} steps; ${cuts} cut points (after each step and half-way through each); ${readings} map states read by ${clientSeq} flows`);

@@ -12,6 +12,7 @@ import { parseFrame, SCTP, TCP, type ParsedFrame } from './packet.js';
 import { encodeAll, u32Codec, type Codec } from '../../src/dataplane/ebpf/codec.js';
 import type { MapIO } from '../../src/dataplane/ebpf/apply.js';
 import { Prefilter } from '../../src/dataplane/ebpf/prefilter.js';
+import { ownerFileForPins, removeOwnerFile } from '../../src/inspect/owners.js';
 import {
   MAPS, STAT_NAMES, STATS_MAP, PROTO_NUMBER, SCOPE_EXT, SCOPE_INT, FE_AFFINITY, roleOf,
   type BackendValue, type CtKey, type CtValue, type FrontendKey, type FrontendValue, type MapRole, type SrcRangeKey,
@@ -43,6 +44,13 @@ export { ensureBpffs } from '../../src/kernel/mounts.js';
 
 export function uniquePinRoot(prefix: string): string {
   return `/sys/fs/bpf/${prefix}-${process.pid}-${randomBytes(4).toString('hex')}`;
+}
+
+/** Removes a pin root and the owner file a controller's dataplane wrote for it (inspect's
+ * names, under /run/kube-xdp). */
+export function removePinRoot(pinDir: string): void {
+  rmSync(pinDir, { recursive: true, force: true });
+  removeOwnerFile(ownerFileForPins(pinDir));
 }
 
 /** One backend of a Service as a fixture writes it: its id is the kx_backends key. */

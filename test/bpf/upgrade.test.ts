@@ -17,7 +17,7 @@ import { BE_LOCAL, FE_NODEPORT, MAPS, SCOPE_EXT, SCOPE_INT, STAT_NAMES, STATS_MA
 import { Metrics } from '../../src/observe/metrics.js';
 import { objects } from '../unit/helpers/kube-objects.js';
 import { ready, service, slice, tcp as tcpPort } from '../unit/helpers/kube-proxy-fake.js';
-import { ensureBpffs, KX_OBJ, PROGRAM_NAME, REPO, TC_ACT_OK, uniquePinRoot, XDP_PASS, type Program } from './fixture.js';
+import { ensureBpffs, KX_OBJ, PROGRAM_NAME, removePinRoot, REPO, TC_ACT_OK, uniquePinRoot, XDP_PASS, type Program } from './fixture.js';
 import { buildFrame, parseFrame, TCP } from './packet.js';
 import { KernelMaps } from '../../src/dataplane/ebpf/kernel-maps.js';
 
@@ -50,7 +50,7 @@ describe('upgrade from the previous release under established flows', { skip: is
   after(() => {
     if (handle !== null) lib.objClose(handle);
     dp?.close();
-    rmSync(pinDir, { recursive: true, force: true });
+    removePinRoot(pinDir);
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
