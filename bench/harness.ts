@@ -39,9 +39,10 @@ export const alive = (pid: number) => {
 
 export interface Controller { proc: ChildProcess; lines: Record<string, unknown>[]; stderrTail: () => string }
 
-/** `argv` (e.g. taskset … node main.js run …) in network namespace `netns`. */
+/** `argv` (e.g. taskset … node main.js run …) in network namespace `netns`, logging JSON lines
+ * (parsed into `lines`). */
 export function spawnController(netns: string, argv: string[]): Controller {
-  const proc = spawn('nsenter', [`--net=/run/netns/${netns}`, '--', ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn('nsenter', [`--net=/run/netns/${netns}`, '--', ...argv, '--logging-format', 'json'], { stdio: ['ignore', 'ignore', 'pipe'] });
   const lines: Record<string, unknown>[] = [];
   let partial = '', tail = '';
   proc.stderr!.setEncoding('utf8');
@@ -52,7 +53,7 @@ export function spawnController(netns: string, argv: string[]): Controller {
     for (const l of parts) {
       try {
         lines.push(JSON.parse(l) as Record<string, unknown>);
-      } catch { /* not a pino line */ }
+      } catch { /* not a log line */ }
     }
   });
   return { proc, lines, stderrTail: () => tail };

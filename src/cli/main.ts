@@ -12,7 +12,7 @@ import { trace } from './trace.js';
 
 const USAGE = `usage: kube-xdp [kube-proxy's flags] | kube-xdp <command> [flags]   (kube-xdp <command> --help: that command's)
   proxy    kube-proxy's command line, also without the word proxy: --config FILE --hostname-override NAME
-           [--proxy-mode ebpf|iptables|ipvs|auto] [--cleanup] [--v N] [--master URL] [--kubeconfig FILE]
+           [--proxy-mode ebpf|iptables|ipvs|auto] [--cleanup] [--v N] [--logging-format text|json] [--master URL] [--kubeconfig FILE]
            [--cluster-cidr CIDR[,CIDR]] [--nodeport-addresses CIDR|primary|all|localhost,...] [--bind-address IP]
            [--healthz-bind-address IP[:PORT]] [--metrics-bind-address IP[:PORT]] [--oom-score-adj N]
            [--iptables-sync-period D] [--iptables-min-sync-period D] [--ipvs-sync-period D] [--ipvs-min-sync-period D]
@@ -20,7 +20,7 @@ const USAGE = `usage: kube-xdp [kube-proxy's flags] | kube-xdp <command> [flags]
            accepted with a warning, not honoured: --conntrack-*, --kube-api-qps/-burst/-content-type,
            --config-sync-period, --profiling, --bind-address-hard-fail, --detect-local-mode (but ClusterCIDR),
            --pod-bridge-interface, --pod-interface-name-prefix, --feature-gates, --show-hidden-metrics-for-version,
-           --proxy-port-range, --logging-format, --log-flush-frequency, --vmodule
+           --proxy-port-range, --log-flush-frequency, --vmodule
   run      --source file:PATH --node-name N [--mode ebpf|iptables|ipvs|auto] [--config KUBE_PROXY_CONFIG]
            eBPF:     --external-interfaces IF[,IF] [--bpf-pin-dir DIR]
            [--pod-interfaces GLOB,...] [--node-ip IP] [--xdp-mode auto|native|generic]

@@ -141,7 +141,7 @@ async function serve(cfg: RunConfig, metrics: Metrics, health: ProxierHealth, lo
 
 export async function run(argv: string[]): Promise<void> {
   const cfg = runConfig(argv);
-  const log = createLogger(cfg.logLevel);
+  const log = createLogger(cfg.logLevel, cfg.logFormat);
   for (const w of cfg.warnings) log.warn(w);
   if (cfg.cleanup) return cleanupNode(cfg.pinDir, [...cfg.podInterfaces], log);
   if (cfg.oomScoreAdj !== null) {

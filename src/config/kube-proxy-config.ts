@@ -8,6 +8,7 @@ import { isIP } from 'node:net';
 import { parse } from 'yaml';
 import { cidrFamilyOf, isObj } from '../model/k8s.js';
 import { ConfigError, suggest } from './flags.js';
+import { LOG_FORMATS, type LogFormat } from '../observe/log.js';
 
 export const PROXY_MODES = ['ebpf', 'iptables', 'ipvs', 'auto'] as const;
 export type ProxyMode = (typeof PROXY_MODES)[number];
@@ -44,6 +45,8 @@ export interface KubeProxyConfiguration {
   readonly oomScoreAdj: number;
   /** logging.verbosity (klog's -v). */
   readonly verbosity: number;
+  /** logging.format: '' is kube-proxy's default, text. */
+  readonly logFormat: LogFormat;
   readonly ipvs: IpvsConfiguration;
   /** Fields set to something kube-xdp does not honour, one sentence each (logged at start). */
   readonly warnings: readonly string[];
@@ -241,6 +244,7 @@ export function parseKubeProxyConfiguration(doc: unknown): KubeProxyConfiguratio
     healthzBindAddress: bind('healthzBindAddress', v6 ? '[::]:10256' : '0.0.0.0:10256', 10256),
     oomScoreAdj,
     verbosity: typeof section(doc, 'logging')['verbosity'] === 'number' ? section(doc, 'logging')['verbosity'] as number : 0,
+    logFormat: logFormatOf(section(doc, 'logging')['format']),
     ipvs: parseIpvsSection(ipvs),
     warnings,
   };
@@ -253,7 +257,7 @@ export function parseKubeProxyConfiguration(doc: unknown): KubeProxyConfiguratio
  *  warned about (kubeadm writes them all at zero, which must stay quiet). */
 const UNHONOURED = [
   'featureGates', 'clientConnection.acceptContentTypes', 'clientConnection.contentType', 'clientConnection.qps', 'clientConnection.burst',
-  'logging.format', 'logging.flushFrequency', 'logging.vmodule', 'bindAddressHardFail', 'enableProfiling', 'showHiddenMetricsForVersion',
+  'logging.flushFrequency', 'logging.vmodule', 'bindAddressHardFail', 'enableProfiling', 'showHiddenMetricsForVersion',
   'iptables.snatNodeInternalIP', 'conntrack.maxPerCore', 'conntrack.min', 'conntrack.tcpEstablishedTimeout', 'conntrack.tcpCloseWaitTimeout',
   'conntrack.tcpBeLiberal', 'conntrack.udpTimeout', 'conntrack.udpStreamTimeout', 'configSyncPeriod', 'detectLocal.bridgeInterface',
   'detectLocal.interfaceNamePrefix',
@@ -269,6 +273,12 @@ function unhonoured(doc: Obj): [string, unknown][] {
     const v = path.split('.').reduce<unknown>((o, k) => (isObj(o) ? o[k] : undefined), doc);
     return isZero(v) ? [] : [[path, v] as [string, unknown]];
   });
+}
+
+function logFormatOf(v: unknown): LogFormat {
+  if (v === undefined || v === null || v === '') return 'text';
+  if (typeof v === 'string' && (LOG_FORMATS as readonly string[]).includes(v)) return v as LogFormat;
+  throw new ConfigError('config', `logging.format: ${JSON.stringify(v)} is not a logging format (${LOG_FORMATS.join(', ')})`);
 }
 
 /** Zero → the default (SetDefaults); below zero → an error naming the field. */

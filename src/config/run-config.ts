@@ -6,6 +6,7 @@ import { DEFAULT_MASQUERADE_BIT } from '../dataplane/iptables/config.js';
 import { cidrFamilyOf } from '../model/k8s.js';
 import { parseMapSizes, type MapSizeOverrides } from '../dataplane/ebpf/map-sizes.js';
 import { splitHostPort } from '../observe/http.js';
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat } from '../observe/log.js';
 import { ConfigError, oneOf, parseDuration, readFlags, type FlagSpec } from './flags.js';
 import {
   parseGoDuration, proxyModeOf, readKubeProxyConfiguration, validMasqueradeBit, validNodePortAddress, validScheduler, withDefaultPort,
@@ -81,8 +82,9 @@ export interface ProxySettings {
   readonly kubeconfig: string | null;
   readonly metricsBindAddress: string | null;
   readonly healthzBindAddress: string | null;
-  /** logging.verbosity and oomScoreAdj of the --config file (null without one). */
+  /** logging.verbosity, logging.format and oomScoreAdj of the --config file (null without one). */
   readonly verbosity: number | null;
+  readonly logFormat: LogFormat | null;
   readonly oomScoreAdj: number | null;
   /** Settings given that kube-xdp accepts but does not honour, one sentence each, for the log. */
   readonly warnings: readonly string[];
@@ -169,6 +171,7 @@ export function proxySettings(v: Record<string, string | string[] | boolean | un
     metricsBindAddress: kpc?.metricsBindAddress ?? null,
     healthzBindAddress: kpc?.healthzBindAddress ?? null,
     verbosity: kpc?.verbosity ?? null,
+    logFormat: kpc?.logFormat ?? null,
     oomScoreAdj: kpc?.oomScoreAdj ?? null,
     warnings: kpc ? kpc.warnings.map((w) => `${v.config}: ${w}`) : [],
   };
@@ -196,7 +199,6 @@ export const UNHONOURED_FLAGS: FlagSpec = {
   'feature-gates': { type: 'string' },
   'show-hidden-metrics-for-version': { type: 'string' },
   'proxy-port-range': { type: 'string' },
-  'logging-format': { type: 'string' },
   'log-flush-frequency': { type: 'string' },
   vmodule: { type: 'string' },
 };
@@ -213,7 +215,7 @@ function unhonouredFlags(v: Record<string, string | string[] | boolean | undefin
 
 /** klog's -v as a log level: kube-proxy logs its details at 4 and more, its traces at 6 and more. */
 function logLevelOf(v: Record<string, unknown>, kpc: number | null): string {
-  if (typeof v['log-level'] === 'string') return v['log-level'];
+  if (typeof v['log-level'] === 'string') return oneOf('log-level', v['log-level'], LOG_LEVELS);
   const given = v['v'] as string | undefined;
   if (given !== undefined && !/^\d+$/.test(given)) throw new ConfigError('v', `${JSON.stringify(given)} is not a log verbosity (0, 1, 2, …)`);
   const level = given !== undefined ? Number(given) : kpc ?? 0;
@@ -225,6 +227,7 @@ export const RUN_FLAGS: FlagSpec = {
   ...UNHONOURED_FLAGS,
   cleanup: { type: 'boolean' },
   v: { type: 'string' },
+  'logging-format': { type: 'string' },
   'oom-score-adj': { type: 'string' },
   source: { type: 'string', default: 'kubernetes' },
   kubeconfig: { type: 'string' },
@@ -291,6 +294,8 @@ export interface RunConfig {
   /** /healthz for the kubelet's probes (kube-proxy's 0.0.0.0:10256); '' = off. */
   readonly healthzBindAddress: string;
   readonly logLevel: string;
+  /** --logging-format (kube-proxy's), else the config file's logging.format: klog text or JSON lines. */
+  readonly logFormat: LogFormat;
   /** --cleanup (kube-proxy's): remove what every mode left and exit. */
   readonly cleanup: boolean;
   /** Written to /proc/self/oom_score_adj at start; null: left as inherited. */
@@ -386,6 +391,7 @@ export function runConfig(argv: string[], env: NodeJS.ProcessEnv = process.env):
     metricsBindAddress: bindAddress('metrics-bind-address', v, proxy.metricsBindAddress, '127.0.0.1:10249'),
     healthzBindAddress: bindAddress('healthz-bind-address', v, proxy.healthzBindAddress, '0.0.0.0:10256'),
     logLevel: logLevelOf(v, proxy.verbosity),
+    logFormat: v['logging-format'] !== undefined ? oneOf('logging-format', str('logging-format'), LOG_FORMATS) : proxy.logFormat ?? 'text',
     cleanup,
     oomScoreAdj: oomScoreAdj(v, proxy.oomScoreAdj),
     warnings: [...proxy.warnings, ...unhonouredFlags(v)],

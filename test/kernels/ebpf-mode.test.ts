@@ -30,7 +30,7 @@ const SERIES = (process.env.KUBE_XDP_KERNELS?.split(',') ?? KERNEL_SERIES) as Ke
 
 /** The guest's node processes that are the node's own clients: the socket hooks' cgroup. */
 const NODE_CGROUP = '/sys/fs/cgroup/kxnode';
-const RUN_FLAGS = `--source file:/tmp/objects.json --node-name node1 --node-ip ${NODE_IP} --external-interfaces eth0 --pod-interfaces 'v*' --bpf-pin-dir ${PIN_DIR} --metrics-bind-address '' --healthz-bind-address '' --cgroup-root ${NODE_CGROUP}`;
+const RUN_FLAGS = `--source file:/tmp/objects.json --node-name node1 --node-ip ${NODE_IP} --external-interfaces eth0 --pod-interfaces 'v*' --bpf-pin-dir ${PIN_DIR} --metrics-bind-address '' --healthz-bind-address '' --cgroup-root ${NODE_CGROUP} --logging-format json`;
 
 for (const series of SERIES) {
   const why = await harnessUnavailable(series) ?? (TOOLS.find((t) => !existsSync(t)) ? `missing ${TOOLS.join(', ')} (apt-get install bpftool iproute2 ethtool)` : null);

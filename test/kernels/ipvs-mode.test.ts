@@ -95,7 +95,7 @@ describe('IPVS mode in a qemu guest', { skip: skip || why !== null }, () => {
     }));
     await timed('namespaces, veths, echo servers', () => ok(labSetup()));
     await timed('controller start → first sync', async () => {
-      await ok(`node ${GUEST_CLI} run --mode ipvs --source file:/tmp/objects.json ${NODE_FLAGS.join(' ')} --metrics-bind-address '' --healthz-bind-address '' --ipvs-drain-check-period 1s > /dev/null 2> /tmp/kx.log &`);
+      await ok(`node ${GUEST_CLI} run --mode ipvs --source file:/tmp/objects.json ${NODE_FLAGS.join(' ')} --metrics-bind-address '' --healthz-bind-address '' --ipvs-drain-check-period 1s --logging-format json > /dev/null 2> /tmp/kx.log &`);
       await waitForSync(0);
     });
   });

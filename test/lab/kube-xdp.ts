@@ -1,6 +1,6 @@
 // Runs the kube-xdp controller inside a lab node, the way the DaemonSet runs it on a host:
 // in the node's network namespace (nsenter --net keeps /sys/fs/bpf visible), with a pin dir
-// of its own. Its pino log lines are parsed so tests can wait for syncs.
+// of its own. Its JSON log lines are parsed so tests can wait for syncs.
 import { fileURLToPath } from 'node:url';
 import type { Lab, LabProcess, NodeName } from './lab.js';
 
@@ -26,7 +26,8 @@ export class Controller {
       '--metrics-bind-address', '',
       // socket hooks on the node's scratch cgroup, never the machine's (an earlier release
       // has no such flag, nor hooks)
-      ...(cli === CLI ? ['--cgroup-root', lab.cgroup(node)] : []),
+      // JSON log lines, parsed below (an earlier release has no --logging-format: it prints JSON)
+      ...(cli === CLI ? ['--cgroup-root', lab.cgroup(node), '--logging-format', 'json'] : []),
       ...extra,
     ], { useNsenter: true });
     const c = new Controller(lab, node, proc);

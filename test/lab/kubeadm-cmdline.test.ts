@@ -11,7 +11,8 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createLab, ensureBpffs, labUnavailable, type Lab, type LabProcess } from './lab.js';
+import { parseKlogLine } from './klog-lines.js';
+import { cleanUpAll, createLab, ensureBpffs, labUnavailable, type Lab, type LabProcess } from './lab.js';
 import { CLI } from './kube-xdp.js';
 import { serviceObjects } from './manifests.js';
 import { FakeApiServer } from '../helpers/fake-apiserver.js';
@@ -42,13 +43,9 @@ describe("kubeadm's kube-proxy command line and config.conf, run by kube-xdp in 
   let config: string;
   let env: NodeJS.ProcessEnv;
 
-  const logs = (p: LabProcess): Json[] => p.output().stderr.split('\n').filter((l) => l.startsWith('{')).flatMap((l) => {
-    try {
-      return [JSON.parse(l) as Json];
-    } catch {
-      return [];
-    }
-  });
+  /** kube-xdp's log lines: klog text, as kube-proxy prints by default (kubeadm's command line
+   * asks for no other format). */
+  const logs = (p: LabProcess): Json[] => p.output().stderr.split('\n').flatMap((l) => parseKlogLine(l) ?? []);
 
   async function waitForLog(p: LabProcess, pred: (l: Json) => boolean, timeoutMs = 20_000): Promise<Json> {
     const deadline = Date.now() + timeoutMs;
@@ -100,20 +97,13 @@ describe("kubeadm's kube-proxy command line and config.conf, run by kube-xdp in 
   });
 
   after(async () => {
-    const steps: Array<[string, () => Promise<unknown> | unknown]> = [
+    await cleanUpAll([
       ['kube-xdp', () => proxy?.stop()],
       ['forwarder', () => forwarder?.stop()],
       ['fake API server', () => api?.stop()],
       ['lab', () => lab?.teardown()],
       ['temp dir', () => dir && rmSync(dir, { recursive: true, force: true })],
-    ];
-    for (const [what, step] of steps) {
-      try {
-        await step();
-      } catch (e) {
-        process.stderr.write(`cleanup of ${what} failed: ${String(e)}\n`);
-      }
-    }
+    ]);
   });
 
   test("`kube-xdp --config=… --hostname-override=node1` starts with kubeadm's zero values defaulted, serves traffic and /healthz", async () => {

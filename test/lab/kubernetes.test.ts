@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createLab, ensureBpffs, labUnavailable, type Lab, type LabPod, type LabProcess } from './lab.js';
+import { cleanUpAll, createLab, ensureBpffs, labUnavailable, type Lab, type LabPod, type LabProcess } from './lab.js';
 import { Controller, type LogLine } from './kube-xdp.js';
 import { serviceObjects, type LabService } from './manifests.js';
 import { FakeApiServer, type FakeRequest } from '../helpers/fake-apiserver.js';
@@ -203,20 +203,13 @@ describe('kubernetes source in the netns lab (eBPF mode)', { skip: unavailable ?
   });
 
   after(async () => {
-    const steps: Array<[string, () => Promise<unknown> | unknown]> = [
+    await cleanUpAll([
       ['controller', () => ctl?.proc.stop()],
       ['forwarder', () => forwarder?.stop()],
       ['fake API server', () => api?.stop()],
       ['lab', () => lab?.teardown()],
       ['temp dir', () => dir && rmSync(dir, { recursive: true, force: true })],
-    ];
-    for (const [what, step] of steps) {
-      try {
-        await step();
-      } catch (e) {
-        process.stderr.write(`cleanup of ${what} failed: ${String(e)}\n`);
-      }
-    }
+    ]);
     console.log(`kubernetes lab figures: ${JSON.stringify(figures)}`);
   });
 

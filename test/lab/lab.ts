@@ -528,6 +528,18 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
   return lab;
 }
 
+/** Runs every cleanup step in order, also those after one that failed (reported on stderr):
+ * a failed stop must not leave the lab's namespaces behind. */
+export async function cleanUpAll(steps: ReadonlyArray<readonly [string, () => Promise<unknown> | unknown]>): Promise<void> {
+  for (const [what, step] of steps) {
+    try {
+      await step();
+    } catch (e) {
+      process.stderr.write(`cleanup of ${what} failed: ${String(e)}\n`);
+    }
+  }
+}
+
 /** Runs fn with a fresh lab and always tears it down. */
 export async function withLab<T>(opts: LabOptions, fn: (lab: Lab) => Promise<T> | T): Promise<T> {
   const lab = await createLab(opts);

@@ -52,7 +52,7 @@ describe('mode choice on a kernel without IP_VS', { skip }, () => {
   });
 
   it('run --mode auto skips IPVS with the reason and runs iptables mode', async () => {
-    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, CLI, 'run', '--mode', 'auto', ...common], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, CLI, 'run', '--mode', 'auto', '--logging-format', 'json', ...common], { stdio: ['ignore', 'ignore', 'pipe'] });
     const lines: Record<string, unknown>[] = [];
     let buf = '';
     const synced = new Promise<void>((resolve, reject) => {

@@ -28,7 +28,7 @@ describe('KubeProxyConfiguration', () => {
     assert.deepEqual(c, {
       mode: 'iptables', hostnameOverride: 'node1', bindAddress: '0.0.0.0', clusterCIDRs: ['10.244.0.0/16', 'fd00:10::/56'], nodePortAddresses: ['192.168.77.0/24'],
       masqueradeAll: true, masqueradeBit: 12, localhostNodePorts: false, minSyncPeriodMs: 1000, syncPeriodMs: 60_000, kubeconfig: '',
-      metricsBindAddress: '127.0.0.1:10249', healthzBindAddress: '0.0.0.0:10256', oomScoreAdj: -999, verbosity: 0,
+      metricsBindAddress: '127.0.0.1:10249', healthzBindAddress: '0.0.0.0:10256', oomScoreAdj: -999, verbosity: 0, logFormat: 'text',
       ipvs: { scheduler: 'wrr', minSyncPeriodMs: 0, syncPeriodMs: 30_000, excludeCIDRs: ['10.0.0.0/8'], strictARP: true, tcpTimeoutS: 900, tcpFinTimeoutS: 0, udpTimeoutS: 0 },
       warnings: [],
     });
