@@ -193,7 +193,13 @@ static __always_inline int kx_parse(void *data, void *data_end, __u32 pkt_len, s
 /* IPv6: the fixed header, then up to KX_IPV6_MAX_EXT hop-by-hop, routing and destination
  * options headers, then TCP/UDP/SCTP. The payload length bounds everything, as IPv4's total
  * length does; a jumbogram (payload length 0) is not ours. A fragment header means a fragment
- * (an atomic one included): passed untouched, as IPv4 fragments are. */
+ * (an atomic one included): passed untouched, as IPv4 fragments are.
+ * RFC 8200 section 4.1: a Hop-by-Hop Options header may only come immediately after the IPv6
+ * header, so an extension header whose next header is hop-by-hop makes the packet malformed
+ * (the kernel answers it with a parameter problem and drops it). RFC 8200 section 4.4: with
+ * Segments Left != 0 a routing header names further destinations, the IPv6 destination is
+ * not the final one (nor the one the L4 pseudo-header checksum covers): not a packet to a
+ * Service, passed untouched and counted untrackable (KX_PARSE_FRAGMENT). */
 static __always_inline int kx_parse6(void *data, void *data_end, __u32 pkt_len, struct kx_pkt6 *p)
 {
 	struct ethhdr *eth = data;
@@ -217,9 +223,13 @@ static __always_inline int kx_parse6(void *data, void *data_end, __u32 pkt_len, 
 
 		if (nh != KX_NEXTHDR_HOP && nh != KX_NEXTHDR_ROUTING && nh != KX_NEXTHDR_DEST)
 			break;
-		if (off + 8 > end || (void *)(ext + 2) > data_end)
+		if (off + 8 > end || (void *)(ext + 4) > data_end)
 			return KX_PARSE_MALFORMED;
+		if (nh == KX_NEXTHDR_ROUTING && ext[3] != 0)
+			return KX_PARSE_FRAGMENT; /* untrackable: segments left, not the final destination */
 		nh = ext[0];
+		if (nh == KX_NEXTHDR_HOP)
+			return KX_PARSE_MALFORMED; /* hop-by-hop not right after the IPv6 header */
 		off += ((__u32)ext[1] + 1) * 8;
 		if (off > sizeof(*eth) + sizeof(*ip6) + KX_IPV6_MAX_EXT_LEN)
 			return KX_PARSE_FRAGMENT; /* untrackable: more options than we walk */

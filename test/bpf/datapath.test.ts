@@ -1079,6 +1079,15 @@ const FIXTURES6: Fixture[] = [
     verdict: V[p].pass, expect: 'unchanged', check: noCt,
     stats: { malformed: 1 },
   })),
+  ...both((p): Fixture => ({
+    // RFC 8200 4.1/4.3: hop-by-hop only immediately after the IPv6 header (the kernel answers
+    // this with a parameter problem); the same chain with hop-by-hop first is translated
+    description: `IPv6 TCP to a frontend behind destination options (8) + hop-by-hop (8), hop-by-hop not first, via ${p} -> pass unchanged, malformed, no conntrack entry`,
+    state: state6(p),
+    program: p, input: frame6(p, TCP, 40044, { ext: [{ type: 'dest', len: 8 }, { type: 'hop', len: 8 }] }),
+    verdict: V[p].pass, expect: 'unchanged', check: noCt,
+    stats: { malformed: 1 },
+  })),
   // XDP only: the kernel's skb test_run refuses an IPv6 frame shorter than 14 + 40 bytes.
   {
     description: 'IPv6 header cut (14 + 30 bytes) via xdp -> pass unchanged, malformed',
@@ -1086,7 +1095,8 @@ const FIXTURES6: Fixture[] = [
     program: 'xdp', input: frame6('xdp', TCP, 40043).subarray(0, 14 + 30), verdict: XDP_PASS, expect: 'unchanged',
     stats: { malformed: 1 },
   },
-  // 10. Untrackable: fragments, and more extension headers than the parser walks.
+  // 10. Untrackable: fragments, more extension headers than the parser walks, a routing header
+  // with segments left.
   ...([
     ['a first fragment (fragment header, M set)', [{ type: 'fragment', offset8: 0, more: true }]],
     ['an atomic fragment (fragment header, offset 0, M clear)', [{ type: 'fragment', offset8: 0, more: false }]],
@@ -1101,6 +1111,17 @@ const FIXTURES6: Fixture[] = [
     verdict: V[p].pass, expect: 'unchanged', check: noCt,
     stats: { untrackable: 1 },
   }))),
+  ...both((p): Fixture => ({
+    // RFC 8200 4.4: segments left 1, the IPv6 destination (the frontend) is not the final one:
+    // a Mobile IPv6 type 2 routing header whose home address is the packet's final destination
+    description: `IPv6 UDP to a frontend behind a routing header with segments left 1 (type 2, home address ${BE6_R2}) via ${p} -> unchanged, untrackable, no conntrack entry`,
+    state: state6(p, 'UDP'),
+    program: p, input: edited(frame6(p, UDP, 40051, { ext: [{ type: 'routing', len: 24 }] }), (b) => {
+      b[56] = 2; b[57] = 1; b.fill(0, 58, 62); ipv6Bytes(BE6_R2).copy(b, 62);
+    }),
+    verdict: V[p].pass, expect: 'unchanged', check: noCt,
+    stats: { untrackable: 1 },
+  })),
   // 11. Not ours: a jumbogram, ICMPv6 that is no error about a flow.
   ...both((p): Fixture => ({
     description: `IPv6 jumbogram (payload length 0, hop-by-hop) to a frontend via ${p} -> not ours: unchanged, nothing counted`,

@@ -12,9 +12,12 @@
 //    together; more passes untouched, counted untrackable;
 //  - any Fragment header (an atomic fragment too) makes a fragment: untouched, untrackable;
 //  - payload length 0 (a jumbogram, with or without its hop-by-hop option) is not ours;
-//  - the extension headers are walked in whatever order they come, and a routing header is
-//    passed over whatever its segments left (as the datapath does: RFC 8200 wants hop-by-hop
-//    first, and Service traffic carries no routing header);
+//  - a hop-by-hop options header may only come first, immediately after the IPv6 header (RFC
+//    8200 sections 4.1, 4.3): any extension header naming hop-by-hop as its next header makes
+//    the packet malformed (untouched; counted malformed);
+//  - a routing header with segments left ≠ 0 (RFC 8200 section 4.4) means the IPv6 destination
+//    is not the final one: not a Service packet (untouched; counted untrackable); with segments
+//    left 0 it is passed over like any other walked header;
 //  - a UDP checksum of 0 is invalid in IPv6 (RFC 8200 section 8.1), but the datapath does not
 //    verify L4 checksums (kx_parse.h): such a datagram is translated like one with any other
 //    bad checksum, its checksum left 0 (kx_xdp_l4's "0 stays 0", tc's BPF_F_MARK_MANGLED_0),
@@ -23,8 +26,9 @@
 //    frame, bad TCP data offset, UDP length ≠ payload, version ≠ 6) pass untouched.
 // Frames that can hold no well-formed packet run first and must leave conntrack (kx_ct6 and
 // kx_ct_new6, and the IPv4 tables) empty; some categories must also move the counters by exactly
-// one per frame (untrackable) or not at all. The state has no IPv4 frontend: every IPv4 frame
-// is untouched. KX_FUZZ_SEED replays a run, KX_FUZZ_CASES sets the frames per program,
+// one per frame (untrackable, malformed) or not at all (their chains stay within the walked
+// limits, so the datapath reaches the header that decides). The state has no IPv4 frontend:
+// every IPv4 frame is untouched. KX_FUZZ_SEED replays a run, KX_FUZZ_CASES sets the frames per program,
 // KX_FUZZ_CASE runs one case (fuzz-harness.ts). Needs root; under CI=true a non-root run fails.
 import type { MapState, Program } from './fixture.js';
 import { buildFrame, buildFrame6, buildIcmp6Frame, ip6Str, ipv6Bytes, NEXTHDR, SCTP, TCP, UDP, type Ext6 } from './packet.js';
@@ -73,7 +77,11 @@ function expected(f: Buffer, program: Program): Expect {
   while (WALKED.has(nh) || nh === NEXTHDR.fragment) {
     if (nh === NEXTHDR.fragment) return no('fragment');
     if (off + 8 > end) return no('extension header cut');
+    // RFC 8200 4.4: the IPv6 destination is not the final one (nor the pseudo-header's)
+    if (nh === NEXTHDR.routing && f[off + 3] !== 0) return no('routing header with segments left');
     nh = f[off]!;
+    // RFC 8200 4.1/4.3: hop-by-hop only immediately after the IPv6 header
+    if (nh === NEXTHDR.hop) return no('hop-by-hop not first');
     off += (f[off + 1]! + 1) * 8;
     count++;
     if (off > end) return no('extension header past the payload');
@@ -105,14 +113,19 @@ function split(r: Rng, n: number, units: number): number[] {
   return parts;
 }
 
+/** Extension headers of these lengths (8-byte units), hop-by-hop only as the first (RFC 8200),
+ * routing headers with 0 segments left (buildFrame6). */
+const validChain = (r: Rng, units: number[]): Ext6[] =>
+  units.map((u, i) => ({ type: i === 0 && r.next() < 0.4 ? 'hop' : r.pick(['dest', 'dest', 'routing'] as const), len: u * 8 }));
+
 /** A chain of extension headers within the walked limits (4 headers, 256 bytes), hop-by-hop
- * first when present; a fifth of them exactly at both limits. */
+ * first when present, routing headers with 0 segments left; a fifth of them exactly at both
+ * limits. */
 function walkedExt(r: Rng): Ext6[] {
   const atLimit = r.next() < 0.2;
   const n = atLimit ? MAX_EXT : r.pick([0, 0, 0, 1, 1, 2, 3, 4]);
   if (n === 0) return [];
-  const lens = split(r, n, atLimit ? MAX_EXT_BYTES / 8 : r.int(n, Math.min(MAX_EXT_BYTES / 8, n * 4) + 1));
-  return lens.map((units, i) => ({ type: i === 0 && r.next() < 0.4 ? 'hop' : r.pick(['dest', 'dest', 'routing'] as const), len: units * 8 }));
+  return validChain(r, split(r, n, atLimit ? MAX_EXT_BYTES / 8 : r.int(n, Math.min(MAX_EXT_BYTES / 8, n * 4) + 1)));
 }
 
 /** Frame offsets [start, end) of each extension header of a frame built with `ext`. */
@@ -221,14 +234,14 @@ const CATEGORIES: Record<string, (r: Rng, p: Program) => Buffer> = {
     ext.splice(r.int(0, ext.length + 1), 0, frag); // anywhere in the chain, the first header too
     return servicePacket(r, p, { ext, near: false });
   },
-  'more extension headers than walked': (r, p) => {
+  'more extension headers than walked': (r, p) => { // valid chains otherwise (hop-by-hop first, no segments left)
     if (r.next() < 0.5) {
       const n = r.int(MAX_EXT + 1, 9); // 5 to 8 headers, 256 bytes at the most
-      return servicePacket(r, p, { near: false, ext: split(r, n, r.int(n, MAX_EXT_BYTES / 8 + 1)).map((u) => ({ type: r.pick(['dest', 'routing', 'hop'] as const), len: u * 8 })) });
+      return servicePacket(r, p, { near: false, ext: validChain(r, split(r, n, r.int(n, MAX_EXT_BYTES / 8 + 1))) });
     }
     const n = r.int(1, MAX_EXT + 1); // 1 to 4 headers, more than 256 bytes
     const units = r.next() < 0.5 ? MAX_EXT_BYTES / 8 + 1 : r.int(MAX_EXT_BYTES / 8 + 1, 80);
-    return servicePacket(r, p, { near: false, ext: split(r, n, units).map((u) => ({ type: r.pick(['dest', 'routing', 'hop'] as const), len: u * 8 })) });
+    return servicePacket(r, p, { near: false, ext: validChain(r, split(r, n, units)) });
   },
   'jumbogram (payload length 0)': (r, p) => {
     const hop = r.next() < 0.8;
@@ -265,11 +278,33 @@ const CATEGORIES: Record<string, (r: Rng, p: Program) => Buffer> = {
     f[spans.length > 1 ? spans[spans.length - 2]![0] : NEXT] = r.pick([51, 50, 59, 135, 139, 140, 58, 253]);
     return f;
   },
-  'extension headers in any order (hop-by-hop late, routing with segments left)': (r, p) => {
-    const n = r.int(2, MAX_EXT + 1);
-    const ext = split(r, n, r.int(n, MAX_EXT_BYTES / 8 + 1)).map((u, i): Ext6 => ({ type: i > 0 && r.next() < 0.5 ? 'hop' : r.pick(['dest', 'routing'] as const), len: u * 8 }));
+  'hop-by-hop not first': (r, p) => {
+    // 2 to 4 headers within the walked limits, hop-by-hop anywhere after the first (the first
+    // may be one too); or 4 valid walked headers and a hop-by-hop as the fifth
+    const fifth = r.next() < 0.2;
+    const n = fifth ? MAX_EXT : r.int(2, MAX_EXT + 1);
+    const ext = validChain(r, split(r, n, r.int(n, MAX_EXT_BYTES / 8 + 1)));
+    if (fifth) ext.push({ type: 'hop', len: 8 * r.int(1, 5) });
+    else {
+      ext.forEach((e, i) => { if (i > 0 && r.next() < 0.3) e.type = 'hop'; });
+      ext[r.int(1, n)]!.type = 'hop';
+    }
+    return servicePacket(r, p, { ext });
+  },
+  'routing header with segments left (not the final destination)': (r, p) => {
+    // 1 to 4 headers within the walked limits (hop-by-hop first when present), one routing
+    // header or more, at least one with segments left ≠ 0, of any routing type
+    const n = r.int(1, MAX_EXT + 1);
+    const ext = validChain(r, split(r, n, r.int(n, MAX_EXT_BYTES / 8 + 1)));
+    if (n === 1 && ext[0]!.type === 'hop') ext.push({ type: 'routing', len: 8 * r.int(1, 4) });
+    const at = r.int(ext[0]!.type === 'hop' ? 1 : 0, ext.length); // never a first hop-by-hop
+    ext[at]!.type = 'routing';
     const f = servicePacket(r, p, { ext });
-    extSpans(ext).forEach(([s], i) => { if (ext[i]!.type === 'routing') { f[s + 2] = r.int(0, 256); f[s + 3] = r.int(0, 256); } });
+    extSpans(ext).forEach(([s], i) => {
+      if (ext[i]!.type !== 'routing') return;
+      f[s + 2] = r.pick([0, 2, 3, 4, 253, r.int(0, 256)]); // RH0, Mobile IPv6, RPL, SRH, experimental
+      f[s + 3] = i === at ? r.int(1, 256) : r.pick([0, r.int(0, 256)]);
+    });
     return f;
   },
   'VLAN-tagged': (r, p) => { const f = servicePacket(r, p); return Buffer.concat([f.subarray(0, 12), Buffer.from([0x81, 0x00, 0, r.int(1, 255)]), f.subarray(12)]); },
@@ -285,6 +320,7 @@ const CATEGORIES: Record<string, (r: Rng, p: Program) => Buffer> = {
 const NEVER_VALID = new Set([
   'bad version or EtherType', 'fragment', 'more extension headers than walked', 'jumbogram (payload length 0)',
   'extension header cut or past the payload', 'behind a header the datapath does not walk (AH, ESP, no next header, mobility, ICMPv6)', 'VLAN-tagged',
+  'hop-by-hop not first', 'routing header with segments left (not the final destination)',
 ]);
 const NOTHING: Counts = { new_flow: 0, untrackable: 0, malformed: 0 };
 /** What whole categories must add to the counters. */
@@ -292,6 +328,8 @@ const COUNTS: Record<string, Counts> = {
   'valid Service packet': { untrackable: 0, malformed: 0 },
   'fragment': { untrackable: 'all', malformed: 0, new_flow: 0 },
   'more extension headers than walked': { untrackable: 'all', malformed: 0, new_flow: 0 },
+  'hop-by-hop not first': { malformed: 'all', untrackable: 0, new_flow: 0 },
+  'routing header with segments left (not the final destination)': { untrackable: 'all', malformed: 0, new_flow: 0 },
   'jumbogram (payload length 0)': NOTHING,
   'behind a header the datapath does not walk (AH, ESP, no next header, mobility, ICMPv6)': { ...NOTHING, icmp_translated: 0 },
   'VLAN-tagged': NOTHING,
