@@ -1,5 +1,8 @@
-// A bounded-frequency runner like kube-proxy's: requests are coalesced, two syncs are at least
-// minPeriod apart, a full sync happens every syncPeriod, a failed sync is retried with backoff.
+// A bounded-frequency runner like kube-proxy's: requests are coalesced, two syncs start at
+// least minPeriod apart, a full sync is asked for every syncPeriod, a failed sync is retried with
+// backoff. One sync at a time: the sync function may be async (the event loop keeps serving
+// /healthz and /metrics meanwhile), and what is requested while it runs (a change, the periodic
+// full sync) is coalesced into the one run after it, so neither is lost nor run twice.
 // Nothing runs before enable() (the source has synced): no dataplane write from a partial view.
 
 export interface RunnerOptions {
@@ -8,7 +11,7 @@ export interface RunnerOptions {
   readonly retryMs?: number;
 }
 
-export type SyncFn = (full: boolean) => void;
+export type SyncFn = (full: boolean) => void | Promise<void>;
 
 /** Told when a change starts waiting for a sync and when a sync has applied everything
  *  (kube-proxy's QueuedUpdate / Updated, for the proxier's health). */
@@ -17,11 +20,17 @@ export interface SyncObserver {
   updated(): void;
 }
 
+const MAX_RETRY_MS = 60_000;
+
 export class SyncRunner {
   private enabled = false;
   private timer: NodeJS.Timeout | null = null;
   private periodic: NodeJS.Timeout | null = null;
-  private lastRun = 0;
+  private running: Promise<void> | null = null;
+  private lastRun = -Infinity;
+  /** A request (change or periodic) arrived since the last sync started; a change did. */
+  private pending = false;
+  private changed = false;
   private wantFull = false;
   private failures = 0;
 
@@ -44,42 +53,63 @@ export class SyncRunner {
   /** A change to apply (before enable(): nothing to do, the first sync will see it). */
   request(full = false): void {
     if (this.enabled) this.observer?.queued();
+    this.changed = true;
     this.schedule(full);
+  }
+
+  /** Whether a sync is running now. */
+  get busy(): boolean {
+    return this.running !== null;
   }
 
   // The periodic resync is no change: as in kube-proxy, it does not count as queued.
   private schedule(full: boolean): void {
     this.wantFull ||= full;
-    if (!this.enabled || this.timer) return;
+    this.pending = true;
+    // while a sync runs, its end schedules the next one
+    if (!this.enabled || this.timer || this.running) return;
     const wait = Math.max(0, this.lastRun + this.opts.minPeriodMs - this.now());
-    this.timer = setTimeout(() => this.run(), wait);
+    this.timer = setTimeout(() => void this.run(), wait);
   }
 
-  private run(): void {
+  private async run(): Promise<void> {
     this.timer = null;
+    if (!this.enabled) return;
     this.lastRun = this.now();
     const full = this.wantFull;
-    this.wantFull = false;
-    try {
-      this.fn(full);
-      this.failures = 0;
-      this.observer?.updated();
-    } catch {
-      // The sync function logs its own error; retry with exponential backoff, re-reading the
-      // kernel. What it failed to apply is queued, so a periodic sync that keeps failing also
-      // turns the proxy unhealthy in time.
+    this.wantFull = this.pending = this.changed = false;
+    let failed = false;
+    this.running = (async () => {
+      try {
+        await this.fn(full);
+      } catch {
+        failed = true; // the sync function logs its own error
+      }
+    })();
+    await this.running;
+    this.running = null;
+    if (failed) {
+      // Retry with exponential backoff, re-reading the kernel. What it failed to apply is
+      // queued, so a periodic sync that keeps failing also turns the proxy unhealthy in time.
       this.observer?.queued();
       this.failures++;
       this.wantFull = true;
-      const retry = Math.min((this.opts.retryMs ?? 1000) * 2 ** (this.failures - 1), 60_000);
-      this.timer = setTimeout(() => this.run(), retry);
+      if (this.enabled) this.timer = setTimeout(() => void this.run(), Math.min((this.opts.retryMs ?? 1000) * 2 ** (this.failures - 1), MAX_RETRY_MS));
+      return;
     }
+    this.failures = 0;
+    this.observer?.updated();
+    // changes that arrived while it ran are not in what it applied
+    if (this.changed) this.observer?.queued();
+    if (this.pending) this.schedule(false);
   }
 
-  stop(): void {
+  /** No sync starts from now on; resolves when the one running (if any) has ended. */
+  async stop(): Promise<void> {
     this.enabled = false;
     if (this.timer) clearTimeout(this.timer);
     if (this.periodic) clearInterval(this.periodic);
     this.timer = this.periodic = null;
+    await this.running;
   }
 }
