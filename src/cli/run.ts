@@ -28,6 +28,7 @@ import { ServiceListeners } from '../health/service-listeners.js';
 import { serveObservability } from '../observe/http.js';
 import { createLogger } from '../observe/log.js';
 import { Metrics } from '../observe/metrics.js';
+import { KP, noLocalEndpoints, registerKubeProxyMetrics } from '../observe/kube-proxy-metrics.js';
 import { FileSource } from '../source/file-source.js';
 import { SyncRunner } from '../sync/runner.js';
 import { resolveMode, type ConcreteMode, type ModeCheck } from './mode.js';
@@ -158,6 +159,7 @@ export async function run(argv: string[]): Promise<void> {
     log.info({ mode, checks: Object.fromEntries(checks.map((c) => [c.mode, c.unusable ?? 'usable'])) }, `--mode auto chose ${mode}`);
   }
   const metrics = new Metrics();
+  registerKubeProxyMetrics(metrics, mode);
   const stopped = new Promise<string>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
@@ -183,6 +185,11 @@ export async function run(argv: string[]): Promise<void> {
   // slice carries one (kube-proxy's definition), else when kube-xdp received the change.
   let firstChangeAt: number | null = null;
   let firstTriggerAt: number | null = null;
+  const pendingChanges = () => {
+    const p = tracker.pendingChanges();
+    metrics.set(KP.serviceChangesPending, p.services);
+    metrics.set(KP.endpointChangesPending, p.endpointSlices);
+  };
   const runner = new SyncRunner((full) => {
     if (!dataplane) return;
     const t0 = performance.now();
@@ -190,28 +197,37 @@ export async function run(argv: string[]): Promise<void> {
     firstChangeAt = firstTriggerAt = null;
     try {
       const state = tracker.snapshot(node);
+      pendingChanges();
+      const noLocal = noLocalEndpoints(state, node.ipFamilies);
+      metrics.set(KP.noLocalEndpoints, noLocal.internal, { traffic_policy: 'internal' });
+      metrics.set(KP.noLocalEndpoints, noLocal.external, { traffic_policy: 'external' });
       const r = dataplane.sync(state, { full });
       const ms = performance.now() - t0;
       const now = Date.now();
       // As kube-proxy: the listeners follow a state the dataplane took, never a failed one.
       void healthChecks.sync(healthCheckServices(state));
       metrics.inc('kubexdp_sync_total', 'Dataplane syncs', { result: 'ok' });
-      metrics.observe('kubexdp_sync_proxy_rules_duration_seconds', 'Duration of each dataplane sync', ms / 1000);
-      metrics.set('kubexdp_sync_proxy_rules_last_timestamp_seconds', 'When the last sync succeeded', now / 1000);
+      metrics.observe(KP.syncProxyRulesDuration, ms / 1000);
+      metrics.set(KP.syncProxyRulesLastTimestamp, now / 1000);
       const sinceChange = changedAt === null ? null : now - changedAt;
       const sinceTrigger = triggeredAt === null ? null : now - triggeredAt;
       const programming = sinceTrigger ?? sinceChange;
       if (programming !== null) {
-        metrics.observe('kubexdp_network_programming_duration_seconds', 'Object change (EndpointSlice trigger time, else receipt) to dataplane write', programming / 1000);
+        metrics.observe(KP.networkProgrammingDuration, programming / 1000);
       }
       log.info({ writes: r.writes, full, durationMs: Number(ms.toFixed(2)), sinceChangeMs: sinceChange, sinceTriggerMs: sinceTrigger, ...r.detail }, 'synced');
     } catch (err) {
       metrics.inc('kubexdp_sync_total', 'Dataplane syncs', { result: 'error' });
+      // kube-proxy observes failed syncs' durations too
+      metrics.observe(KP.syncProxyRulesDuration, (performance.now() - t0) / 1000);
       log.error({ err }, 'sync failed: the dataplane keeps its previous state; retrying');
       throw err;
     }
   }, { minPeriodMs: cfg.minSyncPeriodMs, syncPeriodMs: cfg.syncPeriodMs }, Date.now, {
-    queued: () => health.queued(node.ipFamilies),
+    queued: () => {
+      health.queued(node.ipFamilies);
+      metrics.set(KP.syncProxyRulesLastQueuedTimestamp, Date.now() / 1000);
+    },
     updated: () => health.updated(node.ipFamilies),
   });
 
@@ -224,7 +240,10 @@ export async function run(argv: string[]): Promise<void> {
         const m = (e.object as { metadata?: { namespace?: string; name?: string } } | null)?.metadata;
         log.debug({ kind: e.kind, type: e.type, namespace: m?.namespace, name: m?.name }, 'object event');
       }
-      if (tracker.update(e)) {
+      metrics.inc(e.kind === 'Service' ? KP.serviceChangesTotal : KP.endpointChangesTotal);
+      const changed = tracker.update(e);
+      pendingChanges();
+      if (changed) {
         firstChangeAt ??= Date.now();
         const trigger = e.kind === 'EndpointSlice' ? changeTriggerTime(e.object) : null;
         if (trigger !== null) firstTriggerAt = Math.min(firstTriggerAt ?? trigger, trigger);

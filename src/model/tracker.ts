@@ -99,6 +99,14 @@ export class ChangeTracker {
     return this.last === null || this.previous.size > 0;
   }
 
+  /** Services and EndpointSlices changed since the last snapshot, undone changes not counted
+   *  (kube-proxy's sync_proxy_rules_service/endpoint_changes_pending). */
+  pendingChanges(): { services: number; endpointSlices: number } {
+    let services = 0;
+    for (const changeKey of this.previous.keys()) if (changeKey.startsWith('Service/')) services++;
+    return { services, endpointSlices: this.previous.size - services };
+  }
+
   /** "namespace/name" of every Service whose Service or EndpointSlices changed since the last snapshot. */
   changedServices(): string[] {
     const out = new Set<string>();

@@ -3,11 +3,12 @@
 import { createServer, type Server } from 'node:http';
 import type { HttpAnswer } from '../health/answer.js';
 import { healthzAnswer, livezAnswer, type ProxierHealth } from '../health/proxier-health.js';
-import type { Metrics } from './metrics.js';
+import { KP } from './kube-proxy-metrics.js';
+import type { MetricDef, Metrics } from './metrics.js';
 
-const HEALTH_PATHS: Record<string, { answer: (h: ProxierHealth) => HttpAnswer; metric: string; help: string }> = {
-  '/healthz': { answer: healthzAnswer, metric: 'kubexdp_proxy_healthz_total', help: '/healthz answers by status code (kube-proxy\'s proxy_healthz_total)' },
-  '/livez': { answer: livezAnswer, metric: 'kubexdp_proxy_livez_total', help: '/livez answers by status code (kube-proxy\'s proxy_livez_total)' },
+const HEALTH_PATHS: Record<string, { answer: (h: ProxierHealth) => HttpAnswer; metric: MetricDef }> = {
+  '/healthz': { answer: healthzAnswer, metric: KP.proxyHealthz },
+  '/livez': { answer: livezAnswer, metric: KP.proxyLivez },
 };
 
 /** Serves /metrics when `serveMetrics`, and /healthz and /livez when `health` is given (kube-proxy
@@ -18,10 +19,13 @@ export function serveObservability(bind: string, metrics: Metrics, serveMetrics:
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     const h = HEALTH_PATHS[path];
     if (path === '/metrics' && serveMetrics) {
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(metrics.render());
+      metrics.render().then(
+        (text) => res.writeHead(200, { 'content-type': metrics.contentType }).end(text),
+        (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
+      );
     } else if (h && health) {
       const a = h.answer(health);
-      metrics.inc(h.metric, h.help, { code: String(a.status) });
+      metrics.inc(h.metric, { code: String(a.status) });
       res.writeHead(a.status, a.headers).end(a.body);
     } else {
       res.writeHead(404).end();

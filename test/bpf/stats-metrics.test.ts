@@ -1,5 +1,5 @@
 // The datapath's counters reach /metrics: packets run through the loaded programs (over the
-// controller's own pinned maps) show up as kubexdp_datapath_packets_total{outcome} after the
+// controller's own pinned maps) show up as kubexdp_datapath_packets_total{result} after the
 // controller's next tick, counted once. Needs root; under CI=true a non-root run fails.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,7 +14,7 @@ import { buildFrame, TCP } from './packet.js';
 
 const isRoot = process.getuid?.() === 0;
 
-test('kx_stats become kubexdp_datapath_packets_total{outcome}; the conntrack GC runs on the first tick', { skip: !isRoot && process.env.CI !== 'true' ? 'needs root' : false }, () => {
+test('kx_stats become kubexdp_datapath_packets_total{result}; the conntrack GC runs on the first tick', { skip: !isRoot && process.env.CI !== 'true' ? 'needs root' : false }, async () => {
   assert.ok(isRoot, 'CI=true requires root');
   ensureBpffs();
   const lib = new Libkx();
@@ -36,9 +36,9 @@ test('kx_stats become kubexdp_datapath_packets_total{outcome}; the conntrack GC 
     lib.progTestRun(tc, bad);
     dp.tick();
     dp.tick(); // a second tick adds nothing
-    const get = (outcome: string) => metrics.get('kubexdp_datapath_packets_total', { outcome });
+    const get = (result: string) => metrics.get('kubexdp_datapath_packets_total', { result });
     assert.deepEqual({ new_flow: get('new_flow'), malformed: get('malformed'), ct_lost: get('ct_lost') }, { new_flow: 5, malformed: 1, ct_lost: 0 });
-    assert.match(metrics.render(), /kubexdp_datapath_packets_total\{outcome="new_flow"\} 5/);
+    assert.match(await metrics.render(), /kubexdp_datapath_packets_total\{result="new_flow"\} 5/);
     assert.ok(metrics.get('kubexdp_conntrack_gc_duration_seconds') > 0, 'the first tick ran the conntrack GC');
   } finally {
     if (obj !== null) lib.objClose(obj);

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compile } from '../../src/dataplane/ebpf/compile.js';
-import { admit, type CapacityLimits } from '../../src/dataplane/ebpf/capacity.js';
+import { admit, mapUsage, type CapacityLimits } from '../../src/dataplane/ebpf/capacity.js';
 import { emptyApplied, plan, type AppliedState } from '../../src/dataplane/ebpf/plan.js';
 import { applyPlan, readMaps } from '../../src/dataplane/ebpf/apply.js';
 import { appliedFromMaps } from '../../src/dataplane/ebpf/readback.js';
@@ -117,4 +117,15 @@ test('capacity: a programmed Service left out drops its removed endpoints (a rem
   assert.ok(!addrs.includes('10.244.1.1'), 'the removed endpoint is no longer served');
   assert.deepEqual(programmed(io), ['10.96.0.1:2', '10.96.0.2:3', '10.96.0.3:3']);
   assert.deepEqual(appliedFromMaps(d).stale, { slots: [], backends: [], revnat: [], srcRanges: [], affinityMatch: [] });
+});
+
+test('map fill (kubexdp_map_entries): what admission counts as used is what each map holds', () => {
+  const io = new LimitedMaps(LIMITS);
+  let r = sync(io, emptyApplied(), [svc(1, 3), svc(2, 3), svc(3, 3), svc(4, 3)]);
+  const held = () => Object.fromEntries((Object.keys(NAMES) as (keyof CapacityLimits)[]).map((role) => [role, io.maps.get(NAMES[role])?.size ?? 0]));
+  assert.deepEqual(mapUsage(r.applied), held());
+  assert.equal(mapUsage(r.applied).slots, 9);
+  r = sync(io, r.applied, [svc(1, 1), svc(3, 2)]);
+  assert.deepEqual(mapUsage(r.applied), held());
+  assert.equal(mapUsage(r.applied).slots, 3);
 });

@@ -168,9 +168,9 @@ describe('/healthz while the dataplane stalls', () => {
     assert.deepEqual(back.body, { lastUpdated: goTime(clock.t), currentTime: goTime(clock.t), nodeEligible: true, healthy: true,
       status: { IPv4: { lastUpdated: goTime(clock.t), healthy: true } } });
     assert.equal((await fetch(url('/metrics'))).status, 200);
-    assert.equal(metrics.get('kubexdp_proxy_healthz_total', { code: '503' }), 1);
-    assert.equal(metrics.get('kubexdp_proxy_healthz_total', { code: '200' }), 3);
-    assert.equal(metrics.get('kubexdp_proxy_livez_total', { code: '503' }), 1);
+    assert.equal(metrics.get('kubeproxy_proxy_healthz_total', { code: '503' }), 1);
+    assert.equal(metrics.get('kubeproxy_proxy_healthz_total', { code: '200' }), 3);
+    assert.equal(metrics.get('kubeproxy_proxy_livez_total', { code: '503' }), 1);
   });
 
   it('a periodic resync is no queued change; a failing one is', async () => {

@@ -174,12 +174,12 @@ describe('retry backoff', () => {
 });
 
 describe('histogram metrics', () => {
-  it('prints cumulative buckets, sum and count', () => {
+  it('prints cumulative buckets, sum and count', async () => {
     const m = new Metrics();
     m.observe('x_seconds', 'h', 0.003, [0.001, 0.01, 0.1]);
     m.observe('x_seconds', 'h', 0.05, [0.001, 0.01, 0.1]);
     m.observe('x_seconds', 'h', 7, [0.001, 0.01, 0.1]);
-    const text = m.render();
+    const text = await m.render();
     assert.match(text, /# TYPE x_seconds histogram/);
     const lines = text.split('\n').filter((l) => l.startsWith('x_seconds'));
     assert.deepEqual(lines, [

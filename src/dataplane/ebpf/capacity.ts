@@ -51,6 +51,17 @@ const appliedSetOf = (applied: AppliedState, fe: DesiredFrontend): AppliedSet | 
   return svcId === undefined ? undefined : applied.sets.get(svcId);
 };
 
+/** Entries each admitted map holds in `applied`, stale ones included (by role). */
+export function mapUsage(applied: AppliedState): Record<AdmittedRole, number> {
+  const used = zero();
+  count(used, applied.frontends.values(), (fe) => fam('frontends', fe.key.addr));
+  used.slots = [...applied.sets.values()].reduce((n, set) => n + set.slots.filter((s) => s !== undefined).length, 0) + applied.stale.slots.length;
+  count(used, [...[...applied.backends.values()].map((b) => b.value.addr), ...applied.stale.backends.map((b) => b.addr)], (a) => fam('backends', a));
+  count(used, [...[...applied.revnats.values()].map((r) => r.value.addr), ...applied.stale.revnat.map((r) => r.addr)], (a) => fam('revnat', a));
+  count(used, [...[...applied.sets.values()].flatMap((set) => set.sourceRanges), ...applied.stale.srcRanges.map((k) => k.addr)], (a) => fam('srcRanges', a));
+  return used;
+}
+
 export function admit(applied: AppliedState, desired: DesiredState, limits: CapacityLimits = MAP_LIMITS): Admission {
   const byService = groupBy(desired.frontends.values(), (fe) => fe.service);
   const programmed = (fes: DesiredFrontend[]) => fes.some((fe) => applied.frontends.has(fe.id));
@@ -60,12 +71,7 @@ export function admit(applied: AppliedState, desired: DesiredState, limits: Capa
   });
 
   // Everything programmed stays in the maps until the deletes at the end of the sync.
-  const used = zero();
-  count(used, applied.frontends.values(), (fe) => fam('frontends', fe.key.addr));
-  used.slots = [...applied.sets.values()].reduce((n, set) => n + set.slots.filter((s) => s !== undefined).length, 0) + applied.stale.slots.length;
-  count(used, [...[...applied.backends.values()].map((b) => b.value.addr), ...applied.stale.backends.map((b) => b.addr)], (a) => fam('backends', a));
-  count(used, [...[...applied.revnats.values()].map((r) => r.value.addr), ...applied.stale.revnat.map((r) => r.addr)], (a) => fam('revnat', a));
-  count(used, [...[...applied.sets.values()].flatMap((set) => set.sourceRanges), ...applied.stale.srcRanges.map((k) => k.addr)], (a) => fam('srcRanges', a));
+  const used = mapUsage(applied);
   const demand: Usage = { ...used };
   const backends = new Set(applied.backends.keys());
   const revnats = new Set(applied.revnats.keys());

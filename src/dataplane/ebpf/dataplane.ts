@@ -6,7 +6,7 @@ import type { Metrics } from '../../observe/metrics.js';
 import { OwnerFileWriter, ownerFileForPins } from '../../inspect/owners.js';
 import type { Dataplane, SyncResult } from '../types.js';
 import { applyPlan, readMaps } from './apply.js';
-import { admit, capacityLimits, type Admission, type CapacityLimits } from './capacity.js';
+import { admit, capacityLimits, mapUsage, type Admission, type CapacityLimits } from './capacity.js';
 import { KX_LIMITS } from './limits.js';
 import { compile, type CompileMemo, type EbpfNodeConfig } from './compile.js';
 import { describeMaps, type Description } from './describe.js';
@@ -101,12 +101,12 @@ export class EbpfDataplane implements Dataplane {
   }
 
   /** kx_stats into /metrics: conntrack losses (ct_lost: evicted or expired flows), SNAT
-   * exhaustion, malformed packets… as counters by outcome. */
+   * exhaustion, malformed packets… as counters by result (the stat's name). */
   private exportStats(): void {
     const now = this.requireMaps().sumPerCpu(STATS_MAP, STAT_NAMES.length);
-    STAT_NAMES.forEach((outcome, i) => {
+    STAT_NAMES.forEach((result, i) => {
       const d = now[i]! - (this.lastStats[i] ?? 0n);
-      if (d > 0n) this.metrics.inc('kubexdp_datapath_packets_total', 'Packets by datapath outcome (kx_stats, since the maps were created)', { outcome }, Number(d));
+      if (d > 0n) this.metrics.inc('kubexdp_datapath_packets_total', 'Packets by datapath result (kx_stats summed over CPUs, since the maps were created)', { result }, Number(d));
     });
     this.lastStats = now;
   }
@@ -147,6 +147,7 @@ export class EbpfDataplane implements Dataplane {
       throw err;
     }
     this.reportCapacity(admission);
+    this.reportFill(limits);
     this.owners.write(state);
     this.metrics.set('kubexdp_frontends', 'Frontends programmed', this.applied.frontends.size);
     this.metrics.set('kubexdp_backends', 'Backends programmed', this.applied.backends.size);
@@ -155,6 +156,16 @@ export class EbpfDataplane implements Dataplane {
       writes,
       detail: { updates, deletes, frontends: this.applied.frontends.size, problems: problems.length, servicesLeftOut: admission.leftOut.length },
     };
+  }
+
+  /** Fill of the maps Services are programmed into (not the LRU flow maps: counting their
+   *  entries means walking them). */
+  private reportFill(limits: CapacityLimits): void {
+    for (const [role, entries] of Object.entries(mapUsage(this.applied!)) as [keyof CapacityLimits, number][]) {
+      const map = MAPS[role].name;
+      this.metrics.set('kubexdp_map_entries', 'Entries kube-xdp keeps in a Service map', entries, { map });
+      this.metrics.set('kubexdp_map_max_entries', 'Entries a Service map was created with', limits[role], { map });
+    }
   }
 
   /** Logs a capacity shortfall when it changes (not on every sync), and keeps the gauges. */

@@ -6,6 +6,7 @@ import { deleteConntrack } from '../../kernel/conntrack.js';
 import { Iptables, type IptablesBackend } from '../../kernel/iptables.js';
 import { ensureSysctl } from '../../kernel/sysctl.js';
 import type { ProxyState } from '../../model/types.js';
+import { KP } from '../../observe/kube-proxy-metrics.js';
 import type { Metrics } from '../../observe/metrics.js';
 import { staleUdpConntrack } from '../conntrack.js';
 import { KUBE_PROXY_CANARY } from '../kube-names.js';
@@ -36,11 +37,24 @@ class FamilyProxier {
   private last: ProxyState | null = null;
   private largeClusterMode = false;
   private lastChainScan = 0;
+  /** Rules of the last successful restore, per table: owned (kube-proxy's iptables_total) and written (iptables_last). */
+  rules = { filter: 0, nat: 0, natWritten: 0 };
 
-  constructor(readonly cfg: IptablesConfig, readonly ipt: Iptables, private readonly opts: IptablesDataplaneOptions, private readonly log: Logger) {}
+  constructor(readonly cfg: IptablesConfig, readonly ipt: Iptables, private readonly opts: IptablesDataplaneOptions, private readonly log: Logger,
+    private readonly metrics: Metrics) {}
 
+  /** One sync, timed as kube-proxy's proxier times it (failed ones too) by full or partial. */
   sync(state: ProxyState, full: boolean): { writes: number; partial: boolean; deleted: number; conntrack: number } {
     const partial = !full && !this.needFullSync && this.last !== null;
+    const t0 = performance.now();
+    try {
+      return this.syncOnce(state, partial);
+    } finally {
+      this.metrics.observe(partial ? KP.syncPartialProxyRulesDuration : KP.syncFullProxyRulesDuration, (performance.now() - t0) / 1000);
+    }
+  }
+
+  private syncOnce(state: ProxyState, partial: boolean): { writes: number; partial: boolean; deleted: number; conntrack: number } {
     // Until a restore succeeds, the next sync must be full: the diff to the kernel is unknown.
     this.needFullSync = true;
     if (!partial) ensureJumpRules(this.ipt, JUMP_RULES);
@@ -52,7 +66,13 @@ class FamilyProxier {
       existingNatChains: existing,
     });
     for (const w of r.warnings) this.log.warn({ family: this.cfg.family }, w);
-    this.ipt.restore(r.text);
+    try {
+      this.ipt.restore(r.text);
+    } catch (err) {
+      this.metrics.inc(partial ? KP.iptablesPartialRestoreFailures : KP.iptablesRestoreFailures);
+      throw err;
+    }
+    this.rules = { filter: r.filterRules, nat: r.natRules + r.skippedNatRules, natWritten: r.natRules };
     if (scan) this.lastChainScan = now;
     this.needFullSync = false;
     this.largeClusterMode = r.largeClusterMode;
@@ -76,7 +96,7 @@ export class IptablesDataplane implements Dataplane {
   private readonly proxiers: FamilyProxier[];
 
   constructor(opts: IptablesDataplaneOptions, private readonly log: Logger, private readonly metrics: Metrics) {
-    this.proxiers = opts.families.map((cfg) => new FamilyProxier(cfg, new Iptables(cfg.family, opts.backend), opts, log));
+    this.proxiers = opts.families.map((cfg) => new FamilyProxier(cfg, new Iptables(cfg.family, opts.backend), opts, log, metrics));
     for (const p of this.proxiers) {
       if (p.cfg.family === 'IPv4' && nodePortDestinations(p.cfg).localhostNodePorts) {
         // NodePorts on 127.0.0.1 need route_localnet; KUBE-FIREWALL blocks what it opens.
@@ -99,6 +119,12 @@ export class IptablesDataplane implements Dataplane {
         throw err;
       }
     }
+    // Both families' rules: kube-proxy's gauges have no family label.
+    const sum = (k: keyof FamilyProxier['rules']) => this.proxiers.reduce((n, p) => n + p.rules[k], 0);
+    this.metrics.set(KP.iptablesRulesTotal, sum('filter'), { table: 'filter' });
+    this.metrics.set(KP.iptablesRulesTotal, sum('nat'), { table: 'nat' });
+    this.metrics.set(KP.iptablesRulesLastSync, sum('filter'), { table: 'filter' });
+    this.metrics.set(KP.iptablesRulesLastSync, sum('natWritten'), { table: 'nat' });
     return { writes, detail };
   }
 

@@ -13,6 +13,7 @@ import { addAddress, deleteAddress, ensureDummy, linkAddresses } from '../../ker
 import { ensureSysctl } from '../../kernel/sysctl.js';
 import { cidrContains, parseCidr } from '../../model/cidr.js';
 import type { ProxyState } from '../../model/types.js';
+import { KP } from '../../observe/kube-proxy-metrics.js';
 import type { Metrics } from '../../observe/metrics.js';
 import { OwnerFileWriter, ownerFileForNetns } from '../../inspect/owners.js';
 import { staleUdpConntrack } from '../conntrack.js';
@@ -89,7 +90,12 @@ export class IpvsDataplane implements Dataplane {
     for (const { cfg, r } of renders) {
       const ipt = this.ipt.get(cfg.family)!;
       if (full || this.needJumps) ensureJumpRules(ipt, IPVS_JUMP_RULES);
-      ipt.restore(r.iptables);
+      try {
+        ipt.restore(r.iptables);
+      } catch (err) {
+        this.metrics.inc(KP.iptablesRestoreFailures);
+        throw err;
+      }
       rules += r.iptables.split('\n').filter((l) => l.startsWith('-A ')).length;
     }
     this.needJumps = false;
