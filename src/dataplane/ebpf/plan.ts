@@ -8,7 +8,7 @@
 //   unreferenced backends, source ranges, affinity members and cluster CIDRs no longer wanted.
 // (A frontend never points to ranges not yet written: it would turn every client away.)
 import { IdAllocator, MAX_ID } from './ids.js';
-import { backendId, revNatId, type DesiredState } from './compile.js';
+import { backendId, revNatId, type DesiredFrontend, type DesiredState } from './compile.js';
 import { groupBy } from './group-by.js';
 import { cidrKeyOf, clusterCidrsRole, srcRangeKeyOf, srcRangesRole } from './cidr-keys.js';
 import {
@@ -84,14 +84,14 @@ export function emptyApplied(): AppliedState {
   };
 }
 
-const sameRecord = (a: object | null | undefined, b: object): boolean => {
+export const sameRecord = (a: object | null | undefined, b: object): boolean => {
   if (!a) return false;
   const ra = a as Record<string, unknown>;
   const rb = b as Record<string, unknown>;
   return Object.keys(rb).every((k) => ra[k] === rb[k]);
 };
 
-class StepList {
+export class StepList {
   private readonly upd = new Map<MapRole, { keys: unknown[]; values: unknown[] }>();
   private readonly del = new Map<MapRole, unknown[]>();
   update(map: MapRole, key: unknown, value: unknown): void {
@@ -122,77 +122,109 @@ class StepList {
 }
 
 /** Set-like maps (value 1): adds what is new, deletes what went; `map` picks each member's map. */
-function syncSet<T>(steps: StepList, map: (m: T) => MapRole, old: readonly T[], want: readonly T[], key: (m: T) => unknown): void {
+export function syncSet<T>(steps: StepList, map: (m: T) => MapRole, old: readonly T[], want: readonly T[], key: (m: T) => unknown): void {
   const had = new Set(old), wanted = new Set(want);
   for (const m of wanted) if (!had.has(m)) steps.update(map(m), key(m), 1);
   for (const m of had) if (!wanted.has(m)) steps.delete(map(m), key(m));
 }
 const AFFINITY_MATCH = (): MapRole => 'affinityMatch';
 
+/** Where planning writes: the steps, the state after them, and the allocators. A full plan
+ * fills fresh maps; a partial one (plan-partial.ts) updates the applied state's own. */
+export interface Planning {
+  readonly applied: AppliedState;
+  readonly steps: StepList;
+  readonly ids: AppliedState['ids'];
+  readonly frontends: Map<string, AppliedFrontend>;
+  readonly sets: Map<number, AppliedSet>;
+  readonly backends: Map<string, { id: number; value: BackendValue }>;
+  readonly revnats: Map<string, { id: number; value: RevNatValue }>;
+  /** backends and reverse-NAT entries this pass already wrote, svc ids it gave a set */
+  readonly seenBackends: Set<string>;
+  readonly seenRevnats: Set<string>;
+  readonly taken: Set<number>;
+}
+
+/** Plans one backend set (the frontends sharing it, in desired order): its backends, slots,
+ * source ranges, affinity members, reverse-NAT entries and frontends. `mayKeep`: whether the
+ * set may keep an applied svc id (a partial plan keeps only those of the ports it replans).
+ * Returns the svc id and the set. */
+export function planSet(pl: Planning, fes: readonly DesiredFrontend[], mayKeep: (svcId: number) => boolean = () => true): [number, AppliedSet] {
+  const { applied, steps, ids } = pl;
+  const first = fes[0]!;
+  for (const b of first.backends) {
+    const bid = backendId(b);
+    if (pl.seenBackends.has(bid)) continue;
+    pl.seenBackends.add(bid);
+    const old = applied.backends.get(bid);
+    const entry = { id: old?.id ?? ids.backend.allocate(), value: b };
+    if (!sameRecord(old?.value, b)) steps.update(roleOf('backends', b.addr), entry.id, b);
+    pl.backends.set(bid, entry);
+  }
+  // The set keeps the svc_id one of its frontends points to, unless another set took it.
+  const kept = fes.map((fe) => applied.frontends.get(fe.id)?.value.svcId)
+    .find((id) => id !== undefined && applied.sets.has(id) && !pl.taken.has(id) && mayKeep(id));
+  const svcId = kept ?? ids.svc.allocate();
+  pl.taken.add(svcId);
+  const old = kept !== undefined ? applied.sets.get(kept) : undefined;
+  const slots = first.backends.map((b) => pl.backends.get(backendId(b))!.id);
+  slots.forEach((bid, slot) => {
+    if (old?.slots[slot] !== bid) steps.update('slots', { svcId, slot }, { backendId: bid } satisfies SlotValue);
+  });
+  old?.slots.forEach((bid, slot) => {
+    if (slot >= slots.length && bid !== undefined) steps.delete('slots', { svcId, slot } satisfies SlotKey);
+  });
+  const sourceRanges = [...new Set(fes.flatMap((fe) => fe.sourceRanges))].sort();
+  const affinityMembers = first.flags & FE_AFFINITY ? [...new Set(slots)] : [];
+  syncSet(steps, srcRangesRole, old?.sourceRanges ?? [], sourceRanges, (c) => srcRangeKeyOf(svcId, c));
+  syncSet(steps, AFFINITY_MATCH, old?.affinityMembers ?? [], affinityMembers, (backendId) => ({ svcId, backendId }));
+  const set: AppliedSet = { slots, sourceRanges, affinityMembers };
+
+  for (const fe of fes) {
+    const rid = revNatId(fe.revNat);
+    if (!pl.seenRevnats.has(rid)) {
+      pl.seenRevnats.add(rid);
+      const oldRn = applied.revnats.get(rid);
+      const entry = { id: oldRn?.id ?? ids.revnat.allocate(), value: fe.revNat };
+      if (!sameRecord(oldRn?.value, fe.revNat)) steps.update(roleOf('revnat', fe.revNat.addr), entry.id, fe.revNat);
+      pl.revnats.set(rid, entry);
+    }
+    const value: FrontendValue = {
+      svcId, count: slots.length, flags: fe.flags, affinityTimeout: fe.affinityTimeout,
+      revNatId: pl.revnats.get(rid)!.id,
+    };
+    if (!sameRecord(applied.frontends.get(fe.id)?.value, value)) steps.update(roleOf('frontends', fe.key.addr), fe.key, value);
+    pl.frontends.set(fe.id, { key: fe.key, value });
+  }
+  return [svcId, set];
+}
+
+/** Deletes the entries of a set nothing plans any more and gives its svc id back. */
+export function dropSet(steps: StepList, ids: AppliedState['ids'], svcId: number, old: AppliedSet): void {
+  old.slots.forEach((bid, slot) => {
+    if (bid !== undefined) steps.delete('slots', { svcId, slot } satisfies SlotKey);
+  });
+  syncSet(steps, srcRangesRole, old.sourceRanges, [], (c) => srcRangeKeyOf(svcId, c));
+  syncSet(steps, AFFINITY_MATCH, old.affinityMembers, [], (backendId) => ({ svcId, backendId }));
+  ids.svc.release(svcId);
+}
+
 export function plan(applied: AppliedState, desired: DesiredState): Plan {
   const ids = { svc: applied.ids.svc.clone(), backend: applied.ids.backend.clone(), revnat: applied.ids.revnat.clone() };
   const steps = new StepList();
-
-  const backends = new Map<string, { id: number; value: BackendValue }>();
-  const revnats = new Map<string, { id: number; value: RevNatValue }>();
-  const frontends = new Map<string, AppliedFrontend>();
-  const sets = new Map<number, AppliedSet>();
+  const pl: Planning = {
+    applied, steps, ids, frontends: new Map(), sets: new Map(), backends: new Map(), revnats: new Map(),
+    seenBackends: new Set(), seenRevnats: new Set(), taken: new Set(),
+  };
+  const { frontends, sets, backends, revnats } = pl;
 
   for (const fes of groupBy(desired.frontends.values(), (fe) => fe.set).values()) {
-    const first = fes[0]!;
-    for (const b of first.backends) {
-      const bid = backendId(b);
-      if (backends.has(bid)) continue;
-      const old = applied.backends.get(bid);
-      const entry = { id: old?.id ?? ids.backend.allocate(), value: b };
-      if (!sameRecord(old?.value, b)) steps.update(roleOf('backends', b.addr), entry.id, b);
-      backends.set(bid, entry);
-    }
-    // The set keeps the svc_id one of its frontends points to, unless another set took it.
-    const kept = fes.map((fe) => applied.frontends.get(fe.id)?.value.svcId)
-      .find((id) => id !== undefined && applied.sets.has(id) && !sets.has(id));
-    const svcId = kept ?? ids.svc.allocate();
-    const old = kept !== undefined ? applied.sets.get(kept) : undefined;
-    const slots = first.backends.map((b) => backends.get(backendId(b))!.id);
-    slots.forEach((bid, slot) => {
-      if (old?.slots[slot] !== bid) steps.update('slots', { svcId, slot }, { backendId: bid } satisfies SlotValue);
-    });
-    old?.slots.forEach((bid, slot) => {
-      if (slot >= slots.length && bid !== undefined) steps.delete('slots', { svcId, slot } satisfies SlotKey);
-    });
-    const sourceRanges = [...new Set(fes.flatMap((fe) => fe.sourceRanges))].sort();
-    const affinityMembers = first.flags & FE_AFFINITY ? [...new Set(slots)] : [];
-    syncSet(steps, srcRangesRole, old?.sourceRanges ?? [], sourceRanges, (c) => srcRangeKeyOf(svcId, c));
-    syncSet(steps, AFFINITY_MATCH, old?.affinityMembers ?? [], affinityMembers, (backendId) => ({ svcId, backendId }));
-    sets.set(svcId, { slots, sourceRanges, affinityMembers });
-
-    for (const fe of fes) {
-      const rid = revNatId(fe.revNat);
-      if (!revnats.has(rid)) {
-        const oldRn = applied.revnats.get(rid);
-        const entry = { id: oldRn?.id ?? ids.revnat.allocate(), value: fe.revNat };
-        if (!sameRecord(oldRn?.value, fe.revNat)) steps.update(roleOf('revnat', fe.revNat.addr), entry.id, fe.revNat);
-        revnats.set(rid, entry);
-      }
-      const value: FrontendValue = {
-        svcId, count: slots.length, flags: fe.flags, affinityTimeout: fe.affinityTimeout,
-        revNatId: revnats.get(rid)!.id,
-      };
-      if (!sameRecord(applied.frontends.get(fe.id)?.value, value)) steps.update(roleOf('frontends', fe.key.addr), fe.key, value);
-      frontends.set(fe.id, { key: fe.key, value });
-    }
+    const [svcId, set] = planSet(pl, fes);
+    sets.set(svcId, set);
   }
 
   for (const [id, old] of applied.frontends) if (!frontends.has(id)) steps.delete(roleOf('frontends', old.key.addr), old.key);
-  for (const [svcId, old] of applied.sets) {
-    if (sets.has(svcId)) continue;
-    old.slots.forEach((bid, slot) => {
-      if (bid !== undefined) steps.delete('slots', { svcId, slot } satisfies SlotKey);
-    });
-    syncSet(steps, srcRangesRole, old.sourceRanges, [], (c) => srcRangeKeyOf(svcId, c));
-    syncSet(steps, AFFINITY_MATCH, old.affinityMembers, [], (backendId) => ({ svcId, backendId }));
-    ids.svc.release(svcId);
-  }
+  for (const [svcId, old] of applied.sets) if (!sets.has(svcId)) dropSet(steps, ids, svcId, old);
   for (const k of applied.stale.srcRanges) steps.delete(roleOf('srcRanges', k.addr), k);
   for (const k of applied.stale.affinityMatch) steps.delete('affinityMatch', k);
   syncSet(steps, clusterCidrsRole, applied.clusterCIDRs, desired.clusterCIDRs, cidrKeyOf);
