@@ -3,13 +3,12 @@
 // controller's next tick, counted once. Needs root; under CI=true a non-root run fails.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
 import { pino } from 'pino';
 import { Libkx } from '../../src/kernel/libkx.js';
 import { Metrics } from '../../src/observe/metrics.js';
 import { EbpfDataplane } from '../../src/dataplane/ebpf/dataplane.js';
 import { endpoint, servicePort } from '../unit/helpers/service.js';
-import { ensureBpffs, KX_OBJ, PROGRAM_NAME, uniquePinRoot } from './fixture.js';
+import { ensureBpffs, KX_OBJ, PROGRAM_NAME, removePinRoot, uniquePinRoot } from './fixture.js';
 import { buildFrame, TCP } from './packet.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -43,6 +42,6 @@ test('kx_stats become kubexdp_datapath_packets_total{result}; the conntrack GC r
   } finally {
     if (obj !== null) lib.objClose(obj);
     dp.close();
-    rmSync(pinDir, { recursive: true, force: true });
+    removePinRoot(pinDir);
   }
 });
