@@ -20,6 +20,19 @@ import {
 } from './k8s.js';
 import type { IPFamily, NodeFacts, ObjectEvent, ObjectKind, ProxyState, ServicePort } from './types.js';
 
+/** A ServicePort's id, "namespace/name:port" (a port name has no colon), and the Service key
+ *  ("namespace/name", what ProxyState.changes names) it belongs to. */
+export const portId = (namespace: string, name: string, port: string): string => `${namespace}/${name}:${port}`;
+export const serviceOfPort = (id: string): string => id.slice(0, id.lastIndexOf(':'));
+
+/** The Services (namespace/name) of `next` that differ from `applied` (the tracker's change
+ *  set), or null when the two are not consecutive snapshots: then everything is rewritten. */
+export function changedSince(applied: ProxyState, next: ProxyState): ReadonlySet<string> | null {
+  if (next === applied) return new Set();
+  if (applied.generation === undefined || next.changes?.since !== applied.generation) return null;
+  return next.changes.services;
+}
+
 export interface TrackerOptions {
   /** Called for every problem found in an incoming object (the caller logs and counts). */
   onInvalid?: (problem: Problem) => void;
@@ -202,7 +215,7 @@ function servicePorts(svc: ServiceRecord, svcSlices: readonly EndpointSliceRecor
     const endpoints = collectEndpoints(port, svcSlices, node, families);
     const cat = categorizeEndpoints(endpoints, uses, node);
     return {
-      id: `${svc.namespace}/${svc.name}:${port.name}`,
+      id: portId(svc.namespace, svc.name, port.name),
       namespace: svc.namespace,
       name: svc.name,
       portName: port.name,

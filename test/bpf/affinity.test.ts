@@ -44,7 +44,7 @@ describe('sessionAffinity ClientIP and source ranges on the real programs', { sk
   const sync = (...objs: Json[]): void => {
     o.apply(...objs);
     const desired = compile(o.state({ nodeName: 'node1' }), NODE).desired;
-    prefilter.addDesired(desired);
+    prefilter.addDesired(desired.frontends.values());
     prefilter.writeTo(dp.io());
     const p = plan(applied, desired);
     applyPlan(dp.io(), p);

@@ -171,7 +171,7 @@ describe('a sync killed at any step converges after a restart, and no packet mee
           // what the controller writes before the plan: B's addresses and ports past the prefilter
           const prefilter = new Prefilter();
           prefilter.readFrom(maps);
-          prefilter.addDesired(desiredB);
+          prefilter.addDesired(desiredB.frontends.values());
           prefilter.writeTo(maps);
           const p: Plan = plan(appliedFromMaps(readMaps(maps)), desiredB);
           steps = p.steps.length;

@@ -144,7 +144,7 @@ export function runScenario(s: FlowScenario, opts: { masqueradeLocalEndpoints: b
       o.remove(...(step.remove ?? []));
       const compiled = compile(o.state({ nodeName: TEST_HOSTNAME, ...s.node }), node);
       problems.push(...compiled.problems.map((p) => `${p.service}: ${p.reason}`));
-      prefilter.addDesired(compiled.desired);
+      prefilter.addDesired(compiled.desired.frontends.values());
       prefilter.writeTo(io);
       const p = plan(applied, compiled.desired);
       applyPlan(io, p);

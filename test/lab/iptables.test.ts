@@ -8,6 +8,7 @@ import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, labUnavailable, type Lab, type LabPod, type NodeName } from './lab.js';
+import { parseKlogLine } from './klog-lines.js';
 import { CLI, Controller, type LogLine } from './kube-xdp.js';
 import { writeSource, type LabService } from './manifests.js';
 import type { Summary } from './client.js';
@@ -350,8 +351,9 @@ describe('iptables mode in the netns lab', { skip: unavailable ?? false }, () =>
       for (const round of [1, 2]) {
         const r = await cleanup();
         assert.equal(r.code, 0, `${node} cleanup #${round}: ${r.stderr}`);
-        const removed = r.stderr.split('\n').filter((l) => l.includes('"removed iptables chains"'));
-        if (round === 1) assert.ok(removed.some((l) => l.includes('"backend":"nft"')), `${node} cleanup #1 removed nothing from nft: ${r.stderr}`);
+        // its log is klog text, as kube-proxy's --cleanup prints
+        const removed = r.stderr.split('\n').flatMap((l) => parseKlogLine(l) ?? []).filter((l) => l.msg === 'removed iptables chains');
+        if (round === 1) assert.ok(removed.some((l) => l['backend'] === 'nft'), `${node} cleanup #1 removed nothing from nft: ${r.stderr}`);
         else assert.deepEqual(removed, [], `${node} cleanup #2 found something left: ${r.stderr}`);
         for (const bin of ['iptables-nft-save', 'iptables-legacy-save'] as const) {
           const left = (await save(node, bin)).split('\n').filter((l) => l.includes('KUBE-'));

@@ -2,7 +2,7 @@
 // the snapshot it is relative to; everything otherwise.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { changedSince } from '../../src/dataplane/iptables/dataplane.js';
+import { changedSince } from '../../src/model/tracker.js';
 import { makeEndpointSlice, makeService, objects } from './helpers/kube-objects.js';
 
 const service = (name: string, ip: string) => makeService('ns', name, (s) => {

@@ -8,7 +8,7 @@ import type { Dataplane, SyncResult } from '../types.js';
 import { applyPlan, readMaps } from './apply.js';
 import { admit, capacityLimits, mapUsage, type Admission, type CapacityLimits } from './capacity.js';
 import { KX_LIMITS } from './limits.js';
-import { compile, type CompileMemo, type EbpfNodeConfig } from './compile.js';
+import { compile, type CompileMemo, type DesiredState, type EbpfNodeConfig } from './compile.js';
 import { describeMaps, type Description } from './describe.js';
 import { KernelMaps } from './kernel-maps.js';
 import { CT_GC_PROGRAM, Loader, type LoaderOptions } from './loader.js';
@@ -16,6 +16,8 @@ import { CT_REPLY, MAPS, SCOPE_HOST, STAT_NAMES, STATS_MAP } from './maps.js';
 import { decodeAll } from './codec.js';
 import { Prefilter } from './prefilter.js';
 import { plan, type AppliedState } from './plan.js';
+import { planPartial, type UsageDelta } from './plan-partial.js';
+import { changedSince } from '../../model/tracker.js';
 import { appliedFromMaps } from './readback.js';
 
 export type EbpfOptions = LoaderOptions & EbpfNodeConfig & {
@@ -42,6 +44,11 @@ export class EbpfDataplane implements Dataplane {
   private readonly node: EbpfNodeConfig;
   private readonly memo: CompileMemo = new WeakMap();
   private readonly owners: OwnerFileWriter;
+  /** The state the maps were last synced to, the admitted maps' entry counts then, and how many
+   *  Service ports that sync left out: what decides whether the next sync may be partial. */
+  private synced: ProxyState | null = null;
+  private usage: Record<keyof CapacityLimits, number> | null = null;
+  private leftOut = 0;
 
   constructor(private readonly lib: Libkx, private readonly log: Logger, private readonly metrics: Metrics, private readonly opts: EbpfOptions) {
     this.loader = new Loader(lib, log, opts);
@@ -113,6 +120,9 @@ export class EbpfDataplane implements Dataplane {
 
   sync(state: ProxyState, opts: { full?: boolean } = {}): SyncResult {
     const maps = this.requireMaps();
+    // Only what changed since the last sync, when it left no Service out (admission may then
+    // find room for one) and the applied state is the planner's own (not read back).
+    const changed = !opts.full && this.synced && this.leftOut === 0 && this.applied?.index ? changedSince(this.synced, state) : null;
     if (opts.full || !this.applied) this.applied = appliedFromMaps(readMaps(maps));
     const { desired, problems } = compile(state, this.node, this.memo);
     for (const p of problems) {
@@ -120,6 +130,11 @@ export class EbpfDataplane implements Dataplane {
       this.metrics.inc('kubexdp_service_errors_total', 'Service ports the dataplane could not program', { reason: 'compile' });
     }
     const limits = this.opts.limits ?? capacityLimits(this.opts.mapSizes ?? KX_LIMITS);
+    const partial = changed && this.syncPartial(maps, desired, changed, limits);
+    if (partial) {
+      this.synced = state;
+      return this.finish(state, limits, partial.writes, { ...partial.detail, problems: problems.length, servicesLeftOut: 0 });
+    }
     let admission = admit(this.applied, desired, limits);
     let writes = 0;
     const updates: Record<string, number> = {}, deletes: Record<string, number> = {};
@@ -127,7 +142,7 @@ export class EbpfDataplane implements Dataplane {
       // A second pass when Services were left out: this pass's deletes lowered the peak.
       for (let pass = 0; pass < 2; pass++) {
         // the prefilter lets a frontend's packets through before the frontend exists
-        this.prefilter.addDesired(admission.desired);
+        this.prefilter.addDesired(admission.desired.frontends.values());
         writes += this.prefilter.writeTo(maps);
         const p = plan(this.applied, admission.desired);
         const counts = applyPlan(maps, p);
@@ -143,25 +158,53 @@ export class EbpfDataplane implements Dataplane {
     } catch (err) {
       // Part of the plan may be in the kernel: the next sync re-reads the maps instead of
       // trusting memory, so it converges from whatever is there.
-      this.applied = null;
+      this.applied = this.synced = null;
       throw err;
     }
     this.reportCapacity(admission);
+    this.usage = mapUsage(this.applied);
+    this.leftOut = admission.leftOut.length;
+    this.synced = state;
+    return this.finish(state, limits, writes, { plan: 'full', updates, deletes, problems: problems.length, servicesLeftOut: admission.leftOut.length });
+  }
+
+  /** The changed Services' frontends planned alone (plan-partial.ts), or null when a full plan
+   *  is needed. */
+  private syncPartial(maps: KernelMaps, desired: DesiredState, changed: ReadonlySet<string>, limits: CapacityLimits)
+    : { writes: number; detail: Record<string, unknown> } | null {
+    const usage = this.usage!;
+    const fits = (adds: UsageDelta) => (Object.entries(adds) as [keyof CapacityLimits, number][]).every(([role, n]) => usage[role] + n <= limits[role]);
+    let writes = 0;
+    try {
+      const p = planPartial(this.applied!, desired, changed, fits);
+      if (!p) return null;
+      this.prefilter.addDesired(p.planned);
+      writes += this.prefilter.writeTo(maps);
+      const counts = applyPlan(maps, p);
+      this.applied = p.next;
+      for (const [role, n] of Object.entries(p.usage) as [keyof CapacityLimits, number][]) usage[role] += n;
+      return { writes: writes + p.writes, detail: { plan: 'partial', changedServices: changed.size, updates: counts.updates, deletes: counts.deletes } };
+    } catch (err) {
+      // the partial plan updates the applied state in place: it is not to be trusted now
+      this.applied = this.synced = null;
+      throw err;
+    }
+  }
+
+  /** After a sync: the owner file, the gauges and counters, the result. */
+  private finish(state: ProxyState, limits: CapacityLimits, writes: number, detail: Record<string, unknown>): SyncResult {
     this.reportFill(limits);
     this.owners.write(state);
-    this.metrics.set('kubexdp_frontends', 'Frontends programmed', this.applied.frontends.size);
-    this.metrics.set('kubexdp_backends', 'Backends programmed', this.applied.backends.size);
+    this.metrics.set('kubexdp_frontends', 'Frontends programmed', this.applied!.frontends.size);
+    this.metrics.set('kubexdp_backends', 'Backends programmed', this.applied!.backends.size);
     this.metrics.inc('kubexdp_map_writes_total', 'Map entries written or deleted', {}, writes);
-    return {
-      writes,
-      detail: { updates, deletes, frontends: this.applied.frontends.size, problems: problems.length, servicesLeftOut: admission.leftOut.length },
-    };
+    return { writes, detail: { ...detail, frontends: this.applied!.frontends.size } };
   }
 
   /** Fill of the maps Services are programmed into (not the LRU flow maps: counting their
    *  entries means walking them). */
   private reportFill(limits: CapacityLimits): void {
-    for (const [role, entries] of Object.entries(mapUsage(this.applied!)) as [keyof CapacityLimits, number][]) {
+    for (const [role, entries] of Object.entries(this.usage!) as [keyof CapacityLimits, number][]) {
       const map = MAPS[role].name;
       this.metrics.set('kubexdp_map_entries', 'Entries kube-xdp keeps in a Service map', entries, { map });
       this.metrics.set('kubexdp_map_max_entries', 'Entries a Service map was created with', limits[role], { map });

@@ -10,6 +10,7 @@
 import { IdAllocator, MAX_ID } from './ids.js';
 import { backendId, revNatId, type DesiredFrontend, type DesiredState } from './compile.js';
 import { groupBy } from './group-by.js';
+import { indexOf, type PlanIndex } from './plan-partial.js';
 import { cidrKeyOf, clusterCidrsRole, srcRangeKeyOf, srcRangesRole } from './cidr-keys.js';
 import {
   FE_AFFINITY, roleOf,
@@ -45,6 +46,9 @@ export interface AppliedState {
   /** entries found in the kernel that nothing references: the next plan deletes them */
   readonly stale: Stale;
   readonly ids: { readonly svc: IdAllocator; readonly backend: IdAllocator; readonly revnat: IdAllocator };
+  /** Set by a full plan, kept by partial ones (plan-partial.ts); absent in state read back
+   * from the kernel, whose next plan is a full one. */
+  readonly index?: PlanIndex;
 }
 
 /** An id-keyed entry and the address that says which family's map holds it. */
@@ -257,7 +261,7 @@ export function plan(applied: AppliedState, desired: DesiredState): Plan {
     writes: ordered.reduce((n, s) => n + s.keys.length, 0),
     next: {
       frontends, sets, backends, revnats, config: desired.config, config6: desired.config6, clusterCIDRs: desired.clusterCIDRs,
-      stale: NO_STALE, ids,
+      stale: NO_STALE, ids, index: indexOf({ frontends, sets, backends }, desired),
     },
   };
 }

@@ -5,7 +5,7 @@ import { addressBytes } from '../../model/cidr.js';
 import { decodeAll, encodeAll, u32Codec, u64Codec } from './codec.js';
 import type { MapIO } from './apply.js';
 import { MAPS, SCOPE_HOST } from './maps.js';
-import type { DesiredState } from './compile.js';
+import type { DesiredFrontend } from './compile.js';
 
 /** Words of kx_vip_bloom and kx_port_bits (KX_VIP_BLOOM_WORDS, KX_PORT_WORDS). */
 export const PREFILTER_WORDS = { vipBloom: 65536, portBits: 1024 } as const;
@@ -41,9 +41,10 @@ export class Prefilter {
   addBackendPort(port: number): void {
     this.set('portBits', port);
   }
-  /** Every frontend address and backend port of a desired state. */
-  addDesired(desired: DesiredState): void {
-    for (const fe of desired.frontends.values()) {
+  /** Every frontend address and backend port of desired frontends (a state's, or those a
+   *  partial plan writes). */
+  addDesired(frontends: Iterable<DesiredFrontend>): void {
+    for (const fe of frontends) {
       if (fe.key.scope === SCOPE_HOST) continue; // no packet is ever addressed to it here
       this.addFrontend(fe.key.addr);
       for (const b of fe.backends) this.addBackendPort(b.port);

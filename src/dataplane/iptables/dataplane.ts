@@ -6,6 +6,7 @@ import { deleteConntrack } from '../../kernel/conntrack.js';
 import { Iptables, type IptablesBackend } from '../../kernel/iptables.js';
 import { ensureSysctl } from '../../kernel/sysctl.js';
 import type { ProxyState } from '../../model/types.js';
+import { changedSince } from '../../model/tracker.js';
 import { KP } from '../../observe/kube-proxy-metrics.js';
 import type { Metrics } from '../../observe/metrics.js';
 import { staleUdpConntrack } from '../conntrack.js';
@@ -24,13 +25,6 @@ export interface IptablesDataplaneOptions {
   readonly staleChainScanPeriodMs: number;
 }
 
-/** The Services of `next` that differ from `applied` (the tracker's change set), or null when
- *  the two are not consecutive snapshots: then everything is rewritten. */
-export function changedSince(applied: ProxyState, next: ProxyState): ReadonlySet<string> | null {
-  if (next === applied) return new Set();
-  if (applied.generation === undefined || next.changes?.since !== applied.generation) return null;
-  return next.changes.services;
-}
 
 class FamilyProxier {
   private needFullSync = true;
