@@ -16,7 +16,8 @@
 //  - eBPF, full sync into empty maps: a fresh object load per trial (untimed), then read back
 //    the (empty) maps, compile, plan, apply — as EbpfDataplane.start() + sync() do.
 //  - eBPF, full resync: maps read back, compile, plan against them (nothing to write), apply.
-//  - eBPF, partial: the same endpoint change: compile, plan against the state in memory, apply.
+//  - eBPF, partial: the same endpoint change: compile, the partial plan of the changed Service
+//    against the state in memory (plan-partial.ts, as the controller's sync), apply.
 //
 // Each figure is the median of TRIALS runs, with min and max. A full iptables sync whose restore
 // takes longer than FULL_BUDGET_S is not repeated (at that size: one initial, one resync):
@@ -44,6 +45,7 @@ import { compile, type CompileMemo, type EbpfNodeConfig } from '../src/dataplane
 import { CONTROLLED_MAPS } from '../src/dataplane/ebpf/dataplane.js';
 import { KernelMaps } from '../src/dataplane/ebpf/kernel-maps.js';
 import { plan, type AppliedState } from '../src/dataplane/ebpf/plan.js';
+import { planPartial } from '../src/dataplane/ebpf/plan-partial.js';
 import { appliedFromMaps } from '../src/dataplane/ebpf/readback.js';
 import { KX_OBJ, REPO, ensureBpffs, uniquePinRoot } from '../test/bpf/fixture.js';
 import { makeEndpointSlice, makeService, objects, type Json } from '../test/unit/helpers/kube-objects.js';
@@ -59,7 +61,8 @@ const SIZES = envNumbers('KXBENCH_SIZES', [1_000, 10_000]);
 const TRIALS = envNumbers('KXBENCH_TRIALS', [3])[0]!;
 const FULL_BUDGET_S = envNumbers('KXBENCH_FULL_BUDGET_S', [180])[0]!;
 const RESTORE_TIMEOUT_S = envNumbers('KXBENCH_RESTORE_TIMEOUT_S', [3600])[0]!;
-const BACKENDS: IptablesBackend[] = (process.env['KXBENCH_IPTABLES_BACKENDS'] ?? 'nft,legacy').split(',').map((s) => {
+// empty: the eBPF stages only
+const BACKENDS: IptablesBackend[] = (process.env['KXBENCH_IPTABLES_BACKENDS'] ?? 'nft,legacy').split(',').filter((s) => s.trim() !== '').map((s) => {
   const b = s.trim();
   if (b !== 'nft' && b !== 'legacy') throw new Error(`KXBENCH_IPTABLES_BACKENDS: unknown backend ${b}`);
   return b;
@@ -421,12 +424,18 @@ class ScratchPins {
 }
 
 /** compile → plan → apply against `applied` (null: read the maps back first, as a full sync does);
- *  `memo` is the controller's per-port compile memo (cold for a first sync). */
-function ebpfSync(maps: KernelMaps, state: ProxyState, applied: AppliedState | null, rec: Recorder, memo: CompileMemo): AppliedState {
+ *  `memo` is the controller's per-port compile memo (cold for a first sync). `changed`: the
+ *  Services the change set names: the partial plan, as the controller's sync takes it. */
+function ebpfSync(maps: KernelMaps, state: ProxyState, applied: AppliedState | null, rec: Recorder, memo: CompileMemo, changed?: ReadonlySet<string>): AppliedState {
   const [base, readMs] = applied ? [applied, 0] : timed(() => appliedFromMaps(readMaps(maps)));
   const [{ desired, problems }, compileMs] = timed(() => compile(state, EBPF_NODE, memo));
   if (problems.length) throw new Error(`compile problems: ${problems.slice(0, 3).map((p) => p.reason).join('; ')}`);
-  const [p, planMs] = timed(() => plan(base, desired));
+  const [p, planMs] = timed(() => {
+    if (!changed) return plan(base, desired);
+    const partial = planPartial(base, desired, changed, () => true);
+    if (!partial) throw new Error('the partial plan refused a one-endpoint change');
+    return partial;
+  });
   const [, applyMs] = timed(() => applyPlan(maps, p));
   rec.add(readMs, compileMs, planMs, applyMs, p.writes);
   return p.next;
@@ -469,7 +478,7 @@ function ebpf(pins: ScratchPins, w: Workload): EbpfResult {
     let cur = w.full;
     for (let t = 0; t < TRIALS * 2; t++) {
       const next = cur === w.full ? w.minus : w.full;
-      applied = ebpfSync(maps, next, applied, partial, kept!.memo);
+      applied = ebpfSync(maps, next, applied, partial, kept!.memo, new Set([w.changed]));
       cur = next;
     }
     const pr = partial.result();
@@ -570,7 +579,7 @@ function main(): void {
       iptables_failed: 'a restore that failed or ran past restore_timeout_s: stage, time, exit and stderr; that backend\'s later stages at that size are skipped',
       ebpf_full_initial: 'fresh object load (untimed) into a scratch pin dir, then readMaps + appliedFromMaps (read), compile, plan, applyPlan (one batch call per map and operation)',
       ebpf_full_resync: 'the maps already hold the state: read back, compile (the per-port memo warm, as in the controller), plan (0 writes), apply',
-      ebpf_partial: 'compile (memo: only the changed port recompiled) + plan against the applied state in memory + apply; TRIALS changes each way',
+      ebpf_partial: 'compile (memo: only the changed port recompiled) + the partial plan of the changed Service against the applied state in memory + apply; TRIALS changes each way',
       timings: 'wall-clock ms (performance.now); iptables restore/save include spawning nsenter + the binary (see spawn_overhead_ms); median, min, max of the trials',
     },
     scenarios,

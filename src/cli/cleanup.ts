@@ -12,16 +12,16 @@ import { Libkx } from '../kernel/libkx.js';
 import type { Logger } from 'pino';
 import { createLogger } from '../observe/log.js';
 
-export function cleanup(argv: string[]): void {
+export async function cleanup(argv: string[]): Promise<void> {
   const { values } = readFlags(argv, {
     'bpf-pin-dir': { type: 'string', default: DEFAULT_PIN_DIR },
     'pod-interfaces': RUN_FLAGS['pod-interfaces']!,
   });
-  cleanupNode(values['bpf-pin-dir'] as string, values['pod-interfaces'] as string[], createLogger());
+  await cleanupNode(values['bpf-pin-dir'] as string, values['pod-interfaces'] as string[], createLogger());
 }
 
 /** Also kube-proxy's `--cleanup` (`kube-xdp --cleanup`, run.ts). */
-export function cleanupNode(pinDir: string, podInterfaces: string[], log: Logger): void {
+export async function cleanupNode(pinDir: string, podInterfaces: string[], log: Logger): Promise<void> {
   cleanupPins(new Libkx(), pinDir, podInterfaces, log);
   // inspect's names for the state removed
   removeOwnerFile(ownerFileForPins(pinDir));
@@ -30,7 +30,7 @@ export function cleanupNode(pinDir: string, podInterfaces: string[], log: Logger
     for (const backend of ['nft', 'legacy'] as const) {
       const ipt = new Iptables(family, backend);
       if (!ipt.available()) continue;
-      const removed = cleanupIptables(ipt);
+      const removed = await cleanupIptables(ipt);
       if (removed.filter + removed.nat + removed.mangle > 0) log.info({ family, backend, removed }, 'removed iptables chains');
     }
   }

@@ -8,8 +8,10 @@ export interface SyncResult {
 }
 
 export interface Dataplane {
-  /** Programs the kernel for `state`; `full` re-reads the kernel first instead of trusting memory. */
-  sync(state: ProxyState, opts?: { full?: boolean }): SyncResult;
+  /** Programs the kernel for `state`; `full` re-reads the kernel first instead of trusting memory.
+   *  Long work is asynchronous (a restore of every rule), so /healthz and /metrics keep
+   *  answering; the caller runs one sync at a time (SyncRunner). */
+  sync(state: ProxyState, opts?: { full?: boolean }): SyncResult | Promise<SyncResult>;
   /** What is programmed now, read back from the kernel. */
   describe(): unknown;
   /** Periodic housekeeping between syncs (new pod interfaces, say). Returns true when the

@@ -2,7 +2,7 @@
 // idempotent chain/rule helpers kube-proxy's util/iptables offers. Runs in the caller's netns.
 import { spawnSync } from 'node:child_process';
 import type { IPFamily } from '../model/types.js';
-import { CommandError as IptablesError, runCommand as run, type CommandResult as Run } from './command.js';
+import { CommandError as IptablesError, runCommand as run, runCommandAsync as runAsync, type CommandResult as Run } from './command.js';
 
 export type IptablesBackend = 'nft' | 'legacy';
 export type Table = 'filter' | 'nat' | 'mangle';
@@ -32,10 +32,11 @@ export class Iptables {
     return a > 1 || (a === 1 && (b > 6 || (b === 6 && c >= 2)));
   }
 
-  /** `iptables-restore --noflush --counters`: only the chains named in `text` are flushed. */
-  restore(text: string): void {
+  /** `iptables-restore --noflush --counters`: only the chains named in `text` are flushed.
+   *  Asynchronous: a restore of every rule takes seconds at scale. */
+  async restore(text: string): Promise<void> {
     const bin = `${this.prefix}-restore`;
-    const r = run(bin, ['-w', '5', '--noflush', '--counters'], text);
+    const r = await runAsync(bin, ['-w', '5', '--noflush', '--counters'], text);
     if (r.code !== 0) throw new IptablesError(`${bin} --noflush --counters`, r.code, r.stderr);
   }
 

@@ -8,7 +8,7 @@ import { after, describe, it } from 'node:test';
 import { ConfigError } from '../../src/config/flags.js';
 import { parseKubeProxyConfiguration } from '../../src/config/kube-proxy-config.js';
 import { runConfig } from '../../src/config/run-config.js';
-import { effectiveNodeIPs } from '../../src/cli/run.js';
+import { effectiveNodeIPs } from '../../src/controller/controller.js';
 import { Metrics } from '../../src/observe/metrics.js';
 import { backoffDelay } from '../../src/source/kube/backoff.js';
 import { validApiServer } from '../../src/config/run-config.js';

@@ -12,13 +12,13 @@ export function cleanupRestoreText(table: Table, existing: ReadonlySet<string>):
 }
 
 /** Returns the chains removed per table. */
-export function cleanupIptables(ipt: Iptables): Record<Table, number> {
+export async function cleanupIptables(ipt: Iptables): Promise<Record<Table, number>> {
   for (const j of [...JUMP_RULES, ...IPVS_JUMP_RULES]) ipt.deleteRule(j.table, j.from, j.args);
   const removed: Record<Table, number> = { filter: 0, nat: 0, mangle: 0 };
   for (const table of ['nat', 'filter', 'mangle'] as const) {
     const text = cleanupRestoreText(table, ipt.chains(table));
     if (text === null) continue;
-    ipt.restore(text);
+    await ipt.restore(text);
     removed[table] = text.split('\n').filter((l) => l.startsWith('-X')).length;
   }
   return removed;

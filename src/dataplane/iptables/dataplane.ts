@@ -38,17 +38,17 @@ class FamilyProxier {
     private readonly metrics: Metrics) {}
 
   /** One sync, timed as kube-proxy's proxier times it (failed ones too) by full or partial. */
-  sync(state: ProxyState, full: boolean): { writes: number; partial: boolean; deleted: number; conntrack: number } {
+  async sync(state: ProxyState, full: boolean): Promise<{ writes: number; partial: boolean; deleted: number; conntrack: number }> {
     const partial = !full && !this.needFullSync && this.last !== null;
     const t0 = performance.now();
     try {
-      return this.syncOnce(state, partial);
+      return await this.syncOnce(state, partial);
     } finally {
       this.metrics.observe(partial ? KP.syncPartialProxyRulesDuration : KP.syncFullProxyRulesDuration, (performance.now() - t0) / 1000);
     }
   }
 
-  private syncOnce(state: ProxyState, partial: boolean): { writes: number; partial: boolean; deleted: number; conntrack: number } {
+  private async syncOnce(state: ProxyState, partial: boolean): Promise<{ writes: number; partial: boolean; deleted: number; conntrack: number }> {
     // Until a restore succeeds, the next sync must be full: the diff to the kernel is unknown.
     this.needFullSync = true;
     if (!partial) ensureJumpRules(this.ipt, JUMP_RULES);
@@ -61,7 +61,7 @@ class FamilyProxier {
     });
     for (const w of r.warnings) this.log.warn({ family: this.cfg.family }, w);
     try {
-      this.ipt.restore(r.text);
+      await this.ipt.restore(r.text);
     } catch (err) {
       this.metrics.inc(partial ? KP.iptablesPartialRestoreFailures : KP.iptablesRestoreFailures);
       throw err;
@@ -99,12 +99,12 @@ export class IptablesDataplane implements Dataplane {
     }
   }
 
-  sync(state: ProxyState, opts: { full?: boolean } = {}): SyncResult {
+  async sync(state: ProxyState, opts: { full?: boolean } = {}): Promise<SyncResult> {
     const detail: Record<string, unknown> = {};
     let writes = 0;
     for (const p of this.proxiers) {
       try {
-        const r = p.sync(state, opts.full ?? false);
+        const r = await p.sync(state, opts.full ?? false);
         writes += r.writes;
         detail[p.cfg.family] = r;
         this.metrics.inc('kubexdp_iptables_restore_total', 'iptables-restore runs', { family: p.cfg.family, result: 'ok', partial: String(r.partial) });

@@ -60,9 +60,9 @@ export class IpvsDataplane implements Dataplane {
     if (ensureDummy(KUBE_IPVS_DEVICE)) log.info({ device: KUBE_IPVS_DEVICE }, 'created the dummy interface for service addresses');
   }
 
-  sync(state: ProxyState, opts: { full?: boolean } = {}): SyncResult {
+  async sync(state: ProxyState, opts: { full?: boolean } = {}): Promise<SyncResult> {
     try {
-      const r = this.syncOnce(state, opts.full ?? false);
+      const r = await this.syncOnce(state, opts.full ?? false);
       this.metrics.inc('kubexdp_ipvs_sync_total', 'IPVS mode syncs', { result: 'ok' });
       return r;
     } catch (err) {
@@ -72,7 +72,7 @@ export class IpvsDataplane implements Dataplane {
     }
   }
 
-  private syncOnce(state: ProxyState, full: boolean): SyncResult {
+  private async syncOnce(state: ProxyState, full: boolean): Promise<SyncResult> {
     ensureDummy(KUBE_IPVS_DEVICE);
     const nodeAddresses = (this.opts.nodeAddresses ?? readNodeAddresses)();
     const renders = this.opts.families.map((cfg) => ({ cfg, r: renderIpvs(state, { ...cfg, nodeAddresses: nodeAddresses[cfg.family] }) }));
@@ -91,7 +91,7 @@ export class IpvsDataplane implements Dataplane {
       const ipt = this.ipt.get(cfg.family)!;
       if (full || this.needJumps) ensureJumpRules(ipt, IPVS_JUMP_RULES);
       try {
-        ipt.restore(r.iptables);
+        await ipt.restore(r.iptables);
       } catch (err) {
         this.metrics.inc(KP.iptablesRestoreFailures);
         throw err;
