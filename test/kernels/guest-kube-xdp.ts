@@ -2,7 +2,7 @@
 // controller, the lab echo server and client, and the runtime node_modules under /opt/kube-xdp,
 // so that `node /opt/kube-xdp/dist/src/cli/main.js run --mode ipvs ...` runs inside the guest.
 //
-// node_modules is the dependency closure of RUNTIME_PACKAGES only (package.json `dependencies`
+// node_modules is the dependency closure of the runtime packages only (package.json `dependencies`
 // + `optionalDependencies` found on disk, resolved as Node does: the nearest node_modules up
 // the tree first). @kubernetes/client-node (~57 MB) is left out: kube-xdp imports it only for
 // `--source kubernetes`, and the guest runs on the file source.
@@ -15,8 +15,10 @@ import { lddClosure } from './initramfs.js';
 /** Where the bundle goes in the guest. */
 export const KUBE_XDP_GUEST_DIR = '/opt/kube-xdp';
 
-/** kube-xdp's runtime dependencies (package.json) minus @kubernetes/client-node. */
-export const RUNTIME_PACKAGES = ['pino', 'yaml', '@2060.io/ffi-napi', '@2060.io/ref-napi'];
+/** kube-xdp's runtime dependencies (package.json's) minus @kubernetes/client-node: the guests
+ *  run the file source, and the client is most of the install. */
+const runtimePackages = async (root: string): Promise<string[]> =>
+  Object.keys((await readPkg(root)).dependencies ?? {}).filter((d) => d !== '@kubernetes/client-node');
 
 /** The repository root: this file is test/kernels/ in the sources, dist/test/kernels/ once built. */
 export function repoRoot(): string {
@@ -180,7 +182,7 @@ async function build(root: string, opts: KubeXdpFilesOptions): Promise<KubeXdpBu
     hostFiles.push(join(root, 'dist', 'scripts', 'gen-crc32c-tables.js')); // the fixtures' CRC32c (SCTP)
   }
 
-  const { dirs, missing } = await dependencyClosure(root, RUNTIME_PACKAGES);
+  const { dirs, missing } = await dependencyClosure(root, await runtimePackages(root));
   for (const d of dirs) hostFiles.push(...await packageFiles(d));
 
   const files: Record<string, Buffer> = {};
