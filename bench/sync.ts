@@ -16,8 +16,9 @@
 //  - eBPF, full sync into empty maps: a fresh object load per trial (untimed), then read back
 //    the (empty) maps, compile, plan, apply — as EbpfDataplane.start() + sync() do.
 //  - eBPF, full resync: maps read back, compile, plan against them (nothing to write), apply.
-//  - eBPF, partial: the same endpoint change: compile, the partial plan of the changed Service
-//    against the state in memory (plan-partial.ts, as the controller's sync), apply.
+//  - eBPF, partial: the same endpoint change: the changed Service's ports compiled into the last
+//    compile (compileChanges), the partial plan of its frontends against the state in memory
+//    (plan-partial.ts), apply — as the controller's sync.
 //
 // Each figure is the median of TRIALS runs, with min and max. A full iptables sync whose restore
 // takes longer than FULL_BUDGET_S is not repeated (at that size: one initial, one resync):
@@ -35,13 +36,13 @@ import { dirname } from 'node:path';
 import { cpus, release, totalmem } from 'node:os';
 import { Libkx } from '../src/kernel/libkx.js';
 import { chainsOf, type IptablesBackend } from '../src/kernel/iptables.js';
-import type { ProxyState } from '../src/model/types.js';
+import type { ProxyState, ServicePort } from '../src/model/types.js';
 import { masqueradeMarkFor, DEFAULT_MASQUERADE_BIT, type IptablesConfig } from '../src/dataplane/iptables/config.js';
 import { renderIptables } from '../src/dataplane/iptables/render.js';
 import { JUMP_RULES } from '../src/dataplane/iptables/jumps.js';
 import { KUBE_PROXY_CANARY, serviceChains, servicePortName } from '../src/dataplane/kube-names.js';
 import { applyPlan, readMaps } from '../src/dataplane/ebpf/apply.js';
-import { compile, type CompileMemo, type EbpfNodeConfig } from '../src/dataplane/ebpf/compile.js';
+import { compile, compileChanges, type Compiled, type CompileMemo, type DesiredFrontend, type EbpfNodeConfig } from '../src/dataplane/ebpf/compile.js';
 import { CONTROLLED_MAPS } from '../src/dataplane/ebpf/dataplane.js';
 import { KernelMaps } from '../src/dataplane/ebpf/kernel-maps.js';
 import { plan, type AppliedState } from '../src/dataplane/ebpf/plan.js';
@@ -426,13 +427,19 @@ class ScratchPins {
 /** compile → plan → apply against `applied` (null: read the maps back first, as a full sync does);
  *  `memo` is the controller's per-port compile memo (cold for a first sync). `changed`: the
  *  Services the change set names: the partial plan, as the controller's sync takes it. */
-function ebpfSync(maps: KernelMaps, state: ProxyState, applied: AppliedState | null, rec: Recorder, memo: CompileMemo, changed?: ReadonlySet<string>): AppliedState {
+function ebpfSync(maps: KernelMaps, state: ProxyState, applied: AppliedState | null, rec: Recorder, memo: CompileMemo,
+  changed?: { services: ReadonlySet<string>; ports: readonly ServicePort[]; compiled: { last: Compiled | null } }): AppliedState {
   const [base, readMs] = applied ? [applied, 0] : timed(() => appliedFromMaps(readMaps(maps)));
-  const [{ desired, problems }, compileMs] = timed(() => compile(state, EBPF_NODE, memo));
+  const [compiled, compileMs] = timed(() => {
+    const inc = changed?.compiled.last ? compileChanges(changed.compiled.last, changed, EBPF_NODE, memo) : null;
+    return inc ?? compile(state, EBPF_NODE, memo);
+  });
+  if (changed) changed.compiled.last = compiled;
+  const { desired, problems } = compiled;
   if (problems.length) throw new Error(`compile problems: ${problems.slice(0, 3).map((p) => p.reason).join('; ')}`);
   const [p, planMs] = timed(() => {
     if (!changed) return plan(base, desired);
-    const partial = planPartial(base, desired, changed, () => true);
+    const partial = planPartial(base, desired, changed.services, () => true, 'changedFrontends' in compiled ? compiled.changedFrontends as DesiredFrontend[] : undefined);
     if (!partial) throw new Error('the partial plan refused a one-endpoint change');
     return partial;
   });
@@ -476,9 +483,12 @@ function ebpf(pins: ScratchPins, w: Workload): EbpfResult {
     const partial = new Recorder();
     let applied = kept!.applied;
     let cur = w.full;
+    const last = { last: compile(cur, EBPF_NODE, kept!.memo) as Compiled | null };
     for (let t = 0; t < TRIALS * 2; t++) {
       const next = cur === w.full ? w.minus : w.full;
-      applied = ebpfSync(maps, next, applied, partial, kept!.memo, new Set([w.changed]));
+      // the change set the tracker hands over: the Service and its ports in the new state
+      const ports = next.services.filter((sp) => `${sp.namespace}/${sp.name}` === w.changed);
+      applied = ebpfSync(maps, next, applied, partial, kept!.memo, { services: new Set([w.changed]), ports, compiled: last });
       cur = next;
     }
     const pr = partial.result();

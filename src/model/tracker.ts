@@ -26,12 +26,16 @@ export const portId = (namespace: string, name: string, port: string): string =>
 export const serviceOfPort = (id: string): string => id.slice(0, id.lastIndexOf(':'));
 
 /** The Services (namespace/name) of `next` that differ from `applied` (the tracker's change
- *  set), or null when the two are not consecutive snapshots: then everything is rewritten. */
-export function changedSince(applied: ProxyState, next: ProxyState): ReadonlySet<string> | null {
-  if (next === applied) return new Set();
+ *  set) and their ports in `next`, or null when the two are not consecutive snapshots: then
+ *  everything is rewritten. */
+export function changesSince(applied: ProxyState, next: ProxyState): { services: ReadonlySet<string>; ports: readonly ServicePort[] } | null {
+  if (next === applied) return { services: new Set(), ports: [] };
   if (applied.generation === undefined || next.changes?.since !== applied.generation) return null;
-  return next.changes.services;
+  return next.changes;
 }
+
+/** The Services changesSince names, or null. */
+export const changedSince = (applied: ProxyState, next: ProxyState): ReadonlySet<string> | null => changesSince(applied, next)?.services ?? null;
 
 export interface TrackerOptions {
   /** Called for every problem found in an incoming object (the caller logs and counts). */
@@ -160,7 +164,8 @@ export class ChangeTracker {
       // the previous order without the changed Services, then theirs put in place
       const kept = last.state.services.filter((sp) => !changed.has(`${sp.namespace}/${sp.name}`));
       const fresh = [...changed].flatMap((key) => ports.get(key) ?? []);
-      state = deepFreeze({ services: mergeSorted(kept, sortPorts(fresh)), generation, changes: { since: last.state.generation!, services: changed } });
+      const sorted = sortPorts(fresh);
+      state = deepFreeze({ services: mergeSorted(kept, sorted), generation, changes: { since: last.state.generation!, services: changed, ports: sorted } });
     }
     this.previous.clear();
     this.last = { node: deepFreeze(structuredClone(node)), state, ports };

@@ -79,7 +79,11 @@ export interface ProxyState {
   /** The Services ("namespace/name") that differ from snapshot `since`; absent: everything may
    *  differ (the first snapshot, or new node facts). A dataplane that applied `since` redoes
    *  only these. */
-  readonly changes?: { readonly since: number; readonly services: ReadonlySet<string> };
+  readonly changes?: {
+    readonly since: number; readonly services: ReadonlySet<string>;
+    /** Those Services' ports in this state (rebuilt objects): what a dataplane recompiles. */
+    readonly ports: readonly ServicePort[];
+  };
 }
 
 // ---- sources → tracker ------------------------------------------------------------------

@@ -5,7 +5,7 @@
 // checked for what a packet between two steps could see.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compile, type CompileMemo, type DesiredState } from '../../src/dataplane/ebpf/compile.js';
+import { compile, compileChanges, type Compiled, type CompileMemo, type DesiredState } from '../../src/dataplane/ebpf/compile.js';
 import { emptyApplied, plan, type AppliedState, type Plan } from '../../src/dataplane/ebpf/plan.js';
 import { planPartial } from '../../src/dataplane/ebpf/plan-partial.js';
 import { applyPlan, readMaps } from '../../src/dataplane/ebpf/apply.js';
@@ -92,7 +92,7 @@ function randomPort(r: ReturnType<typeof prng>, i: number, version: number): Ser
   });
 }
 
-test('partial plans after any sequence of port adds, changes, no-ops and removals program what a full plan would; the full plan after them writes nothing', () => {
+test('incremental compiles and partial plans after any sequence of port adds, changes, no-ops and removals program what a full compile and plan would; the full plan after them writes nothing', () => {
   for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
     const r = prng(seed);
     const memo: CompileMemo = new WeakMap();
@@ -100,10 +100,11 @@ test('partial plans after any sequence of port adds, changes, no-ops and removal
     for (let i = 0; i < 12; i++) if (r.next() < 0.7) ports.set(i, randomPort(r, i, 0));
     const stateOf = () => ({ services: [...ports.entries()].sort(([a], [b]) => a - b).map(([, sp]) => sp) });
     const mem = new MemoryMaps();
-    let d: DesiredState = compile(stateOf(), node, memo).desired;
+    let compiled: Compiled = compile(stateOf(), node, memo);
+    let d: DesiredState = compiled.desired;
     let applied: AppliedState = plan(emptyApplied(), d).next;
     applyPlan(mem, plan(emptyApplied(), d));
-    let partials = 0, fallbacks = 0;
+    let partials = 0, fallbacks = 0, incremental = 0;
     for (let step = 1; step <= 40; step++) {
       const dirty = new Set<string>();
       for (let n = r.int(1, 4); n > 0; n--) {
@@ -115,22 +116,32 @@ test('partial plans after any sequence of port adds, changes, no-ops and removal
         else ports.set(i, randomPort(r, i, step));
         dirty.add(`default/svc${i}`);
       }
-      d = compile(stateOf(), node, memo).desired;
       const label = `seed ${seed}, step ${step}`;
+      const fresh = compile(stateOf(), node); // no memo: from scratch
+      const changedPorts = stateOf().services.filter((sp) => dirty.has(`${sp.namespace}/${sp.name}`));
+      const inc = compileChanges(compiled, { services: dirty, ports: changedPorts }, node, memo);
+      compiled = inc ?? compile(stateOf(), node, memo);
+      if (inc) {
+        incremental++;
+        assert.deepEqual(compiled.desired, fresh.desired, `${label}: the incremental compile equals a full one`);
+        assert.deepEqual(inc.changedFrontends.map((fe) => fe.id).sort(), [...fresh.desired.frontends.values()].filter((fe) => dirty.has(fe.service.slice(0, fe.service.lastIndexOf(':')))).map((fe) => fe.id).sort(), `${label}: the changed frontends`);
+      }
+      d = compiled.desired;
       const full = plan(applied, d); // pure: computed on the state before the partial plan takes it over
-      const p = planPartial(applied, d, dirty, fits);
+      const p = planPartial(applied, d, dirty, fits, inc?.changedFrontends);
       if (!p) { fallbacks++; applyStepwise(mem, full, label); applied = full.next; continue; }
       partials++;
       assert.deepEqual(p.steps.map((s) => `${s.op} ${s.map}:${s.keys.length}`).sort(), full.steps.map((s) => `${s.op} ${s.map}:${s.keys.length}`).sort(), `${label}: the same operations as the full plan`);
       applyStepwise(mem, p, label);
       applied = p.next;
-      const fresh = new MemoryMaps();
-      applyPlan(fresh, plan(emptyApplied(), d));
-      const got = served(mem), want = served(fresh);
+      const scratch = new MemoryMaps();
+      applyPlan(scratch, plan(emptyApplied(), d));
+      const got = served(mem), want = served(scratch);
       assert.deepEqual(got.view, want.view, `${label}: what the maps serve`);
       assert.deepEqual(got.garbage, NO_GARBAGE, `${label}: entries nothing reaches`);
     }
     assert.ok(partials > 25, `seed ${seed}: ${partials} partial plans, ${fallbacks} full`);
+    assert.ok(incremental > 10, `seed ${seed}: ${incremental} incremental compiles`);
     // the periodic full sync reads the maps back: nothing to do
     assert.equal(plan(appliedFromMaps(readMaps(mem)), d).writes, 0, `seed ${seed}: full plan after the partial ones`);
     assert.equal(plan(applied, d).writes, 0);

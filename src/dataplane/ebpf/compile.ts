@@ -3,6 +3,7 @@
 import { canonicalAddress, cidrContains, cidrString, parseCidr, type Cidr } from '../../model/cidr.js';
 import { familyView } from '../../model/family.js';
 import type { Endpoint, IPFamily, ProxyState, ServicePort } from '../../model/types.js';
+import { serviceOfPort } from '../../model/tracker.js';
 import {
   BE_LOCAL, BE_TERMINATING, CFG_FIB_FORWARD, FE_AFFINITY, FE_LOCAL_ONLY, FE_MASQ_ALL, FE_MASQ_LOCAL, FE_MASQ_OFF_CLUSTER, FE_NODEPORT,
   FE_REJECT, FE_SRC_RANGES, PROTO_NAME, PROTO_NUMBER, SCOPE_EXT, SCOPE_HOST, SCOPE_INT,
@@ -215,8 +216,56 @@ function frontendsOf(full: ServicePort, ctx: NodeContext): DesiredFrontend[] {
  *  a sync recompiles only the ports that changed. One per node configuration. */
 export type CompileMemo = WeakMap<ServicePort, readonly DesiredFrontend[]>;
 
-export function compile(state: ProxyState, node: EbpfNodeConfig, memo?: CompileMemo): { desired: DesiredState; problems: CompileProblem[] } {
+/** What a compile produced, with the index compileChanges needs: each Service's frontends. */
+export interface Compiled {
+  readonly desired: DesiredState;
+  readonly problems: CompileProblem[];
+  readonly ofService: Map<string, DesiredFrontend[]>;
+}
+
+/** The compile of a state from `prev` (the compile of the state the change set starts from):
+ * only `changes.ports`, the changed Services' ports, are compiled; `prev`'s frontends map and
+ * index are updated in place (prev is handed over), and their frontends are returned too. Null
+ * when a full compile is needed: prev had problems (a frontend two ports claim: which one wins
+ * depends on every port), or a changed port claims a frontend another port holds. */
+export function compileChanges(prev: Compiled, changes: { services: ReadonlySet<string>; ports: readonly ServicePort[] }, node: EbpfNodeConfig, memo: CompileMemo)
+  : (Compiled & { readonly changedFrontends: readonly DesiredFrontend[] }) | null {
+  if (prev.problems.length > 0) return null;
+  const changed = changes.services;
+  const ctx = nodeContext(node);
+  const fresh = changes.ports.map((sp) => {
+    const own = memo.get(sp) ?? frontendsOf(sp, ctx);
+    memo.set(sp, own);
+    return own;
+  });
+  const frontends = prev.desired.frontends as Map<string, DesiredFrontend>;
+  const gone = [...changed].flatMap((svc) => prev.ofService.get(svc) ?? []);
+  for (const fe of gone) frontends.delete(fe.id);
+  const added: DesiredFrontend[] = [];
+  for (const own of fresh) {
+    for (const fe of own) {
+      if (frontends.has(fe.id)) { // another port's: put back what was there and start over
+        for (const a of added) frontends.delete(a.id);
+        for (const g of gone) frontends.set(g.id, g);
+        return null;
+      }
+      frontends.set(fe.id, fe);
+      added.push(fe);
+    }
+  }
+  for (const svc of changed) prev.ofService.delete(svc);
+  for (const fe of added) {
+    const svc = serviceOfPort(fe.service);
+    const list = prev.ofService.get(svc);
+    if (list) list.push(fe);
+    else prev.ofService.set(svc, [fe]);
+  }
+  return { desired: prev.desired, problems: [], ofService: prev.ofService, changedFrontends: added };
+}
+
+export function compile(state: ProxyState, node: EbpfNodeConfig, memo?: CompileMemo): Compiled {
   const frontends = new Map<string, DesiredFrontend>();
+  const ofService = new Map<string, DesiredFrontend[]>();
   const problems: CompileProblem[] = [];
   const ctx = nodeContext(node);
   for (const sp of state.services) {
@@ -225,10 +274,14 @@ export function compile(state: ProxyState, node: EbpfNodeConfig, memo?: CompileM
       own = frontendsOf(sp, ctx);
       memo?.set(sp, own);
     }
+    const svc = `${sp.namespace}/${sp.name}`;
     for (const fe of own) {
       const owner = frontends.get(fe.id);
       if (!owner) {
         frontends.set(fe.id, fe);
+        const list = ofService.get(svc);
+        if (list) list.push(fe);
+        else ofService.set(svc, [fe]);
         continue;
       }
       const reason = `${PROTO_NAME[fe.key.proto]} ${fe.key.addr}:${fe.key.port} is already served by ${owner.service}`;
@@ -243,5 +296,6 @@ export function compile(state: ProxyState, node: EbpfNodeConfig, memo?: CompileM
       clusterCIDRs: FAMILIES.flatMap((f) => cidrsOf(node.clusterCIDRs, f).map(cidrString)),
     },
     problems,
+    ofService,
   };
 }

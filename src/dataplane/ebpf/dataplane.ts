@@ -8,7 +8,7 @@ import type { Dataplane, SyncResult } from '../types.js';
 import { applyPlan, readMaps } from './apply.js';
 import { admit, capacityLimits, mapUsage, type Admission, type CapacityLimits } from './capacity.js';
 import { KX_LIMITS } from './limits.js';
-import { compile, type CompileMemo, type DesiredState, type EbpfNodeConfig } from './compile.js';
+import { compile, compileChanges, type Compiled, type CompileMemo, type DesiredFrontend, type DesiredState, type EbpfNodeConfig } from './compile.js';
 import { describeMaps, type Description } from './describe.js';
 import { KernelMaps } from './kernel-maps.js';
 import { CT_GC_PROGRAM, Loader, type LoaderOptions } from './loader.js';
@@ -17,7 +17,7 @@ import { decodeAll } from './codec.js';
 import { Prefilter } from './prefilter.js';
 import { plan, type AppliedState } from './plan.js';
 import { planPartial, type UsageDelta } from './plan-partial.js';
-import { changedSince } from '../../model/tracker.js';
+import { changesSince } from '../../model/tracker.js';
 import { appliedFromMaps } from './readback.js';
 
 export type EbpfOptions = LoaderOptions & EbpfNodeConfig & {
@@ -47,6 +47,7 @@ export class EbpfDataplane implements Dataplane {
   /** The state the maps were last synced to, the admitted maps' entry counts then, and how many
    *  Service ports that sync left out: what decides whether the next sync may be partial. */
   private synced: ProxyState | null = null;
+  private compiled: Compiled | null = null;
   private usage: Record<keyof CapacityLimits, number> | null = null;
   private leftOut = 0;
 
@@ -122,15 +123,20 @@ export class EbpfDataplane implements Dataplane {
     const maps = this.requireMaps();
     // Only what changed since the last sync, when it left no Service out (admission may then
     // find room for one) and the applied state is the planner's own (not read back).
-    const changed = !opts.full && this.synced && this.leftOut === 0 && this.applied?.index ? changedSince(this.synced, state) : null;
+    const changes = !opts.full && this.synced && this.leftOut === 0 && this.applied?.index ? changesSince(this.synced, state) : null;
+    const changed = changes?.services ?? null;
     if (opts.full || !this.applied) this.applied = appliedFromMaps(readMaps(maps));
-    const { desired, problems } = compile(state, this.node, this.memo);
+    // only the changed Services' ports when the change set allows (compileChanges)
+    const incremental = changes && this.compiled ? compileChanges(this.compiled, changes, this.node, this.memo) : null;
+    const compiled = incremental ?? compile(state, this.node, this.memo);
+    this.compiled = compiled;
+    const { desired, problems } = compiled;
     for (const p of problems) {
       this.log.warn({ service: p.service }, `service not programmed: ${p.reason}`);
       this.metrics.inc('kubexdp_service_errors_total', 'Service ports the dataplane could not program', { reason: 'compile' });
     }
     const limits = this.opts.limits ?? capacityLimits(this.opts.mapSizes ?? KX_LIMITS);
-    const partial = changed && this.syncPartial(maps, desired, changed, limits);
+    const partial = changed && this.syncPartial(maps, desired, changed, limits, incremental?.changedFrontends);
     if (partial) {
       this.synced = state;
       return this.finish(state, limits, partial.writes, { ...partial.detail, problems: problems.length, servicesLeftOut: 0 });
@@ -170,13 +176,13 @@ export class EbpfDataplane implements Dataplane {
 
   /** The changed Services' frontends planned alone (plan-partial.ts), or null when a full plan
    *  is needed. */
-  private syncPartial(maps: KernelMaps, desired: DesiredState, changed: ReadonlySet<string>, limits: CapacityLimits)
+  private syncPartial(maps: KernelMaps, desired: DesiredState, changed: ReadonlySet<string>, limits: CapacityLimits, changedFrontends?: readonly DesiredFrontend[])
     : { writes: number; detail: Record<string, unknown> } | null {
     const usage = this.usage!;
     const fits = (adds: UsageDelta) => (Object.entries(adds) as [keyof CapacityLimits, number][]).every(([role, n]) => usage[role] + n <= limits[role]);
     let writes = 0;
     try {
-      const p = planPartial(this.applied!, desired, changed, fits);
+      const p = planPartial(this.applied!, desired, changed, fits, changedFrontends);
       if (!p) return null;
       this.prefilter.addDesired(p.planned);
       writes += this.prefilter.writeTo(maps);

@@ -78,18 +78,22 @@ export interface PartialPlan extends Plan {
 }
 
 /** `changed`: the Services (namespace/name) changed since `applied` was planned, as
- * ProxyState.changes names them. `fits`: whether the maps can take `adds` more entries at the
- * sync's peak (writes come before deletes); an upper bound is asked, a refusal means a full
- * plan with admission. */
-export function planPartial(applied: AppliedState, desired: DesiredState, changed: ReadonlySet<string>, fits: (adds: UsageDelta) => boolean): PartialPlan | null {
-  const dirty = { has: (port: string) => changed.has(serviceOfPort(port)) };
+ * ProxyState.changes names them; `changedFrontends`: their frontends in `desired` when the
+ * caller has them (compileChanges), else they are looked for. `fits`: whether the maps can
+ * take `adds` more entries at the sync's peak (writes come before deletes); an upper bound is
+ * asked, a refusal means a full plan with admission. */
+export function planPartial(applied: AppliedState, desired: DesiredState, changed: ReadonlySet<string>, fits: (adds: UsageDelta) => boolean,
+  changedFrontends?: readonly DesiredFrontend[]): PartialPlan | null {
+  // a port's frontends come one after another: its answer is kept for the next
+  let lastPort = '', lastDirty = false;
+  const dirty = { has: (port: string) => (port === lastPort ? lastDirty : (lastPort = port, lastDirty = changed.has(serviceOfPort(port)))) };
   const index = applied.index;
   if (!index || !sameRecord(applied.config, desired.config) || !sameRecord(applied.config6, desired.config6)
     || applied.clusterCIDRs.join() !== desired.clusterCIDRs.join()) return null;
 
   const before: string[] = [...changed].flatMap((svc) => index.frontendsOf.get(svc) ?? []);
-  const after: DesiredFrontend[] = [];
-  for (const fe of desired.frontends.values()) if (dirty.has(fe.service)) after.push(fe);
+  const after: DesiredFrontend[] = changedFrontends ? [...changedFrontends] : [];
+  if (!changedFrontends) for (const fe of desired.frontends.values()) if (dirty.has(fe.service)) after.push(fe);
   // A frontend moving between a changed port and an unchanged one (a claim two ports make):
   // the unchanged one would need replanning too.
   for (const id of before) {
