@@ -109,7 +109,7 @@ describe('deploy/kube-xdp.yaml', () => {
     assert.equal(one('DaemonSet').spec.template.spec.serviceAccountName, sa.metadata.name);
   });
 
-  it('runs a privileged host-network pod on every node', () => {
+  it('runs a host-network pod on every node', () => {
     const ds = one('DaemonSet');
     const pod = checkNodeDaemonSet(ds);
     assert.deepEqual(ds.spec.updateStrategy, { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1 } });
@@ -118,7 +118,7 @@ describe('deploy/kube-xdp.yaml', () => {
     assert.deepEqual(pod.containers.map((c: Obj) => c.name), [NAME]);
     const c = container(ds, NAME);
     assert.equal(c.image, `ghcr.io/kube-xdp/kube-xdp:${JSON.parse(read('package.json')).version}`, 'image tag = package.json version');
-    assert.equal(c.securityContext?.privileged, true);
+    assert.equal(c.securityContext?.privileged, false, 'the main container is not privileged');
     assert.deepEqual(c.resources?.requests, { cpu: '100m', memory: '128Mi' });
   });
 
@@ -163,11 +163,35 @@ describe('deploy/kube-xdp.yaml', () => {
     assert.deepEqual(mountAt(pod, c, '/run/kube-xdp/cgroupv2').volume.hostPath, { path: '/run/kube-xdp/cgroupv2', type: 'DirectoryOrCreate' });
   });
 
-  it('mounts bpffs (Bidirectional), the xtables lock and the kernel modules from the host', () => {
+  it('gives the main container a capability list (each justified), only the init containers are privileged', () => {
+    const ds = one('DaemonSet');
+    const pod = ds.spec.template.spec as Obj;
+    const c = container(ds, NAME);
+    const sc = c.securityContext as Obj;
+    assert.equal(sc.allowPrivilegeEscalation, false);
+    assert.deepEqual(sc.capabilities.drop, ['ALL']);
+    // test/lab/capabilities.test.ts runs the controller with exactly this list.
+    assert.deepEqual(sc.capabilities.add, ['BPF', 'PERFMON', 'NET_ADMIN', 'NET_RAW', 'SYS_RESOURCE']);
+    assert.ok(!(sc.capabilities.add as string[]).includes('SYS_ADMIN'), 'no CAP_SYS_ADMIN');
+    const text = read('deploy/kube-xdp.yaml');
+    for (const cap of sc.capabilities.add as string[]) {
+      assert.match(text, new RegExp(`^\\s+- ${cap} # \\S.{10,}$`, 'm'), `${cap}: a comment justifying it on its line`);
+    }
+    for (const x of pod.containers as Obj[]) assert.notEqual(x.securityContext?.privileged, true, `${x.name} is not privileged`);
+    assert.ok((pod.initContainers as Obj[]).every((x) => x.securityContext?.privileged === true), 'the init containers (they mount, write /proc/sys) are privileged');
+    // /proc/sys is read-only unprivileged: an init container sets accept_local on the same interfaces.
+    const env = (x: Obj) => (x.env as Obj[]).find((e) => e.name === 'KUBE_XDP_EXTERNAL_INTERFACES')?.value;
+    const sysctls = (pod.initContainers as Obj[]).find((x) => x.name === 'net-sysctls');
+    assert.ok(sysctls, 'a net-sysctls init container');
+    assert.equal(env(sysctls), env(c), 'same external interfaces as the kube-xdp container');
+    assert.match((sysctls.command as string[]).join(' '), /accept_local/);
+  });
+
+  it('mounts bpffs (HostToContainer: Bidirectional needs privileged), the xtables lock and the kernel modules from the host', () => {
     const pod = one('DaemonSet').spec.template.spec as Obj;
     const c = container(one('DaemonSet'), NAME);
     const bpf = mountAt(pod, c, '/sys/fs/bpf');
-    assert.equal(bpf.mount.mountPropagation, 'Bidirectional');
+    assert.equal(bpf.mount.mountPropagation, 'HostToContainer');
     assert.deepEqual(bpf.volume.hostPath, { path: '/sys/fs/bpf', type: 'DirectoryOrCreate' });
     const lock = mountAt(pod, c, '/run/xtables.lock');
     assert.deepEqual(lock.volume.hostPath, { path: '/run/xtables.lock', type: 'FileOrCreate' });
