@@ -2,11 +2,14 @@
 // Keys are slash paths ("net/ipv4/conf/eth0.100/accept_local"): interface names may hold dots.
 import { readFileSync, writeFileSync } from 'node:fs';
 
+export function readSysctl(key: string): string {
+  return readFileSync(`/proc/sys/${key}`, 'utf8').trim();
+}
+
 /** Sets a sysctl and returns its previous value, or null if it already had this value. */
 export function ensureSysctl(key: string, value: string): string | null {
-  const path = `/proc/sys/${key}`;
-  const before = readFileSync(path, 'utf8').trim();
+  const before = readSysctl(key);
   if (before === value) return null;
-  writeFileSync(path, value);
+  writeFileSync(`/proc/sys/${key}`, value);
   return before;
 }

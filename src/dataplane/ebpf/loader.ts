@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { KernelError } from '../../kernel/kernel-error.js';
 import { XDP_GENERIC, XDP_NATIVE, type Libkx } from '../../kernel/libkx.js';
 import { FEATURES, probeKernel, type ProbeReport } from '../../kernel/probe.js';
-import { ensureSysctl } from '../../kernel/sysctl.js';
+import { ensureSysctl, readSysctl } from '../../kernel/sysctl.js';
 import { MAPS, SNAT_PORTS } from './maps.js';
 import { KX_LIMITS } from './limits.js';
 import { maxEntriesByName, type MapSizes } from './map-sizes.js';
@@ -220,6 +220,9 @@ export class Loader {
    * backend on the external interface, reverse NAT of a NodePort reply on a pod veth); the
    * kernel drops those as martians unless the input interface accepts local sources. */
   private acceptLocal(ifname: string): void {
+    // The kernel accepts local sources where `all` or the interface allows it. The DaemonSet's
+    // init container sets `all` (/proc/sys is read-only to the unprivileged kube-xdp container).
+    if (readSysctl('net/ipv4/conf/all/accept_local') === '1') return;
     const before = ensureSysctl(`net/ipv4/conf/${ifname}/accept_local`, '1');
     if (before !== null) this.log.info({ interface: ifname, before }, 'set accept_local=1 (translated packets may carry the node address as source)');
   }
