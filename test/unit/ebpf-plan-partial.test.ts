@@ -13,6 +13,7 @@ import { appliedFromMaps } from '../../src/dataplane/ebpf/readback.js';
 import type { ServicePort } from '../../src/model/types.js';
 import { endpoint, servicePort } from './helpers/service.js';
 import { MemoryMaps } from './helpers/memory-maps.js';
+import { mapUsage } from '../../src/dataplane/ebpf/capacity.js';
 
 const node = { nodeAddresses: ['192.168.77.1'], clusterCIDRs: ['10.244.0.0/16'] };
 const fits = () => true;
@@ -103,6 +104,8 @@ test('incremental compiles and partial plans after any sequence of port adds, ch
     let compiled: Compiled = compile(stateOf(), node, memo);
     let d: DesiredState = compiled.desired;
     let applied: AppliedState = plan(emptyApplied(), d).next;
+    // the entry counts the dataplane keeps from the partial plans' deltas (its capacity check)
+    let usage = mapUsage(applied);
     applyPlan(mem, plan(emptyApplied(), d));
     let partials = 0, fallbacks = 0, incremental = 0;
     for (let step = 1; step <= 40; step++) {
@@ -129,11 +132,13 @@ test('incremental compiles and partial plans after any sequence of port adds, ch
       d = compiled.desired;
       const full = plan(applied, d); // pure: computed on the state before the partial plan takes it over
       const p = planPartial(applied, d, dirty, fits, inc?.changedFrontends);
-      if (!p) { fallbacks++; applyStepwise(mem, full, label); applied = full.next; continue; }
+      if (!p) { fallbacks++; applyStepwise(mem, full, label); applied = full.next; usage = mapUsage(applied); continue; }
       partials++;
       assert.deepEqual(p.steps.map((s) => `${s.op} ${s.map}:${s.keys.length}`).sort(), full.steps.map((s) => `${s.op} ${s.map}:${s.keys.length}`).sort(), `${label}: the same operations as the full plan`);
       applyStepwise(mem, p, label);
       applied = p.next;
+      for (const [role, n] of Object.entries(p.usage) as [keyof typeof usage, number][]) usage[role] += n;
+      assert.deepEqual(usage, mapUsage(applied), `${label}: the entry counts kept from the deltas`);
       const scratch = new MemoryMaps();
       applyPlan(scratch, plan(emptyApplied(), d));
       const got = served(mem), want = served(scratch);

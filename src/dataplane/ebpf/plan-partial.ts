@@ -13,6 +13,7 @@ import { groupBy } from './group-by.js';
 import { dropSet, planSet, sameRecord, StepList, type AppliedFrontend, type AppliedSet, type AppliedState, type Plan, type Planning } from './plan.js';
 import { roleOf, type BackendValue, type FamilyRole, type RevNatValue } from './maps.js';
 import { serviceOfPort } from '../../model/tracker.js';
+import type { IdAllocator } from './ids.js';
 
 /** What the partial plan needs beyond the applied maps; a full plan builds it. */
 export interface PlanIndex {
@@ -129,15 +130,14 @@ export function planPartial(applied: AppliedState, desired: DesiredState, change
   const appliedSets = applied.sets as Map<number, AppliedSet>;
   const backends = applied.backends as Map<string, { id: number; value: BackendValue }>;
   const revnats = applied.revnats as Map<string, { id: number; value: RevNatValue }>;
-  const usage: UsageDelta = {};
+  // New frontends, backends and reverse-NAT entries are exactly what `adds` counted (slots and
+  // source ranges there are upper bounds: counted below from the sets).
+  const usage: UsageDelta = Object.fromEntries(Object.entries(adds).filter(([role]) => role !== 'slots' && !role.startsWith('srcRanges')));
   // What the changed ports held, read before anything is replaced.
   const oldFrontends = new Map(before.map((id) => [id, frontends.get(id)!] as const));
   const oldRevnats = before.map((id) => index.revnatOf.get(id)!);
   const oldSets = new Map([...new Set(before.map((id) => oldFrontends.get(id)!.value.svcId))]
     .map((svcId) => [svcId, { set: appliedSets.get(svcId)!, bids: index.setBackends.get(svcId) ?? [] }] as const));
-  const hadFrontend = new Set(after.filter((fe) => frontends.has(fe.id)).map((fe) => fe.id));
-  const hadBackend = new Set([...new Set(sets.flatMap((fes) => fes[0]!.backends.map(backendId)))].filter((bid) => backends.has(bid)));
-  const hadRevnat = new Set(after.map((fe) => revNatId(fe.revNat)).filter((rid) => revnats.has(rid)));
 
   const steps = new StepList();
   const pl: Planning = {
@@ -180,30 +180,21 @@ export function planPartial(applied: AppliedState, desired: DesiredState, change
   }
   for (const rid of oldRevnats) inc(index.revnatRefs, rid, -1);
   for (const svc of changed) index.frontendsOf.delete(svc);
-  for (const fe of after) {
-    if (!hadFrontend.has(fe.id)) bump(usage, fam('frontends', fe.key.addr), 1);
-    own(index, fe);
-  }
+  for (const fe of after) own(index, fe);
 
-  // Backends and reverse-NAT entries: the new ones counted, the unreferenced ones deleted.
-  for (const bid of pl.seenBackends) if (!hadBackend.has(bid)) bump(usage, fam('backends', backends.get(bid)!.value.addr), 1);
-  for (const rid of pl.seenRevnats) if (!hadRevnat.has(rid)) bump(usage, fam('revnat', revnats.get(rid)!.value.addr), 1);
-  for (const bid of new Set([...oldSets.values()].flatMap((o) => o.bids))) {
-    if (index.backendRefs.has(bid)) continue;
-    const old = backends.get(bid)!;
-    steps.delete(roleOf('backends', old.value.addr), old.id);
-    applied.ids.backend.release(old.id);
-    backends.delete(bid);
-    bump(usage, fam('backends', old.value.addr), -1);
-  }
-  for (const rid of new Set(oldRevnats)) {
-    if (index.revnatRefs.has(rid)) continue;
-    const old = revnats.get(rid)!;
-    steps.delete(roleOf('revnat', old.value.addr), old.id);
-    applied.ids.revnat.release(old.id);
-    revnats.delete(rid);
-    bump(usage, fam('revnat', old.value.addr), -1);
-  }
+  // Backends and reverse-NAT entries the changed ports used that nothing references any more.
+  const drop = (role: 'backends' | 'revnat', entries: Map<string, { id: number; value: { addr: string } }>, refs: Map<string, number>, ids: IdAllocator, keys: Iterable<string>) => {
+    for (const key of new Set(keys)) {
+      if (refs.has(key)) continue;
+      const old = entries.get(key)!;
+      steps.delete(roleOf(role, old.value.addr), old.id);
+      ids.release(old.id);
+      entries.delete(key);
+      bump(usage, fam(role, old.value.addr), -1);
+    }
+  };
+  drop('backends', backends, index.backendRefs, applied.ids.backend, [...oldSets.values()].flatMap((o) => o.bids));
+  drop('revnat', revnats, index.revnatRefs, applied.ids.revnat, oldRevnats);
 
   const ordered = steps.ordered();
   return { steps: ordered, writes: ordered.reduce((n, s) => n + s.keys.length, 0), next: applied, usage, planned: after };
