@@ -1,5 +1,6 @@
 // Sync benchmark: what it costs to program N Services (10 endpoints each) in the iptables mode
-// (render → iptables-restore --noflush, applied in a scratch network namespace) and in the eBPF
+// (render → iptables-restore --noflush, applied in a scratch network namespace), in the nftables
+// mode (render → nft -f -, another scratch namespace; bench/sync-nftables.ts) and in the eBPF
 // mode (compile → plan → batch map writes into maps loaded from build/kube_xdp.bpf.o under a
 // scratch pin dir, no program attached), for a full sync and for a single-endpoint change.
 //
@@ -28,7 +29,7 @@
 // partial sync's result, the planner's view of the maps) fails the run.
 // Results: bench/results/sync-iptables.json and a table on stdout.
 //
-// Environment: KXBENCH_SIZES=1000,10000  KXBENCH_TRIALS=3  KXBENCH_IPTABLES_BACKENDS=nft,legacy
+// Environment: KXBENCH_SIZES=1000,10000  KXBENCH_TRIALS=3  KXBENCH_IPTABLES_BACKENDS=nft,legacy  KXBENCH_NFTABLES=1
 //   KXBENCH_FULL_BUDGET_S=180  KXBENCH_RESTORE_TIMEOUT_S=3600
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -49,6 +50,7 @@ import { plan, type AppliedState } from '../src/dataplane/ebpf/plan.js';
 import { planPartial } from '../src/dataplane/ebpf/plan-partial.js';
 import { appliedFromMaps } from '../src/dataplane/ebpf/readback.js';
 import { KX_OBJ, REPO, ensureBpffs, uniquePinRoot } from '../test/bpf/fixture.js';
+import { benchNftConfig, benchNftables, type NftResult, type NftStage } from './sync-nftables.js';
 import { makeEndpointSlice, makeService, objects, type Json } from '../test/unit/helpers/kube-objects.js';
 
 const envNumbers = (name: string, dflt: number[]): number[] => {
@@ -68,6 +70,8 @@ const BACKENDS: IptablesBackend[] = (process.env['KXBENCH_IPTABLES_BACKENDS'] ??
   if (b !== 'nft' && b !== 'legacy') throw new Error(`KXBENCH_IPTABLES_BACKENDS: unknown backend ${b}`);
   return b;
 });
+// 0: leave the nftables mode out
+const NFTABLES = process.env['KXBENCH_NFTABLES'] !== '0';
 const ENDPOINTS = 10;
 const NODEPORT_EVERY = 5; // every 5th Service is a NodePort: 2,000 at 10k fit the default 30000-32767
 const NODEPORT_BASE = 30000;
@@ -511,7 +515,7 @@ function versionOf(bin: string): string | null {
 
 interface Scenario {
   services: number; nodeport_services: number; endpoints: number; build_ms: number; snapshot_ms: number; changed_service: string;
-  iptables: IptResult[]; ebpf: EbpfResult;
+  iptables: IptResult[]; ebpf: EbpfResult; nftables?: NftResult;
 }
 
 function main(): void {
@@ -553,11 +557,12 @@ function main(): void {
       const w = workload(n);
       console.error(`${n} services: state built in ${round(w.buildMs)} ms, one-endpoint snapshot ${round(w.snapshotMs)} ms; changing ${w.changed}`);
       const ipt = usable.map((b) => iptables(ns, b, w));
+      const nft = NFTABLES ? benchNftables(w, benchNftConfig(NODE_IP, POD_CIDR), TRIALS) : undefined;
       const bpf = ebpf(pins, w);
       scenarios.push({
         services: n, nodeport_services: w.full.services.filter((s) => s.nodePort !== null).length,
         endpoints: w.full.services.reduce((s, sp) => s + sp.endpoints.length, 0), build_ms: round(w.buildMs), snapshot_ms: round(w.snapshotMs),
-        changed_service: w.changed, iptables: ipt, ebpf: bpf,
+        changed_service: w.changed, iptables: ipt, ebpf: bpf, ...(nft ? { nftables: nft } : {}),
       });
     }
   } finally {
@@ -587,6 +592,7 @@ function main(): void {
       iptables_full_resync: 'the same with every rule already in place (restore flushes and rewrites every chain)',
       iptables_partial: 'renderIptables with the tracker\'s change set (no stale-chain scan: large-cluster mode) + restore; TRIALS changes each way; the incremental snapshot that made the change set is workload.snapshot_ms',
       iptables_failed: 'a restore that failed or ran past restore_timeout_s: stage, time, exit and stderr; that backend\'s later stages at that size are skipped',
+      nftables: 'a scratch network namespace kxbench-nft-<pid> (new per full_initial trial); each stage as NftablesDataplane syncs: nft -j list chains/sets (list), renderNftablesSync (render: the transaction with kube-proxy\'s element diffing), nft -f - (nft); partial: the tracker\'s change set, TRIALS changes each way',
       ebpf_full_initial: 'fresh object load (untimed) into a scratch pin dir, then readMaps + appliedFromMaps (read), compile, plan, applyPlan (one batch call per map and operation)',
       ebpf_full_resync: 'the maps already hold the state: read back, compile (the per-port memo warm, as in the controller), plan (0 writes), apply',
       ebpf_partial: 'compile (memo: only the changed port recompiled) + the partial plan of the changed Service against the applied state in memory + apply; TRIALS changes each way',
@@ -610,6 +616,10 @@ function scaling(scenarios: Scenario[]): Scaling[] {
       ebpf_full_total: s.ebpf.full_initial.total_ms.median,
       ebpf_partial_total: s.ebpf.partial.total_ms.median,
     };
+    if (s.nftables) {
+      f['nftables_full_total'] = s.nftables.full_initial.total_ms.median;
+      f['nftables_partial_total'] = s.nftables.partial.total_ms.median;
+    }
     for (const i of s.iptables) {
       f[`${i.backend}_full_restore`] = i.full_initial?.restore_ms.median;
       f[`${i.backend}_resync_restore`] = i.full_resync?.restore_ms.median;
@@ -656,6 +666,14 @@ function table(versions: Array<{ backend: string; version: string | null }>, spa
         rows.push([svc, mode, i.failed.stage.replace('_', ' '), n(i.rules.total), '', i.failed.timed_out ? `killed after ${n(i.failed.elapsed_s)} s` : `FAILED after ${n(i.failed.elapsed_s)} s`, '-', mb(i.rules.text_bytes)]);
       }
     }
+    const t = s.nftables;
+    if (t) {
+      const nrow = (label: string, x: NftStage, writes: string) =>
+        rows.push([svc, 'nftables', label, writes, `list ${f(x.list_ms)} + render ${f(x.render_ms)}`, `nft ${f(x.nft_ms)}`, f(x.total_ms), `${n(x.text_bytes.median)} B`]);
+      nrow('full, empty table', t.full_initial, n(t.full_initial.ops.median));
+      nrow('full resync', t.full_resync, n(t.full_resync.ops.median));
+      nrow('1 endpoint', t.partial, t.partial.ops.trials.join('/'));
+    }
     const e = s.ebpf;
     rows.push([svc, 'eBPF', 'full, empty maps', n(e.full_initial.writes.median), `read ${f(e.full_initial.read_ms)} + compile ${f(e.full_initial.compile_ms)} + plan ${f(e.full_initial.plan_ms)}`, `apply ${f(e.full_initial.apply_ms)}`, f(e.full_initial.total_ms), '']);
     rows.push([svc, 'eBPF', 'full resync', n(e.full_resync.writes.median), `read ${f(e.full_resync.read_ms)} + compile ${f(e.full_resync.compile_ms)} + plan ${f(e.full_resync.plan_ms)}`, `apply ${f(e.full_resync.apply_ms)}`, f(e.full_resync.total_ms), '']);
@@ -666,7 +684,8 @@ function table(versions: Array<{ backend: string; version: string | null }>, spa
   const counts = scenarios.map((s) => {
     const i = s.iptables[0];
     const ipt = i ? `iptables ${n(i.rules.filter)} filter + ${n(i.rules.nat)} nat rules in ${n(i.rules.nat_chains)} service chains (${n(i.rules.text_lines)} restore lines)${i.kernel ? `, kernel after restore: ${n(i.kernel.filter_rules)} filter + ${n(i.kernel.nat_rules)} nat rules` : ''}; ` : '';
-    return `${n(s.services)} Services (${n(s.nodeport_services)} NodePort, ${n(s.endpoints)} endpoints): ${ipt}eBPF ${n(s.ebpf.entries.frontends)} frontends, ${n(s.ebpf.entries.backends)} backends, ${n(s.ebpf.entries.slots)} slots, ${n(s.ebpf.entries.revnat)} rev-NAT`;
+    const nft = s.nftables ? `nftables ${n(s.nftables.kernel.chains)} chains, ${n(s.nftables.kernel.rules)} rules, ${n(s.nftables.kernel.elements)} map/set elements (RSS ${s.nftables.rss_mib_after} MiB after); ` : '';
+    return `${n(s.services)} Services (${n(s.nodeport_services)} NodePort, ${n(s.endpoints)} endpoints): ${ipt}${nft}eBPF ${n(s.ebpf.entries.frontends)} frontends, ${n(s.ebpf.entries.backends)} backends, ${n(s.ebpf.entries.slots)} slots, ${n(s.ebpf.entries.revnat)} rev-NAT`;
   });
   const failures = scenarios.flatMap((s) => s.iptables.filter((i) => i.failed).map((i) => `${n(s.services)} Services, iptables-${i.backend} ${i.failed!.stage}: ${i.failed!.error}`));
   const exps = scale.map((x) => {

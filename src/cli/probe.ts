@@ -5,7 +5,7 @@ import { ConfigError, readFlags } from '../config/flags.js';
 import { RUN_FLAGS } from '../config/run-config.js';
 import { Libkx } from '../kernel/libkx.js';
 import { formatReport, probeKernel } from '../kernel/probe.js';
-import { AUTO_ORDER, checkEbpf, checkIptables, checkIpvs, type ConcreteMode, type ModeCheck } from './mode.js';
+import { AUTO_ORDER, checkEbpf, checkRuleMode, type ConcreteMode, type ModeCheck } from './mode.js';
 
 export interface AutoChoice {
   /** null: no mode can run here. */
@@ -33,7 +33,7 @@ export function probe(argv: string[]): void {
   for (const mode of AUTO_ORDER) {
     const c: ModeCheck = mode === 'ebpf'
       ? checkEbpf({ externalInterfaces: values['external-interfaces'] as string[], objectPath: values['bpf-object'] as string })
-      : { mode, unusable: mode === 'ipvs' ? checkIpvs(values['ipvs-scheduler'] as string) : checkIptables() };
+      : checkRuleMode(mode, values['ipvs-scheduler'] as string);
     checks.push(c);
     if (c.unusable === null) break;
   }

@@ -14,9 +14,9 @@ import { createLogger } from '../observe/log.js';
 import { Metrics } from '../observe/metrics.js';
 import { FileSource } from '../source/file-source.js';
 import { cleanupNode } from './cleanup.js';
-import { resolveMode } from './mode.js';
+import { resolveMode, type ConcreteMode } from './mode.js';
 
-async function makeSource(cfg: RunConfig, metrics: Metrics, log: Logger): Promise<Source> {
+async function makeSource(cfg: RunConfig, mode: ConcreteMode, metrics: Metrics, log: Logger): Promise<Source> {
   const src = cfg.source;
   if (src.kind === 'file') return new FileSource(src.path);
   // Loaded only when used: @kubernetes/client-node is most of the install and of the start time.
@@ -25,7 +25,7 @@ async function makeSource(cfg: RunConfig, metrics: Metrics, log: Logger): Promis
   log.info({ apiServer: kc.getCurrentCluster()?.server, credentials: origin }, 'watching the Kubernetes API');
   return new KubeSource(kc, {
     nodeName: cfg.proxy.nodeName, requestTimeoutMs: src.requestTimeoutMs, inactivityMs: src.inactivityMs,
-    relistPeriodMs: src.relistPeriodMs, backoff: { baseMs: 500, maxMs: src.maxBackoffMs },
+    relistPeriodMs: src.relistPeriodMs, backoff: { baseMs: 500, maxMs: src.maxBackoffMs }, serviceCIDRs: mode === 'nftables',
   }, metrics);
 }
 
@@ -73,7 +73,7 @@ export async function run(argv: string[]): Promise<void> {
   // kube-proxy's health timeout: a queued change not applied within two sync periods.
   const health = new ProxierHealth(2 * cfg.syncPeriodMs);
   const servers = await serve(cfg, metrics, health, log);
-  const source = await makeSource(cfg, metrics, log);
+  const source = await makeSource(cfg, mode, metrics, log);
   const controller = new Controller({
     cfg, log, metrics, health, source,
     dataplane: (c) => DATAPLANES[mode](c, log, metrics, checks.find((x) => x.mode === mode)!),

@@ -10,14 +10,14 @@ import { cidrFamilyOf, isObj } from '../model/k8s.js';
 import { ConfigError, suggest } from './flags.js';
 import { LOG_FORMATS, type LogFormat } from '../observe/log.js';
 
-export const PROXY_MODES = ['ebpf', 'iptables', 'ipvs', 'auto'] as const;
+export const PROXY_MODES = ['ebpf', 'iptables', 'ipvs', 'nftables', 'auto'] as const;
 export type ProxyMode = (typeof PROXY_MODES)[number];
 
 /** What kube-proxy's mode names (and "") mean to kube-xdp; null: kube-xdp's default mode. */
 export function proxyModeOf(flag: string, v: string, prefix = ''): ProxyMode | null {
   if (v === '') return null;
   if ((PROXY_MODES as readonly string[]).includes(v)) return v as ProxyMode;
-  const why = v === 'nftables' ? 'kube-xdp has no nftables mode' : v === 'kernelspace' ? 'kernelspace is the Windows mode' : 'unknown mode';
+  const why = v === 'kernelspace' ? 'kernelspace is the Windows mode' : 'unknown mode';
   throw new ConfigError(flag, `${prefix}${JSON.stringify(v)} is not supported: ${why} (want ${PROXY_MODES.join(', ')} or "")`);
 }
 
@@ -48,6 +48,9 @@ export interface KubeProxyConfiguration {
   /** logging.format: '' is kube-proxy's default, text. */
   readonly logFormat: LogFormat;
   readonly ipvs: IpvsConfiguration;
+  /** The `nftables` section (kube-proxy's KubeProxyNFTablesConfiguration), defaulted: what the
+   *  nftables mode uses instead of the iptables section's masquerade settings and periods. */
+  readonly nftables: NftablesConfiguration;
   /** Fields set to something kube-xdp does not honour, one sentence each (logged at start). */
   readonly warnings: readonly string[];
 }
@@ -63,6 +66,13 @@ export interface IpvsConfiguration {
   readonly tcpTimeoutS: number;
   readonly tcpFinTimeoutS: number;
   readonly udpTimeoutS: number;
+}
+
+export interface NftablesConfiguration {
+  readonly masqueradeAll: boolean;
+  readonly masqueradeBit: number;
+  readonly minSyncPeriodMs: number;
+  readonly syncPeriodMs: number;
 }
 
 const API_VERSION = 'kubeproxy.config.k8s.io/v1alpha1';
@@ -246,6 +256,7 @@ export function parseKubeProxyConfiguration(doc: unknown): KubeProxyConfiguratio
     verbosity: typeof section(doc, 'logging')['verbosity'] === 'number' ? section(doc, 'logging')['verbosity'] as number : 0,
     logFormat: logFormatOf(section(doc, 'logging')['format']),
     ipvs: parseIpvsSection(ipvs),
+    nftables: parseNftablesSection(section(doc, 'nftables')),
     warnings,
   };
   if (detectLocalMode !== 'ClusterCIDR') warnings.push(`detectLocalMode: ${detectLocalMode} is not supported by kube-xdp: traffic is local when its source is in clusterCIDR`);
@@ -289,6 +300,16 @@ function positive(field: string, ms: number, dflt: number): number {
 function nonNegative(field: string, ms: number, dflt: number): number {
   if (ms < 0) throw new ConfigError('config', `${field}: must be greater than or equal to 0`);
   return ms === 0 ? dflt : ms;
+}
+
+/** SetDefaults_KubeProxyConfiguration for the nftables section: bit 14, 1 s and 30 s. */
+function parseNftablesSection(nft: Obj): NftablesConfiguration {
+  return {
+    masqueradeAll: nft['masqueradeAll'] === true,
+    masqueradeBit: validMasqueradeBit(typeof nft['masqueradeBit'] === 'number' ? nft['masqueradeBit'] : 14, 'config', 'nftables.masqueradeBit: '),
+    minSyncPeriodMs: nonNegative('nftables.minSyncPeriod', durationMs(nft, 'nftables.', 'minSyncPeriod'), 1000),
+    syncPeriodMs: positive('nftables.syncPeriod', durationMs(nft, 'nftables.', 'syncPeriod'), 30_000),
+  };
 }
 
 function parseIpvsSection(ipvs: Obj): IpvsConfiguration {

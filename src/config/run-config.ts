@@ -125,18 +125,20 @@ export function proxySettings(v: Record<string, string | string[] | boolean | un
   for (const ip of nodeIPs) if (!isIP(ip)) throw new ConfigError('node-ip', `${JSON.stringify(ip)} is not an IP address`);
   const clusterCIDRs = list('cluster-cidr').length ? list('cluster-cidr') : kpc?.clusterCIDRs ?? [];
   for (const c of clusterCIDRs) if (cidrFamilyOf(c) === null) throw new ConfigError('cluster-cidr', `${JSON.stringify(c)} is not a CIDR`);
-  const nodePortAddresses = list('nodeport-addresses').length ? list('nodeport-addresses') : kpc?.nodePortAddresses ?? [];
+  const modeFlag = str('proxy-mode') !== undefined ? 'proxy-mode' : 'mode';
+  const mode = (str(modeFlag) !== undefined ? proxyModeOf(modeFlag, str(modeFlag)!) : kpc?.mode) ?? 'ebpf';
+  const givenNodePortAddresses = list('nodeport-addresses').length ? list('nodeport-addresses') : kpc?.nodePortAddresses ?? [];
+  // kube-proxy's nftables mode defaults nodePortAddresses to "primary" (the node's own IPs).
+  const nodePortAddresses = givenNodePortAddresses.length === 0 && mode === 'nftables' ? ['primary'] : givenNodePortAddresses;
   for (const c of list('nodeport-addresses')) validNodePortAddress('nodeport-addresses', c);
   const bit = str('iptables-masquerade-bit');
   const lh = str('iptables-localhost-nodeports');
-  const modeFlag = str('proxy-mode') !== undefined ? 'proxy-mode' : 'mode';
-  const mode = (str(modeFlag) !== undefined ? proxyModeOf(modeFlag, str(modeFlag)!) : kpc?.mode) ?? 'ebpf';
   const exclude = list('ipvs-exclude-cidrs').length ? list('ipvs-exclude-cidrs') : kpc?.ipvs.excludeCIDRs ?? [];
   for (const c of exclude) if (cidrFamilyOf(c) === null) throw new ConfigError('ipvs-exclude-cidrs', `${JSON.stringify(c)} is not a CIDR`);
   const scheduler = str('ipvs-scheduler');
   // Both modes' flags are checked whichever mode runs, so a typo in either is never silent.
-  const periods = (['iptables', 'ipvs'] as const).map((section) => {
-    const fromConfig = section === 'ipvs' ? kpc?.ipvs : kpc ?? undefined;
+  const periods = (['iptables', 'ipvs', 'nftables'] as const).map((section) => {
+    const fromConfig = section === 'ipvs' ? kpc?.ipvs : section === 'nftables' ? kpc?.nftables : kpc ?? undefined;
     const [sync, min] = [`${section}-sync-period`, `${section}-min-sync-period`];
     const syncPeriodMs = str(sync) !== undefined ? goDuration(sync, str(sync)!) : fromConfig?.syncPeriodMs ?? null;
     if (syncPeriodMs !== null && syncPeriodMs <= 0) throw new ConfigError(sync, 'must be greater than 0');
@@ -144,7 +146,9 @@ export function proxySettings(v: Record<string, string | string[] | boolean | un
     if (minSyncPeriodMs !== null && minSyncPeriodMs < 0) throw new ConfigError(min, 'must be greater than or equal to 0');
     return { syncPeriodMs, minSyncPeriodMs };
   });
-  const { syncPeriodMs, minSyncPeriodMs } = periods[mode === 'ipvs' ? 1 : 0]!;
+  const { syncPeriodMs, minSyncPeriodMs } = periods[mode === 'ipvs' ? 1 : mode === 'nftables' ? 2 : 0]!;
+  // The nftables mode reads its own config section; the flags set both (as kube-proxy's do).
+  const masq = mode === 'nftables' ? kpc?.nftables : kpc;
   const timeout = (flag: string, fromConfig: number | undefined) => (str(flag) !== undefined ? ipvsSeconds(flag, str(flag)!) : fromConfig ?? 0);
   return {
     mode,
@@ -152,10 +156,10 @@ export function proxySettings(v: Record<string, string | string[] | boolean | un
     nodeIPs,
     clusterCIDRs,
     nodePortAddresses,
-    masqueradeAll: v['masquerade-all'] === true || (kpc?.masqueradeAll ?? false),
+    masqueradeAll: v['masquerade-all'] === true || (masq?.masqueradeAll ?? false),
     masqueradeLocalEndpoints: v['masquerade-local-endpoints'] === true,
     fibForward: v['bpf-fib-forward'] === true,
-    masqueradeBit: bit !== undefined ? validMasqueradeBit(Number(bit), 'iptables-masquerade-bit') : kpc?.masqueradeBit ?? DEFAULT_MASQUERADE_BIT,
+    masqueradeBit: bit !== undefined ? validMasqueradeBit(Number(bit), 'iptables-masquerade-bit') : masq?.masqueradeBit ?? DEFAULT_MASQUERADE_BIT,
     localhostNodePorts: lh !== undefined ? boolFlag('iptables-localhost-nodeports', lh) : kpc?.localhostNodePorts ?? true,
     ipvs: {
       scheduler: scheduler ? validScheduler(scheduler, 'ipvs-scheduler') : kpc?.ipvs.scheduler ?? 'rr',

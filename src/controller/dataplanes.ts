@@ -7,8 +7,9 @@ import type { RunConfig } from '../config/run-config.js';
 import { EbpfDataplane } from '../dataplane/ebpf/dataplane.js';
 import { IDLE_IPV6_FLOW_ENTRIES, sizesFor } from '../dataplane/ebpf/map-sizes.js';
 import { IptablesDataplane } from '../dataplane/iptables/dataplane.js';
-import { iptablesConfigs, proxyFamilies, readHostFacts } from '../dataplane/iptables/setup.js';
+import { iptablesConfigs, proxyFamilies, readHostFacts, readInterfaceAddresses, ruleModeConfig } from '../dataplane/iptables/setup.js';
 import { IpvsDataplane } from '../dataplane/ipvs/dataplane.js';
+import { NftablesDataplane } from '../dataplane/nftables/dataplane.js';
 import { ipvsConfigs, readNodeAddresses } from '../dataplane/ipvs/setup.js';
 import { Iptables, detectBackend } from '../kernel/iptables.js';
 import { Libkx } from '../kernel/libkx.js';
@@ -84,4 +85,12 @@ function ipvsDataplane(cfg: RunConfig, log: Logger, metrics: Metrics): BuiltData
   return { dataplane, families };
 }
 
-export const DATAPLANES: Record<ConcreteMode, typeof ebpfDataplane> = { ebpf: ebpfDataplane, iptables: iptablesDataplane, ipvs: ipvsDataplane };
+function nftablesDataplane(cfg: RunConfig, log: Logger, metrics: Metrics): BuiltDataplane {
+  const families = proxyFamilies(cfg.proxy);
+  const local = readInterfaceAddresses();
+  const configs = families.map((family) => ruleModeConfig(cfg.proxy, family, local[family]));
+  log.info({ node: cfg.proxy.nodeName, families, source: cfg.source, configs: configs.map(({ localAddresses: _, ...c }) => c) }, 'starting kube-xdp (nftables mode)');
+  return { dataplane: new NftablesDataplane(configs, log, metrics), families };
+}
+
+export const DATAPLANES: Record<ConcreteMode, typeof ebpfDataplane> = { ebpf: ebpfDataplane, iptables: iptablesDataplane, ipvs: ipvsDataplane, nftables: nftablesDataplane };

@@ -3,6 +3,7 @@
 // Pure: problems are returned, never thrown or logged here.
 
 import { isIP } from 'node:net';
+import { cidrString, parseCidr } from './cidr.js';
 import type { IPFamily, Protocol } from './types.js';
 
 export type ProblemAction = 'rejected' | 'skipped' | 'dropped' | 'ignored';
@@ -484,4 +485,27 @@ export function parseEndpointSlice(obj: unknown): Parsed<EndpointSliceRecord> {
     record: { namespace: ref.namespace, name: ref.name, serviceName, addressType, ports, endpoints },
     problems: p.list,
   };
+}
+
+/** A ServiceCIDR's spec.cidrs, each checked (a bad one is dropped and reported), in canonical form. */
+export function parseServiceCIDR(obj: unknown): Parsed<string[]> {
+  const ref = objectRef(obj) ?? { namespace: '', name: '<unnamed>' };
+  const problems: Problem[] = [];
+  const spec = isObj(obj) ? obj['spec'] : undefined;
+  const raw = isObj(spec) ? spec['cidrs'] : undefined;
+  const report = (field: string, value: unknown, reason: string, action: ProblemAction) => {
+    const p = { kind: 'ServiceCIDR', namespace: '', name: clip(ref.name), field, value: displayValue(value), reason, action };
+    problems.push({ ...p, text: formatProblem(p) });
+  };
+  if (!Array.isArray(raw)) {
+    report('spec.cidrs', raw, 'is not a list', 'rejected');
+    return { record: null, problems };
+  }
+  const cidrs: string[] = [];
+  raw.forEach((c, i) => {
+    const parsed = typeof c === 'string' ? parseCidr(c) : null;
+    if (parsed === null) report(`spec.cidrs[${i}]`, c, 'is not a CIDR', 'dropped');
+    else cidrs.push(cidrString(parsed));
+  });
+  return { record: cidrs, problems };
 }

@@ -13,6 +13,7 @@ import {
   objectRef,
   parseEndpointSlice,
   parseService,
+  parseServiceCIDR,
   formatProblem,
   type EndpointSliceRecord,
   type Problem,
@@ -44,7 +45,7 @@ export interface TrackerOptions {
 
 type AnyRecord = ServiceRecord | EndpointSliceRecord;
 
-const API_VERSION: Record<ObjectKind, string> = { Service: 'v1', EndpointSlice: 'discovery.k8s.io/v1' };
+const API_VERSION: Record<ObjectKind, string> = { Service: 'v1', EndpointSlice: 'discovery.k8s.io/v1', ServiceCIDR: 'networking.k8s.io/v1' };
 
 export class ChangeTracker {
   private readonly services = new Map<string, ServiceRecord>(); // "ns/name"
@@ -53,6 +54,8 @@ export class ChangeTracker {
   private readonly slicesOf = new Map<string, Set<string>>();
   /** Record as of the last snapshot (null = absent), for each object changed since; key "Kind/ns/name". */
   private readonly previous = new Map<string, AnyRecord | null>();
+  /** ServiceCIDR name → its valid spec.cidrs. */
+  private readonly serviceCIDRs = new Map<string, readonly string[]>();
   private readonly onInvalid: (p: Problem) => void;
   private isSynced = false;
   private last: { node: NodeFacts; state: ProxyState; ports: Map<string, readonly ServicePort[]> } | null = null;
@@ -71,6 +74,10 @@ export class ChangeTracker {
       this.onInvalid({ ...p, text: formatProblem(p) });
       return this.pending();
     }
+    if (e.kind === 'ServiceCIDR') {
+      this.updateServiceCIDR(ref.name, e.type === 'DELETED' ? null : obj);
+      return this.pending();
+    }
     const key = `${ref.namespace}/${ref.name}`;
     let record: AnyRecord | null = null;
     if (e.type !== 'DELETED') {
@@ -87,6 +94,23 @@ export class ChangeTracker {
     else store.set(key, record);
     if (deepEqual(this.previous.get(changeKey), record)) this.previous.delete(changeKey);
     return this.pending();
+  }
+
+  /** ServiceCIDRs are cluster-scoped and few; a change to them is a node-level change (every
+   *  Service may be affected: dataplanes sync fully). */
+  private updateServiceCIDR(name: string, obj: unknown): void {
+    if (obj === null) this.serviceCIDRs.delete(name);
+    else {
+      const parsed = parseServiceCIDR(obj);
+      for (const p of parsed.problems) this.onInvalid(p);
+      if (parsed.record === null) this.serviceCIDRs.delete(name);
+      else this.serviceCIDRs.set(name, parsed.record);
+    }
+  }
+
+  /** Every ServiceCIDR's cidrs, sorted and unique. */
+  private allServiceCIDRs(): string[] {
+    return [...new Set([...this.serviceCIDRs.values()].flat())].sort();
   }
 
   private indexSlice(key: string, before: EndpointSliceRecord | null, after: EndpointSliceRecord | null): void {
@@ -113,7 +137,7 @@ export class ChangeTracker {
 
   /** Whether a snapshot now would differ from the last one (true before the first snapshot). */
   pending(): boolean {
-    return this.last === null || this.previous.size > 0;
+    return this.last === null || this.previous.size > 0 || !deepEqual(this.last.state.serviceCIDRs ?? [], this.allServiceCIDRs());
   }
 
   /** Services and EndpointSlices changed since the last snapshot, undone changes not counted
@@ -146,13 +170,15 @@ export class ChangeTracker {
    *  node facts only the changed Services are rebuilt. */
   snapshot(node: NodeFacts): ProxyState {
     const last = this.last;
-    if (last !== null && this.previous.size === 0 && deepEqual(last.node, node)) return last.state;
+    const serviceCIDRs = this.allServiceCIDRs();
+    const sameCIDRs = last !== null && deepEqual(last.state.serviceCIDRs ?? [], serviceCIDRs);
+    if (last !== null && this.previous.size === 0 && sameCIDRs && deepEqual(last.node, node)) return last.state;
     const generation = ++this.generation;
     let state: ProxyState, ports: Map<string, readonly ServicePort[]>;
-    if (last === null || !deepEqual(last.node, node)) {
+    if (last === null || !sameCIDRs || !deepEqual(last.node, node)) {
       ports = new Map();
       for (const [key, svc] of this.services) ports.set(key, this.portsOf(svc, node));
-      state = deepFreeze({ services: sortPorts([...ports.values()].flat()), generation });
+      state = deepFreeze({ services: sortPorts([...ports.values()].flat()), generation, serviceCIDRs });
     } else {
       const changed = new Set(this.changedServices());
       ports = last.ports;
@@ -165,7 +191,7 @@ export class ChangeTracker {
       const kept = last.state.services.filter((sp) => !changed.has(`${sp.namespace}/${sp.name}`));
       const fresh = [...changed].flatMap((key) => ports.get(key) ?? []);
       const sorted = sortPorts(fresh);
-      state = deepFreeze({ services: mergeSorted(kept, sorted), generation, changes: { since: last.state.generation!, services: changed, ports: sorted } });
+      state = deepFreeze({ services: mergeSorted(kept, sorted), generation, serviceCIDRs, changes: { since: last.state.generation!, services: changed, ports: sorted } });
     }
     this.previous.clear();
     this.last = { node: deepFreeze(structuredClone(node)), state, ports };

@@ -74,6 +74,9 @@ export interface NodeFacts {
 /** Sorted by id, then protocol; deeply frozen. */
 export interface ProxyState {
   services: ServicePort[];
+  /** spec.cidrs of the networking.k8s.io/v1 ServiceCIDR objects, every family, sorted and unique
+   *  (absent or empty: none known; the nftables mode then drops nothing as unallocated). */
+  readonly serviceCIDRs?: readonly string[];
   /** The tracker's snapshot number (absent: a state built otherwise, e.g. by a test). */
   readonly generation?: number;
   /** The Services ("namespace/name") that differ from snapshot `since`; absent: everything may
@@ -88,7 +91,8 @@ export interface ProxyState {
 
 // ---- sources → tracker ------------------------------------------------------------------
 
-export type ObjectKind = 'Service' | 'EndpointSlice';
+/** ServiceCIDR: networking.k8s.io/v1, cluster-scoped; only its spec.cidrs are used (nftables mode). */
+export type ObjectKind = 'Service' | 'EndpointSlice' | 'ServiceCIDR';
 
 /** A watch event, as a Kubernetes watch or the file source delivers it. `object` is raw JSON. */
 export interface ObjectEvent {

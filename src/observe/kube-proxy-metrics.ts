@@ -5,7 +5,7 @@ import { familyView } from '../model/family.js';
 import type { IPFamily, ProxyState } from '../model/types.js';
 import type { MetricDef, Metrics } from './metrics.js';
 
-export type ProxyMode = 'iptables' | 'ipvs' | 'ebpf';
+export type ProxyMode = 'iptables' | 'ipvs' | 'nftables' | 'ebpf';
 
 /** prometheus.ExponentialBuckets(start, factor, count) */
 const exponential = (start: number, factor: number, count: number) => Array.from({ length: count }, (_, i) => start * factor ** i);
@@ -34,6 +34,8 @@ export const KP = {
   iptablesPartialRestoreFailures: def('sync_proxy_rules_iptables_partial_restore_failures_total', 'counter', 'Cumulative proxy iptables partial restore failures'),
   iptablesRulesTotal: def('sync_proxy_rules_iptables_total', 'gauge', 'Total number of iptables rules owned by kube-proxy', { labelNames: ['table'] }),
   iptablesRulesLastSync: def('sync_proxy_rules_iptables_last', 'gauge', 'Number of iptables rules written by kube-proxy in last sync', { labelNames: ['table'] }),
+  nftablesSyncFailures: def('sync_proxy_rules_nftables_sync_failures_total', 'counter', 'Cumulative proxy nftables sync failures'),
+  nftablesCleanupFailures: def('sync_proxy_rules_nftables_cleanup_failures_total', 'counter', 'Cumulative proxy nftables cleanup failures'),
   proxyHealthz: def('proxy_healthz_total', 'counter', 'Cumulative proxy healthz HTTP status', { labelNames: ['code'] }),
   proxyLivez: def('proxy_livez_total', 'counter', 'Cumulative proxy livez HTTP status', { labelNames: ['code'] }),
   syncProxyRulesLastQueuedTimestamp: def('sync_proxy_rules_last_queued_timestamp_seconds', 'gauge', 'The last time a sync of proxy rules was queued'),
@@ -49,6 +51,9 @@ export function kubeProxyMetricsFor(mode: ProxyMode): MetricDef[] {
   if (mode === 'iptables') {
     return [...core, KP.syncFullProxyRulesDuration, KP.syncPartialProxyRulesDuration, KP.iptablesRestoreFailures,
       KP.iptablesPartialRestoreFailures, KP.iptablesRulesTotal, KP.iptablesRulesLastSync];
+  }
+  if (mode === 'nftables') {
+    return [...core, KP.syncFullProxyRulesDuration, KP.syncPartialProxyRulesDuration, KP.nftablesSyncFailures, KP.nftablesCleanupFailures];
   }
   if (mode === 'ipvs') return [...core, KP.iptablesRestoreFailures];
   return core;

@@ -1,4 +1,4 @@
-// A source that reads Services and EndpointSlices from a file or a directory of .yaml/.yml/.json
+// A source that reads Services, EndpointSlices and ServiceCIDRs from a file or a directory of .yaml/.yml/.json
 // files (objects exactly as `kubectl get -o yaml|json` prints them), watches it, and turns each
 // re-read into watch events by diffing against the previous read. A file that fails to read or
 // parse is reported and its previous content kept.
@@ -11,7 +11,7 @@ import { clip, deepEqual, objectRef } from '../model/k8s.js';
 import type { ObjectEvent, ObjectKind, Source, SourceSink } from '../model/types.js';
 
 const EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
-const KINDS = new Set<string>(['Service', 'EndpointSlice']);
+const KINDS = new Set<string>(['Service', 'EndpointSlice', 'ServiceCIDR']);
 
 export class ParseError extends Error {
   constructor(
@@ -202,7 +202,7 @@ function unwatched(objects: readonly Record<string, unknown>[], file: string): P
   return objects.filter((o) => typeof o['kind'] !== 'string' || !KINDS.has(o['kind'])).map((o) => {
     const ref = objectRef(o);
     const who = ref ? `${clip(ref.namespace)}/${clip(ref.name)}` : '(unnamed)';
-    return new ParseError(file, `${clip(String(o['kind'] ?? '(no kind)'))} ${who} is not a kind kube-xdp watches (Service, EndpointSlice): ignored`);
+    return new ParseError(file, `${clip(String(o['kind'] ?? '(no kind)'))} ${who} is not a kind kube-xdp watches (Service, EndpointSlice, ServiceCIDR): ignored`);
   });
 }
 

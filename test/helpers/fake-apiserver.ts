@@ -7,7 +7,7 @@ import { rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
-export type FakeKind = 'Service' | 'EndpointSlice' | 'Node';
+export type FakeKind = 'Service' | 'EndpointSlice' | 'Node' | 'ServiceCIDR';
 export interface FakeRequest { method: string; path: string; query: Record<string, string>; watch: boolean; at: number }
 
 type Json = Record<string, unknown>;
@@ -18,6 +18,7 @@ const KINDS: Record<FakeKind, KindInfo> = {
   Service: { apiVersion: 'v1', prefix: '/api/v1/', plural: 'services', namespaced: true },
   EndpointSlice: { apiVersion: 'discovery.k8s.io/v1', prefix: '/apis/discovery.k8s.io/v1/', plural: 'endpointslices', namespaced: true },
   Node: { apiVersion: 'v1', prefix: '/api/v1/', plural: 'nodes', namespaced: false },
+  ServiceCIDR: { apiVersion: 'networking.k8s.io/v1', prefix: '/apis/networking.k8s.io/v1/', plural: 'servicecidrs', namespaced: false },
 };
 
 /** One stored change, kept for replay. `obj` is absent for a delete, `prev` for a create. */

@@ -1,6 +1,6 @@
 // Mode choice on this host's kernel, which has no IP_VS: `--mode ipvs` fails at start naming the
-// module, and `--mode auto` runs another mode and says why not IPVS. Each run is confined to a
-// network namespace of its own (auto ends up programming iptables there).
+// module, and `--mode auto` runs another mode and says why not eBPF. Each run is confined to a
+// network namespace of its own (auto ends up programming nftables there).
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -51,7 +51,7 @@ describe('mode choice on a kernel without IP_VS', { skip }, () => {
     assert.equal(spawnSync('ip', ['-n', ns, 'link', 'show', 'kube-ipvs0']).status, 1, 'no kube-ipvs0 created');
   });
 
-  it('run --mode auto skips IPVS with the reason and runs iptables mode', async () => {
+  it('run --mode auto passes eBPF by with the reason and runs the nftables mode (before IPVS and iptables)', async () => {
     const child = spawn('ip', ['netns', 'exec', ns, process.execPath, CLI, 'run', '--mode', 'auto', '--logging-format', 'json', ...common], { stdio: ['ignore', 'ignore', 'pipe'] });
     const lines: Record<string, unknown>[] = [];
     let buf = '';
@@ -74,13 +74,10 @@ describe('mode choice on a kernel without IP_VS', { skip }, () => {
     }
     const chose = lines.find((l) => typeof l['msg'] === 'string' && (l['msg'] as string).startsWith('--mode auto chose'));
     assert.ok(chose, 'the choice is logged');
-    assert.equal(chose['mode'], 'iptables');
-    const checks = chose['checks'] as Record<string, string>;
-    assert.match(checks['ipvs']!, /missing kernel modules: ip_vs: /);
-    assert.equal(checks['ebpf'], 'no --external-interfaces given');
-    assert.equal(checks['iptables'], 'usable');
-    assert.ok(lines.some((l) => l['msg'] === 'starting kube-xdp (iptables mode)'));
-    const nat = spawnSync('ip', ['netns', 'exec', ns, 'iptables-save', '-t', 'nat'], { encoding: 'utf8' }).stdout;
-    assert.match(nat, /-A KUBE-SERVICES -d 10\.96\.0\.10\/32 -p tcp .* -j KUBE-SVC-/, 'iptables mode programmed the service');
+    assert.equal(chose['mode'], 'nftables');
+    assert.deepEqual(chose['checks'], { ebpf: 'no --external-interfaces given', nftables: 'usable' }, 'IPVS and iptables are not even tried');
+    assert.ok(lines.some((l) => l['msg'] === 'starting kube-xdp (nftables mode)'));
+    const table = spawnSync('ip', ['netns', 'exec', ns, 'nft', 'list', 'map', 'ip', 'kube-proxy', 'service-ips'], { encoding: 'utf8' }).stdout;
+    assert.match(table, /10\.96\.0\.10 \. tcp \. 80 : goto service-/, `the nftables mode programmed the service:\n${table}`);
   });
 });

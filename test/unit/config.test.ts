@@ -23,13 +23,14 @@ describe('KubeProxyConfiguration', () => {
       ...KPC, mode: 'iptables', clusterCIDR: '10.244.0.0/16,fd00:10::/56', nodePortAddresses: ['192.168.77.0/24'],
       hostnameOverride: 'node1', iptables: { masqueradeAll: true, masqueradeBit: 12, localhostNodePorts: false, minSyncPeriod: '1s', syncPeriod: '1m0s' },
       ipvs: { scheduler: 'wrr', excludeCIDRs: ['10.0.0.0/8'], strictARP: true, tcpTimeout: '15m0s', udpTimeout: '0s' },
-      nftables: { syncPeriod: '1m' }, // other modes' sections are accepted
+      nftables: { syncPeriod: '1m' }, // the nftables mode's own section
     });
     assert.deepEqual(c, {
       mode: 'iptables', hostnameOverride: 'node1', bindAddress: '0.0.0.0', clusterCIDRs: ['10.244.0.0/16', 'fd00:10::/56'], nodePortAddresses: ['192.168.77.0/24'],
       masqueradeAll: true, masqueradeBit: 12, localhostNodePorts: false, minSyncPeriodMs: 1000, syncPeriodMs: 60_000, kubeconfig: '',
       metricsBindAddress: '127.0.0.1:10249', healthzBindAddress: '0.0.0.0:10256', oomScoreAdj: -999, verbosity: 0, logFormat: 'text',
       ipvs: { scheduler: 'wrr', minSyncPeriodMs: 0, syncPeriodMs: 30_000, excludeCIDRs: ['10.0.0.0/8'], strictARP: true, tcpTimeoutS: 900, tcpFinTimeoutS: 0, udpTimeoutS: 0 },
+      nftables: { masqueradeAll: false, masqueradeBit: 14, minSyncPeriodMs: 1000, syncPeriodMs: 60_000 },
       warnings: [],
     });
     assert.equal(parseKubeProxyConfiguration({ ...KPC, mode: '' }).mode, null, '"" is kube-xdp\'s default mode');
@@ -79,7 +80,7 @@ describe('run configuration', () => {
   it('the eBPF mode still needs its interfaces; iptables mode does not', () => {
     configError(() => runConfig(base, {}), /--external-interfaces: at least one interface/);
     assert.equal(runConfig([...base, '--mode', 'iptables'], {}).proxy.mode, 'iptables');
-    configError(() => runConfig([...base, '--mode', 'userspace'], {}), /--mode: "userspace" is not supported: unknown mode \(want ebpf, iptables, ipvs, auto or ""\)/);
+    configError(() => runConfig([...base, '--mode', 'userspace'], {}), /--mode: "userspace" is not supported: unknown mode \(want ebpf, iptables, ipvs, nftables, auto or ""\)/);
     configError(() => runConfig([...base, '--mode', 'iptables', '--cluster-cidr', '10.244.0.0'], {}), /--cluster-cidr: "10.244.0.0" is not a CIDR/);
     configError(() => runConfig([...base, '--mode', 'iptables', '--iptables-localhost-nodeports', 'yes'], {}), /--iptables-localhost-nodeports/);
   });

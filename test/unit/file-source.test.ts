@@ -168,7 +168,7 @@ describe('FileSource', () => {
     await src.start(r.sink);
     try {
       assert.equal(r.isSynced(), true);
-      assert.deepEqual(r.errors.map((e) => e.err.message), [`${join(dir, 'b.json')}: ConfigMap default/x is not a kind kube-xdp watches (Service, EndpointSlice): ignored`]);
+      assert.deepEqual(r.errors.map((e) => e.err.message), [`${join(dir, 'b.json')}: ConfigMap default/x is not a kind kube-xdp watches (Service, EndpointSlice, ServiceCIDR): ignored`]);
       assert.deepEqual(r.events.map((e) => `${e.type} ${e.kind}`), ['ADDED EndpointSlice', 'ADDED Service', 'ADDED Service']);
       assert.deepEqual(names(r.tracker), ['default/a:http=80:10.0.0.1', 'default/c:http=81:']);
     } finally {

@@ -52,9 +52,9 @@ describe('kube-xdp, as kube-proxy is run', () => {
   });
 
   it('rejects kube-proxy\'s modes kube-xdp has not, before doing anything', () => {
-    const r = kubeXdp('--proxy-mode=nftables', '--cleanup');
+    const r = kubeXdp('--proxy-mode=kernelspace', '--cleanup');
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /--proxy-mode: "nftables" is not supported: kube-xdp has no nftables mode/);
+    assert.match(r.stderr, /--proxy-mode: "kernelspace" is not supported: kernelspace is the Windows mode/);
   });
 });
 
@@ -62,6 +62,7 @@ describe("kube-proxy's flags", () => {
   it('--proxy-mode selects the dataplane: kube-proxy\'s modes the fallbacks, ebpf ours; --mode is the same flag', () => {
     assert.equal(runConfig(['--proxy-mode=iptables'], {}).proxy.mode, 'iptables');
     assert.equal(runConfig(['--proxy-mode', 'ipvs'], {}).proxy.mode, 'ipvs');
+    assert.equal(runConfig(['--proxy-mode=nftables'], {}).proxy.mode, 'nftables');
     assert.equal(runConfig(['--proxy-mode=ebpf'], EBPF).proxy.mode, 'ebpf');
     assert.equal(runConfig(['--mode=iptables'], {}).proxy.mode, 'iptables');
     configError(() => runConfig(['--proxy-mode=kernelspace'], {}), /--proxy-mode: "kernelspace" is not supported: kernelspace is the Windows mode/);

@@ -39,9 +39,17 @@ const IPTABLES: Record<string, FamilyType> = {
   kubeproxy_sync_proxy_rules_iptables_total: 'gauge',
   kubeproxy_sync_proxy_rules_iptables_last: 'gauge',
 };
+// …these in the nftables mode…
+const NFTABLES: Record<string, FamilyType> = {
+  ...CORE,
+  kubeproxy_sync_full_proxy_rules_duration_seconds: 'histogram',
+  kubeproxy_sync_partial_proxy_rules_duration_seconds: 'histogram',
+  kubeproxy_sync_proxy_rules_nftables_sync_failures_total: 'counter',
+  kubeproxy_sync_proxy_rules_nftables_cleanup_failures_total: 'counter',
+};
 // …this one in the IPVS mode; the eBPF mode is no kube-proxy mode: the core ones.
 const IPVS: Record<string, FamilyType> = { ...CORE, kubeproxy_sync_proxy_rules_iptables_restore_failures_total: 'counter' };
-const EXPECTED: Record<ProxyMode, Record<string, FamilyType>> = { iptables: IPTABLES, ipvs: IPVS, ebpf: CORE };
+const EXPECTED: Record<ProxyMode, Record<string, FamilyType>> = { iptables: IPTABLES, ipvs: IPVS, nftables: NFTABLES, ebpf: CORE };
 /** kube-proxy's, not served: an nfacct counter of the INVALID drop rule, which kube-xdp's
  *  iptables rules do not count through nfacct (README, Metrics). */
 const NOT_SERVED = ['kubeproxy_iptables_ct_state_invalid_dropped_packets_total'];
@@ -61,7 +69,7 @@ describe('kube-proxy metrics on /metrics, per mode', () => {
   const closers: Array<() => void> = [];
   after(() => closers.forEach((c) => c()));
 
-  for (const mode of ['iptables', 'ipvs', 'ebpf'] as const) {
+  for (const mode of ['iptables', 'ipvs', 'nftables', 'ebpf'] as const) {
     it(`${mode}: kube-proxy's metrics with kube-proxy's types and buckets, parsed strictly`, async () => {
       // As src/cli/run.ts: one Metrics, the mode's kube-proxy metrics registered before serving.
       const metrics = new Metrics();

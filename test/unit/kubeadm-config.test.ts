@@ -20,10 +20,15 @@ const dir = mkdtempSync(join(tmpdir(), 'kx-kubeadm-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 /** The kubeadm file with one line replaced (the line must exist, or the test proves nothing). */
-function edited(from: string, to: string): string {
-  assert.ok(TEXT.includes(from), `fixture has ${JSON.stringify(from)}`);
+/** The fixture with each `from` replaced by its `to` (pairs), written to a file. */
+function edited(...pairs: string[]): string {
+  let text = TEXT;
+  for (let i = 0; i < pairs.length; i += 2) {
+    assert.ok(text.includes(pairs[i]!), `fixture has ${JSON.stringify(pairs[i])}`);
+    text = text.replace(pairs[i]!, pairs[i + 1]!);
+  }
   const file = join(dir, `edited-${Math.random().toString(36).slice(2)}.conf`);
-  writeFileSync(file, TEXT.replace(from, to));
+  writeFileSync(file, text);
   return file;
 }
 
@@ -45,6 +50,7 @@ describe("kubeadm's config.conf", () => {
     assert.equal(c.localhostNodePorts, true, 'iptables.localhostNodePorts null → true');
     assert.equal(c.masqueradeAll, false);
     assert.deepEqual(c.ipvs, { scheduler: 'rr', minSyncPeriodMs: 0, syncPeriodMs: 30_000, excludeCIDRs: [], strictARP: false, tcpTimeoutS: 0, tcpFinTimeoutS: 0, udpTimeoutS: 0 });
+    assert.deepEqual(c.nftables, { masqueradeAll: false, masqueradeBit: 14, minSyncPeriodMs: 1_000, syncPeriodMs: 30_000 }, 'nftables section: the same defaults');
     assert.deepEqual(c.nodePortAddresses, [], 'null: every node address');
     assert.deepEqual(c.clusterCIDRs, ['10.244.0.0/16']);
     assert.equal(c.hostnameOverride, '');
@@ -108,7 +114,7 @@ describe("kubeadm's config.conf", () => {
     configError(() => readKubeProxyConfiguration(edited('configSyncPeriod: 0s', 'configSyncPeriod: 15')), /configSyncPeriod: 15 is not a duration/);
     configError(() => readKubeProxyConfiguration(edited('configSyncPeriod: 0s', 'configSyncPeriod: 15 minutes')), /configSyncPeriod: "15 minutes" is not a duration/);
     configError(() => readKubeProxyConfiguration(edited('oomScoreAdj: null', 'oomScoreAdj: 2000')), /oomScoreAdj: 2000 must be in \[-1000, 1000\]/);
-    configError(() => readKubeProxyConfiguration(edited('mode: ""', 'mode: nftables')), /mode: "nftables" is not supported: kube-xdp has no nftables mode/);
+    configError(() => readKubeProxyConfiguration(edited('mode: ""', 'mode: kernelspace')), /mode: "kernelspace" is not supported: kernelspace is the Windows mode/);
     configError(() => readKubeProxyConfiguration(edited('nodePortAddresses: null', 'nodePortAddresses: [primary, eth0]')),
       /nodePortAddresses\[1\]: "eth0" is not a CIDR or one of primary, all, localhost/);
     configError(() => readKubeProxyConfiguration(edited('healthzBindAddress: ""', 'healthzBindAddress: localhost:10256')), /healthzBindAddress: "localhost:10256" is not IP or IP:PORT/);
@@ -127,6 +133,17 @@ describe("kubeadm's config.conf", () => {
     assert.deepEqual([v6.healthzBindAddress, v6.metricsBindAddress], ['[::]:10256', '[::1]:10249'], 'an IPv6 bindAddress moves the defaults to IPv6');
     assert.equal(readKubeProxyConfiguration(edited('  verbosity: 0', '  verbosity: 4')).verbosity, 4);
     assert.equal(runConfig(['--config', edited('  verbosity: 0', '  verbosity: 4'), '--cleanup'], {}).logLevel, 'debug');
+  });
+
+  it('mode: nftables takes the nftables section\'s masquerade settings and periods, and nodePortAddresses defaults to primary', () => {
+    const nft = edited('mode: ""', 'mode: nftables', 'nftables:\n  masqueradeAll: false\n  masqueradeBit: null\n  minSyncPeriod: 0s\n  syncPeriod: 0s',
+      'nftables:\n  masqueradeAll: true\n  masqueradeBit: 9\n  minSyncPeriod: 2s\n  syncPeriod: 1m0s');
+    const cfg = runConfig(['--config', nft, '--cleanup'], {});
+    assert.equal(cfg.proxy.mode, 'nftables');
+    assert.deepEqual([cfg.proxy.masqueradeAll, cfg.proxy.masqueradeBit, cfg.proxy.minSyncPeriodMs, cfg.proxy.syncPeriodMs], [true, 9, 2_000, 60_000]);
+    assert.deepEqual(cfg.proxy.nodePortAddresses, ['primary'], 'kube-proxy\'s nftables default: the node\'s own IPs');
+    const ipt = runConfig(['--config', edited('mode: ""', 'mode: iptables'), '--cleanup'], {});
+    assert.deepEqual([ipt.proxy.masqueradeAll, ipt.proxy.masqueradeBit, ipt.proxy.nodePortAddresses], [false, 14, []], 'the iptables mode keeps its own section');
   });
 
   it('warns (never silently drops) what kube-xdp accepts but does not honour, and fields older kubeadm releases wrote', () => {

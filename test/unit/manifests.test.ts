@@ -91,13 +91,14 @@ describe('deploy/kube-xdp.yaml', () => {
     });
   });
 
-  it('grants read on Services, Nodes, EndpointSlices and create/patch on Events, nothing more', () => {
+  it('grants read on Services, Nodes, EndpointSlices, ServiceCIDRs and create/patch on Events, nothing more', () => {
     const rules = (one('ClusterRole').rules as Obj[]).map(sortRule);
     const key = (r: Obj) => JSON.stringify(r);
     assert.deepEqual(rules.sort((a, b) => key(a).localeCompare(key(b))), [
       { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
       { apiGroups: [''], resources: ['nodes', 'services'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: ['networking.k8s.io'], resources: ['servicecidrs'], verbs: ['get', 'list', 'watch'] },
     ].sort((a, b) => key(a).localeCompare(key(b))));
   });
 

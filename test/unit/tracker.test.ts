@@ -337,3 +337,36 @@ describe('ChangeTracker snapshots are incremental', () => {
     }
   });
 });
+
+describe('ChangeTracker: ServiceCIDRs (networking.k8s.io/v1)', () => {
+  const cidr = (name: string, cidrs: unknown): ObjectEvent => ({
+    kind: 'ServiceCIDR', type: 'ADDED', object: { apiVersion: 'networking.k8s.io/v1', kind: 'ServiceCIDR', metadata: { name }, spec: { cidrs } },
+  });
+
+  it('puts every ServiceCIDR\'s cidrs in the state, sorted, unique and canonical; a bad one is reported and dropped', () => {
+    const problems: Problem[] = [];
+    const t = new ChangeTracker({ onInvalid: (p) => problems.push(p) });
+    t.update({ kind: 'Service', type: 'ADDED', object: svc('a') });
+    t.update(cidr('kubernetes', ['10.96.0.0/16', 'fd00:10:96::/112']));
+    t.update(cidr('extra', ['10.100.0.0/16', '10.96.0.0/16', '10.200.0.1/8', 'not-a-cidr']));
+    const s = t.snapshot(NODE);
+    assert.deepEqual(s.serviceCIDRs, ['10.0.0.0/8', '10.100.0.0/16', '10.96.0.0/16', 'fd00:10:96::/112']);
+    assert.deepEqual(problems.map((p) => p.text), ['ServiceCIDR /extra: spec.cidrs[3]: "not-a-cidr" is not a CIDR (dropped)']);
+  });
+
+  it('a ServiceCIDR change is a node-level change: the next state names no change set (full syncs)', () => {
+    const t = new ChangeTracker();
+    t.update({ kind: 'Service', type: 'ADDED', object: svc('a') });
+    t.update(cidr('kubernetes', ['10.96.0.0/16']));
+    const first = t.snapshot(NODE);
+    assert.equal(t.pending(), false);
+    assert.equal(t.snapshot(NODE), first, 'nothing changed: the same state');
+    t.update(cidr('kubernetes', ['10.96.0.0/12']));
+    assert.equal(t.pending(), true);
+    const second = t.snapshot(NODE);
+    assert.deepEqual(second.serviceCIDRs, ['10.96.0.0/12']);
+    assert.equal(second.changes, undefined, 'every Service may be affected');
+    t.update({ ...cidr('kubernetes', []), type: 'DELETED' });
+    assert.deepEqual(t.snapshot(NODE).serviceCIDRs, []);
+  });
+});

@@ -27,23 +27,28 @@ export function proxyNodeIP(proxy: Pick<ProxySettings, 'nodeIPs'>, family: IPFam
   return proxy.nodeIPs.find((ip) => ipFamilyOf(ip) === family) ?? localAddresses.find((ip) => !isLoopback(ip)) ?? null;
 }
 
+/** What every rule-writing proxier (iptables, nftables) takes for one family. */
+export type RuleModeConfig = Pick<IptablesConfig, 'family' | 'nodeIP' | 'localAddresses' | 'clusterCIDRs' | 'masqueradeAll' | 'masqueradeMark' | 'nodePortAddresses'>;
+
+export function ruleModeConfig(proxy: ProxySettings, family: IPFamily, localAddresses: readonly string[]): RuleModeConfig {
+  return {
+    family,
+    nodeIP: proxyNodeIP(proxy, family, localAddresses),
+    localAddresses,
+    clusterCIDRs: proxy.clusterCIDRs.filter((c) => cidrFamilyOf(c) === family),
+    masqueradeAll: proxy.masqueradeAll,
+    masqueradeMark: masqueradeMarkFor(proxy.masqueradeBit),
+    nodePortAddresses: proxy.nodePortAddresses,
+  };
+}
+
 export function iptablesConfigs(proxy: ProxySettings, families: readonly IPFamily[], host: HostFacts): IptablesConfig[] {
-  return families.map((family) => {
-    const local = host.localAddresses[family];
-    const nodeIP = proxyNodeIP(proxy, family, local);
-    return {
-      family,
-      nodeIP,
-      localAddresses: local,
-      clusterCIDRs: proxy.clusterCIDRs.filter((c) => cidrFamilyOf(c) === family),
-      masqueradeAll: proxy.masqueradeAll,
-      masqueradeMark: masqueradeMarkFor(proxy.masqueradeBit),
-      localhostNodePorts: proxy.localhostNodePorts,
-      nodePortAddresses: proxy.nodePortAddresses,
-      randomFully: host.randomFully,
-      conntrackTCPLiberal: host.conntrackTCPLiberal,
-    };
-  });
+  return families.map((family) => ({
+    ...ruleModeConfig(proxy, family, host.localAddresses[family]),
+    localhostNodePorts: proxy.localhostNodePorts,
+    randomFully: host.randomFully,
+    conntrackTCPLiberal: host.conntrackTCPLiberal,
+  }));
 }
 
 /** The facts of the host (of the current network namespace). `ipt` absent: assume a current iptables. */

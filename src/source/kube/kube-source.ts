@@ -1,5 +1,6 @@
-// The `kubernetes` source: informers for v1 Services, discovery.k8s.io/v1 EndpointSlices and
-// this node's v1 Node, each under a Reflector's supervision. `synced` fires once every kind has
+// The `kubernetes` source: informers for v1 Services, discovery.k8s.io/v1 EndpointSlices,
+// this node's v1 Node and (nftables mode) networking.k8s.io/v1 ServiceCIDRs, each under a
+// Reflector's supervision. `synced` fires once every kind has
 // been listed completely — before that the runner writes nothing to the dataplane.
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Metrics } from '../../observe/metrics.js';
@@ -17,12 +18,15 @@ export interface KubeSourceOptions {
   readonly inactivityMs: number;
   readonly relistPeriodMs: number;
   readonly backoff: BackoffOptions;
+  /** Watch ServiceCIDRs (the nftables mode drops traffic to unallocated ClusterIPs in them). */
+  readonly serviceCIDRs?: boolean;
 }
 
 const PATHS: Record<WatchedKind, string> = {
   Service: '/api/v1/services',
   EndpointSlice: '/apis/discovery.k8s.io/v1/endpointslices',
   Node: '/api/v1/nodes',
+  ServiceCIDR: '/apis/networking.k8s.io/v1/servicecidrs',
 };
 
 export class KubeSource implements Source {
@@ -48,6 +52,12 @@ export class KubeSource implements Source {
           if (unsynced.delete(kind) && unsynced.size === 0) sink.synced();
         },
         restarting: (reason, retryInMs) => {
+          if (kind === 'ServiceCIDR' && /\b404\b|NotFound|not found/i.test(reason)) {
+            // Older API servers (before Kubernetes 1.33) have no v1 ServiceCIDR: said once, not retried.
+            cidrs?.stop();
+            sink.error(new Error(reason), 'ServiceCIDR informer: this API server serves no networking.k8s.io/v1 ServiceCIDRs; no drop rule for unallocated ClusterIPs');
+            return;
+          }
           this.metrics.inc('kubexdp_api_restarts_total', 'Informer restarts after an error or silence, per kind', { kind });
           sink.error(new Error(reason), `${kind} informer: restarting in ${Math.round(retryInMs)} ms; the dataplane keeps its state`);
         },
@@ -56,10 +66,13 @@ export class KubeSource implements Source {
           sink.error(new Error(context), `${kind} informer: ignored`);
         },
       });
+    // Not waited for: an API server without ServiceCIDRs must not hold up the first sync.
+    const cidrs = this.opts.serviceCIDRs ? reflector('ServiceCIDR', {}) : null;
     this.reflectors = [
       reflector('Service', { labelSelector: PROXY_LABEL_SELECTOR }),
       reflector('EndpointSlice', { labelSelector: PROXY_LABEL_SELECTOR }),
       reflector('Node', { fieldSelector: `metadata.name=${this.opts.nodeName}` }),
+      ...(cidrs ? [cidrs] : []),
     ];
     for (const r of this.reflectors) r.start();
   }

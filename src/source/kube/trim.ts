@@ -34,7 +34,7 @@ const SERVICE_SPEC = [
 ] as const;
 const ENDPOINT = ['addresses', 'conditions', 'nodeName', 'zone', 'hints'] as const;
 
-const API_VERSION: Record<WatchedKind, string> = { Service: 'v1', EndpointSlice: 'discovery.k8s.io/v1', Node: 'v1' };
+const API_VERSION: Record<WatchedKind, string> = { Service: 'v1', EndpointSlice: 'discovery.k8s.io/v1', Node: 'v1', ServiceCIDR: 'networking.k8s.io/v1' };
 
 /** The object reduced to what kube-xdp uses; kind/apiVersion set (list items carry none). */
 export function trimObject(kind: WatchedKind, o: Obj): Obj {
@@ -54,6 +54,7 @@ export function trimObject(kind: WatchedKind, o: Obj): Obj {
       ports: o['ports'],
     };
   }
+  if (kind === 'ServiceCIDR') return { ...base, metadata: meta(o, []), spec: pick(o['spec'], ['cidrs']) ?? o['spec'] };
   const m = meta(o, []);
   const labels = pick(m['labels'], [ZONE_LABEL]);
   const deletion = pick(o['metadata'], ['deletionTimestamp']);
