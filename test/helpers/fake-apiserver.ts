@@ -1,5 +1,5 @@
 // A fake Kubernetes API server for tests: real list and watch over HTTP with real Kubernetes
-// JSON for Services, EndpointSlices and Nodes, plus the faults a watcher has to survive
+// JSON for Services, EndpointSlices, Nodes and ServiceCIDRs, plus the faults a watcher has to survive
 // (cut streams, 410 Expired, refused connections, 5xx, stalls, slow answers).
 // Only node built-ins; @kubernetes/client-node's ListWatch works against it.
 import { randomUUID } from 'node:crypto';

@@ -39,11 +39,11 @@ describe('kubernetes source against a fake API server', () => {
   let seen: Seen;
   let metrics: Metrics;
 
-  const start = async (opts: Partial<{ inactivityMs: number; relistPeriodMs: number }> = {}) => {
+  const start = async (opts: Partial<{ inactivityMs: number; relistPeriodMs: number; serviceCIDRs: boolean }> = {}) => {
     const kc = new KubeConfig();
     kc.loadFromClusterAndUser({ name: 'fake', server: api.url, skipTLSVerify: true }, { name: 'anonymous' });
     metrics = new Metrics();
-    source = new KubeSource(kc, { nodeName: 'n1', requestTimeoutMs: 1000, inactivityMs: opts.inactivityMs ?? 5000, relistPeriodMs: opts.relistPeriodMs ?? 600_000, backoff: { baseMs: 50, maxMs: 200 } }, metrics);
+    source = new KubeSource(kc, { nodeName: 'n1', requestTimeoutMs: 1000, inactivityMs: opts.inactivityMs ?? 5000, relistPeriodMs: opts.relistPeriodMs ?? 600_000, backoff: { baseMs: 50, maxMs: 200 }, serviceCIDRs: opts.serviceCIDRs ?? false }, metrics);
     await source.start({
       event: (e) => seen.events.push(e),
       node: (n) => seen.nodes.push(n),
@@ -95,6 +95,30 @@ describe('kubernetes source against a fake API server', () => {
     assert.deepEqual(names(seen.events.slice(m)), ['MODIFIED EndpointSlice web-x1', 'DELETED Service web']);
     assert.equal(seen.nodes[1]?.zone, 'z2');
     assert.equal(seen.synced, 1);
+  });
+
+  it('nftables mode: ServiceCIDRs listed and watched (spec.cidrs only); the first sync does not wait for them', async () => {
+    const cidr = (cidrs: string[]) => ({ apiVersion: 'networking.k8s.io/v1', kind: 'ServiceCIDR', metadata: { name: 'kubernetes', annotations: { big: 'x' } }, spec: { cidrs }, status: { conditions: [] } });
+    api.put(cidr(['10.96.0.0/16']));
+    await start({ serviceCIDRs: true });
+    await until(() => seen.events.some((e) => e.kind === 'ServiceCIDR'), 'the ServiceCIDR');
+    const e = seen.events.find((x) => x.kind === 'ServiceCIDR')!;
+    assert.deepEqual(e.object, { apiVersion: 'networking.k8s.io/v1', kind: 'ServiceCIDR', metadata: (e.object as { metadata: unknown }).metadata, spec: { cidrs: ['10.96.0.0/16'] } });
+    await until(() => api.openWatches() === 4, 'four watches');
+    const m = mark();
+    api.put(cidr(['10.96.0.0/16', 'fd00:96::/112']));
+    await until(() => seen.events.length === m + 1, 'the change');
+    assert.deepEqual((seen.events[m]!.object as { spec: unknown }).spec, { cidrs: ['10.96.0.0/16', 'fd00:96::/112'] });
+  });
+
+  it('an API server without v1 ServiceCIDRs (404): said once, not retried, and the source syncs', async () => {
+    api.failNext(1_000, 404, (r) => r.path === '/apis/networking.k8s.io/v1/servicecidrs');
+    await start({ serviceCIDRs: true });
+    await new Promise((r) => setTimeout(r, 400)); // several backoffs' worth
+    assert.equal(api.requests.filter((r) => r.path === '/apis/networking.k8s.io/v1/servicecidrs').length, 1, 'not retried');
+    assert.deepEqual(seen.errors.filter((x) => x.startsWith('ServiceCIDR informer')).length, 1);
+    assert.match(seen.errors.find((x) => x.startsWith('ServiceCIDR informer'))!, /serves no networking\.k8s\.io\/v1 ServiceCIDRs/);
+    assert.deepEqual(names(seen.events), ['ADDED Service web', 'ADDED EndpointSlice web-x1']);
   });
 
   it('is not synced until every kind has listed: a failing list is retried with backoff', async () => {
