@@ -81,7 +81,8 @@ const stage = (steps: Step[]): NftStage => ({
 
 /** `full`, `minus` (one Service with an endpoint fewer) and `full` again are consecutive
  *  tracker snapshots of the workload, as bench/sync.ts builds them. */
-export function benchNftables(w: { full: ProxyState; minus: ProxyState }, cfg: ReturnType<typeof benchNftConfig>, trials: number): NftResult {
+/** A full sync slower than `budgetS` is not repeated (at that size: one initial, one resync). */
+export function benchNftables(w: { full: ProxyState; minus: ProxyState }, cfg: ReturnType<typeof benchNftConfig>, trials: number, budgetS: number): NftResult {
   const version = spawnSync('nft', ['--version'], { encoding: 'utf8' }).stdout.trim();
   const ns = new NftNetns();
   try {
@@ -92,12 +93,15 @@ export function benchNftables(w: { full: ProxyState; minus: ProxyState }, cfg: R
       const s = step(ns, cfg, w.full, EMPTY_NFTABLES_MEMORY, null);
       initial.push(s);
       memory = s.memory;
+      process.stderr.write(`  nftables full (empty table) #${i + 1}: list ${round(s.list)} ms, render ${round(s.render)} ms, nft ${round(s.nft)} ms, ${s.ops} ops\n`);
+      if (s.nft > budgetS * 1000) break;
     }
     const resync: Step[] = [];
-    for (let i = 0; i < trials; i++) {
+    for (let i = 0; i < (initial[0]!.nft > budgetS * 1000 ? 1 : trials); i++) {
       const s = step(ns, cfg, w.full, memory, null);
       resync.push(s);
       memory = s.memory;
+      process.stderr.write(`  nftables full resync #${i + 1}: list ${round(s.list)} ms, render ${round(s.render)} ms, nft ${round(s.nft)} ms, ${s.ops} ops\n`);
     }
     // 10 → 9 → 10 …: each a partial sync of the one changed Service
     const partial: Step[] = [];
@@ -108,6 +112,7 @@ export function benchNftables(w: { full: ProxyState; minus: ProxyState }, cfg: R
       partial.push(s);
       memory = s.memory;
       applied = next;
+      process.stderr.write(`  nftables partial: list ${round(s.list)} ms, render ${round(s.render)} ms, nft ${round(s.nft)} ms, ${s.ops} ops\n`);
     }
     const items = (JSON.parse(ns.nft(['-j', 'list', 'table', 'ip', NFT_TABLE])) as { nftables: Record<string, { elem?: unknown[] }>[] }).nftables;
     const kernel = {

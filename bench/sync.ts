@@ -557,7 +557,7 @@ function main(): void {
       const w = workload(n);
       console.error(`${n} services: state built in ${round(w.buildMs)} ms, one-endpoint snapshot ${round(w.snapshotMs)} ms; changing ${w.changed}`);
       const ipt = usable.map((b) => iptables(ns, b, w));
-      const nft = NFTABLES ? benchNftables(w, benchNftConfig(NODE_IP, POD_CIDR), TRIALS) : undefined;
+      const nft = NFTABLES ? benchNftables(w, benchNftConfig(NODE_IP, POD_CIDR), TRIALS, FULL_BUDGET_S) : undefined;
       const bpf = ebpf(pins, w);
       scenarios.push({
         services: n, nodeport_services: w.full.services.filter((s) => s.nodePort !== null).length,

@@ -7,7 +7,7 @@ import type { Iptables } from '../../kernel/iptables.js';
 import { isLoopback } from '../../model/cidr.js';
 import { cidrFamilyOf, ipFamilyOf } from '../../model/k8s.js';
 import type { IPFamily } from '../../model/types.js';
-import { masqueradeMarkFor, type IptablesConfig } from './config.js';
+import { masqueradeMarkFor, type IptablesConfig, type RuleModeConfig } from './config.js';
 
 export interface HostFacts {
   /** Interface addresses per family, loopback included. */
@@ -26,9 +26,6 @@ export function proxyFamilies(proxy: Pick<ProxySettings, 'nodeIPs' | 'clusterCID
 export function proxyNodeIP(proxy: Pick<ProxySettings, 'nodeIPs'>, family: IPFamily, localAddresses: readonly string[]): string | null {
   return proxy.nodeIPs.find((ip) => ipFamilyOf(ip) === family) ?? localAddresses.find((ip) => !isLoopback(ip)) ?? null;
 }
-
-/** What every rule-writing proxier (iptables, nftables) takes for one family. */
-export type RuleModeConfig = Pick<IptablesConfig, 'family' | 'nodeIP' | 'localAddresses' | 'clusterCIDRs' | 'masqueradeAll' | 'masqueradeMark' | 'nodePortAddresses'>;
 
 export function ruleModeConfig(proxy: ProxySettings, family: IPFamily, localAddresses: readonly string[]): RuleModeConfig {
   return {
