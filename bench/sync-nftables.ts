@@ -9,7 +9,6 @@ import { NFT_TABLE } from '../src/dataplane/kube-names.js';
 import { transactionText } from '../src/dataplane/nftables/ops.js';
 import { EMPTY_NFTABLES_MEMORY, renderNftablesSync, type NftablesMemory } from '../src/dataplane/nftables/render.js';
 import type { ProxySettings } from '../src/config/run-config.js';
-import { changedSince } from '../src/model/tracker.js';
 import type { ProxyState } from '../src/model/types.js';
 
 export interface Stat { median: number; min: number; max: number; trials: number[] }
@@ -59,13 +58,13 @@ class NftNetns {
 
 type Step = { list: number; render: number; nft: number; ops: number; bytes: number; memory: NftablesMemory };
 
-function step(ns: NftNetns, cfg: ReturnType<typeof benchNftConfig>, state: ProxyState, memory: NftablesMemory, partial: ProxyState | null): Step {
+function step(ns: NftNetns, cfg: ReturnType<typeof benchNftConfig>, state: ProxyState, memory: NftablesMemory, changed: ReadonlySet<string> | null): Step {
   const t0 = performance.now();
   const existingChains = ns.names('chains');
   const existingSets = ns.names('sets');
   const t1 = performance.now();
   const r = renderNftablesSync(state, cfg, memory, {
-    partial: partial !== null, changedServices: partial ? changedSince(partial, state) : null, existingChains, existingSets, now: Date.now(),
+    partial: changed !== null, changedServices: changed, existingChains, existingSets, now: Date.now(),
   });
   const text = transactionText('ip', NFT_TABLE, [...r.staleChainDeletes, ...r.ops]);
   const t2 = performance.now();
@@ -79,10 +78,9 @@ const stage = (steps: Step[]): NftStage => ({
   total_ms: stat(steps.map((s) => s.list + s.render + s.nft)), ops: stat(steps.map((s) => s.ops)), text_bytes: stat(steps.map((s) => s.bytes)),
 });
 
-/** `full`, `minus` (one Service with an endpoint fewer) and `full` again are consecutive
- *  tracker snapshots of the workload, as bench/sync.ts builds them. */
+/** `full` and `minus` (`changed` with an endpoint fewer): the workload bench/sync.ts builds. */
 /** A full sync slower than `budgetS` is not repeated (at that size: one initial, one resync). */
-export function benchNftables(w: { full: ProxyState; minus: ProxyState }, cfg: ReturnType<typeof benchNftConfig>, trials: number, budgetS: number): NftResult {
+export function benchNftables(w: { full: ProxyState; minus: ProxyState; changed: string }, cfg: ReturnType<typeof benchNftConfig>, trials: number, budgetS: number): NftResult {
   const version = spawnSync('nft', ['--version'], { encoding: 'utf8' }).stdout.trim();
   const ns = new NftNetns();
   try {
@@ -105,10 +103,13 @@ export function benchNftables(w: { full: ProxyState; minus: ProxyState }, cfg: R
     }
     // 10 → 9 → 10 …: each a partial sync of the one changed Service
     const partial: Step[] = [];
+    // the change set each snapshot carries (as iptPartial in sync.ts uses it)
     let applied = w.full;
     for (let i = 0; i < 2 * trials; i++) {
       const next = applied === w.full ? w.minus : w.full;
-      const s = step(ns, cfg, next, memory, applied);
+      const changed = next.changes!.services;
+      if (changed.size !== 1 || !changed.has(w.changed)) throw new Error(`change set: expected {${w.changed}}, got ${JSON.stringify([...changed])}`);
+      const s = step(ns, cfg, next, memory, changed);
       partial.push(s);
       memory = s.memory;
       applied = next;
