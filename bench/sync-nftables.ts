@@ -1,6 +1,6 @@
 // The nftables mode's part of the sync benchmark (bench/sync.ts runs it beside iptables and
 // eBPF on the same workload): renderNftablesSync → `nft -f -` in a scratch network namespace,
-// as NftablesDataplane does (chains and sets listed first, then the transaction), for a full sync
+// as NftablesDataplane does (chains and sets listed on full syncs, then the transaction), for a full sync
 // into an empty namespace, a full resync with everything in place, and a single-endpoint
 // partial sync (the tracker's change set). Counts are read back from the kernel.
 import { spawnSync } from 'node:child_process';
@@ -60,8 +60,9 @@ type Step = { list: number; render: number; nft: number; ops: number; bytes: num
 
 function step(ns: NftNetns, cfg: ReturnType<typeof benchNftConfig>, state: ProxyState, memory: NftablesMemory, changed: ReadonlySet<string> | null): Step {
   const t0 = performance.now();
-  const existingChains = ns.names('chains');
-  const existingSets = ns.names('sets');
+  // as NftablesDataplane: a partial sync takes the table's chains from the memory
+  const existingChains = changed ? [...memory.chains] : ns.names('chains');
+  const existingSets = changed ? [...memory.affinitySets] : ns.names('sets');
   const t1 = performance.now();
   const r = renderNftablesSync(state, cfg, memory, {
     partial: changed !== null, changedServices: changed, existingChains, existingSets, now: Date.now(),

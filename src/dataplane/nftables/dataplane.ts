@@ -1,7 +1,7 @@
 // The nftables mode: one proxier per family, each owning table `ip kube-proxy` / `ip6 kube-proxy`,
 // with kube-proxy's nftables sync discipline (pkg/proxy/nftables/proxier.go): a transaction per
 // sync through `nft -f -`, full on start, periodically and after any failure, partial otherwise
-// (only changed Services' chains, map elements by difference); chains that went stale flushed
+// (only changed Services' chains, map elements by difference, the table not listed); chains that went stale flushed
 // now and deleted in a later sync; stale UDP conntrack entries removed. The transaction is
 // computed by render.ts (pure); this file only runs it and keeps what kube-proxy keeps.
 import type { Logger } from 'pino';
@@ -42,7 +42,11 @@ class NftFamilyProxier {
   }
 
   private async syncOnce(state: ProxyState, partial: boolean): Promise<FamilySync> {
-    const [existingChains, existingSets] = await Promise.all([this.nft.list('chains'), this.nft.list('sets')]);
+    // A full sync reads what the table holds; a partial one trusts what the last transaction left
+    // (listing 100,000 chains takes seconds, and any doubt makes the next sync a full one).
+    const [existingChains, existingSets] = partial
+      ? [[...this.memory.chains], [...this.memory.affinitySets]]
+      : await Promise.all([this.nft.list('chains'), this.nft.list('sets')]);
     const r = renderNftablesSync(state, this.cfg, this.memory, {
       partial, changedServices: partial ? changedSince(this.last!, state) : null, existingChains, existingSets, now: Date.now(),
     });

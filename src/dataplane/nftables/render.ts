@@ -46,12 +46,19 @@ export interface NftablesMemory {
   readonly staleChains: ReadonlyMap<string, number>;
   /** The one-time add+delete of the base chains has been done. */
   readonly flushed: boolean;
+  /** The service chains and affinity sets the table holds after this sync (in use, or stale and
+   *  not yet deleted): what the next partial sync compares with instead of listing the table —
+   *  `nft list chains` of 100,000 chains takes seconds. kube-proxy lists on every sync. */
+  readonly chains: ReadonlySet<string>;
+  readonly affinitySets: ReadonlySet<string>;
 }
 
 export const EMPTY_NFTABLES_MEMORY: NftablesMemory = Object.freeze({
   elements: Object.freeze(Object.fromEntries(STORAGES.map(([n]) => [n, new Map<string, string>()]))) as unknown as NftablesMemory['elements'],
   staleChains: new Map<string, number>(),
   flushed: false,
+  chains: new Set<string>(),
+  affinitySets: new Set<string>(),
 });
 
 export interface NftSyncOptions {
@@ -440,7 +447,7 @@ export function renderNftablesSync(state: ProxyState, cfg: NftablesConfig, memor
   return {
     staleChainDeletes,
     ops: tx.ops,
-    memory: { elements, staleChains, flushed },
+    memory: { elements, staleChains, flushed, chains: new Set([...activeChains, ...staleChains.keys()]), affinitySets: activeAffinitySets },
     noLocalEndpoints: noLocal,
     warnings,
     counts,

@@ -9,6 +9,7 @@ import {
   EMPTY_NFTABLES_MEMORY, renderNftablesSync, type NftablesMemory, type NftablesSync,
 } from '../../../src/dataplane/nftables/render.js';
 import { NftRuleset } from '../../../src/dataplane/nftables/ruleset.js';
+import { isNftAffinitySetName, isNftServiceChainName } from '../../../src/dataplane/kube-names.js';
 import { changedSince } from '../../../src/model/tracker.js';
 import type { ProxyState } from '../../../src/model/types.js';
 import { FAKE_PROXIER_MASQUERADE_MARK, TEST_EXTERNAL_IP, TEST_NODE_IP, TEST_NODE_IPV6, TEST_NODE_IP_ALT, TEST_POD_CIDR } from './kube-proxy-fake.js';
@@ -134,12 +135,21 @@ export class FakeNftablesProxier {
     const r = renderNftablesSync({ ...state, serviceCIDRs: this.serviceCIDRs }, this.cfg, this.memory, {
       partial,
       changedServices: changed,
-      existingChains: this.ruleset.exists ? this.ruleset.listChains() : null,
-      existingSets: this.ruleset.exists ? this.ruleset.listSets() : null,
+      // as NftablesDataplane: a partial sync takes the table's chains and sets from the memory
+      existingChains: partial ? [...this.memory.chains] : this.ruleset.exists ? this.ruleset.listChains() : null,
+      existingSets: partial ? [...this.memory.affinitySets] : this.ruleset.exists ? this.ruleset.listSets() : null,
       now: this.now,
     });
     if (r.staleChainDeletes.length > 0) this.ruleset.apply(r.staleChainDeletes);
     this.ruleset.apply(r.ops);
+    // What the memory says the table holds is what it holds (else partial syncs go wrong).
+    const held = (names: string[], pick: (n: string) => boolean) => names.filter(pick).sort().join('\n');
+    if (held(this.ruleset.listChains(), isNftServiceChainName) !== held([...r.memory.chains], () => true)) {
+      throw new Error(`memory.chains differs from the table's service chains:\n${held([...r.memory.chains], () => true)}\n---\n${held(this.ruleset.listChains(), isNftServiceChainName)}`);
+    }
+    if (held(this.ruleset.listSets(), isNftAffinitySetName) !== held([...r.memory.affinitySets], () => true)) {
+      throw new Error('memory.affinitySets differs from the table\'s affinity sets');
+    }
     this.memory = r.memory;
     this.needFullSync = false;
     this.applied = state;
