@@ -42,7 +42,7 @@ const USAGE = `usage: kube-xdp [kube-proxy's flags] | kube-xdp <command> [flags]
   cleanup  [--bpf-pin-dir DIR] [--pod-interfaces GLOB,...]   detach programs, remove pins, remove
            every KUBE-* chain and jump rule (iptables and ip6tables, nft and legacy), every IPVS
            virtual server, kube-ipvs0 and kube-proxy's ipsets
-  trace    --src IP[:PORT] --dst IP:PORT/PROTO [--from pod|external|host] [--bpf-pin-dir DIR] [-o text|json]
+  trace    --src IP[:PORT] --dst IP:PORT/PROTO [--from pod|external|host] [--mode auto|ebpf|iptables|nftables] [--bpf-pin-dir DIR] [-o text|json]
            where this packet goes: the loaded programs run on a scratch copy of the live maps
   probe    [-o text|json] [--external-interfaces IF,...]   the BPF features this kernel offers, each
            tried for real, whether the eBPF mode can run (exit 3 when it cannot) and the mode
