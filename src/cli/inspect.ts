@@ -1,13 +1,13 @@
 // `kube-xdp inspect`: what the dataplane of this node (this network namespace) serves, per
-// Service port, read back from the kernel: the eBPF pins, or kube-proxy-style iptables rules or
-// IPVS virtual servers. Table, wide, JSON or YAML.
+// Service port, read back from the kernel: the eBPF pins, or kube-proxy-style iptables rules,
+// nftables tables or IPVS virtual servers. Table, wide, JSON or YAML.
 import { ConfigError, readFlags } from '../config/flags.js';
 import { DEFAULT_PIN_DIR } from '../config/run-config.js';
 import { OUTPUTS, formatView, type Output } from '../inspect/format.js';
 import { NothingToInspectError, detectInspectMode, readMode } from '../inspect/read.js';
 import type { InspectMode } from '../inspect/view.js';
 
-const MODES = ['auto', 'ebpf', 'iptables', 'ipvs'] as const;
+const MODES = ['auto', 'ebpf', 'iptables', 'ipvs', 'nftables'] as const;
 
 export function inspect(argv: string[]): void {
   const { values } = readFlags(argv, {

@@ -36,7 +36,7 @@ const USAGE = `usage: kube-xdp [kube-proxy's flags] | kube-xdp <command> [flags]
   render   --mode iptables|ipvs [--source FILE|-] [--node-name N] [--node-ip IP]... [--cluster-cidr CIDR]
            [--config FILE] ...   prints what a sync would apply (ipvs: ipvsadm, ipset, iptables input
            and kube-ipvs0's addresses); touches nothing
-  inspect  [--mode auto|ebpf|iptables|ipvs] [--bpf-pin-dir DIR] [-o table|wide|json|yaml]   every Service
+  inspect  [--mode auto|ebpf|iptables|ipvs|nftables] [--bpf-pin-dir DIR] [-o table|wide|json|yaml]   every Service
            port this node serves (name, type, frontends, backends, affinity, counters), read back from the
            kernel of this network namespace; auto: pins → eBPF, kube-ipvs0 → IPVS, KUBE-SERVICES → iptables
   cleanup  [--bpf-pin-dir DIR] [--pod-interfaces GLOB,...]   detach programs, remove pins, remove

@@ -3,17 +3,18 @@
 import { hostPort } from '../dataplane/ipvs/virtual-servers.js';
 import type { Protocol } from '../model/types.js';
 
-export type InspectMode = 'ebpf' | 'iptables' | 'ipvs';
+export type InspectMode = 'ebpf' | 'iptables' | 'ipvs' | 'nftables';
 
 /** How a frontend is reached: the Service field its address comes from. */
 export type FrontendKind = 'ClusterIP' | 'NodePort' | 'ExternalIP' | 'LoadBalancer' | 'unknown';
 
 export interface InspectedFrontend {
   readonly kind: FrontendKind;
-  /** '*' for an iptables NodePort (every node address kube-proxy's KUBE-NODEPORTS matches). */
+  /** '*' for an iptables or nftables NodePort (every local address kube-proxy's KUBE-NODEPORTS or
+   *  `fib daddr type local` matches). */
   readonly address: string;
   readonly port: number;
-  /** eBPF: internal | external | host (the frontend map's scope). iptables/IPVS: cluster | local,
+  /** eBPF: internal | external | host (the frontend map's scope). iptables/nftables/IPVS: cluster | local,
    *  the endpoint set the address leads to (a Local traffic policy: local). */
   readonly scope: string;
   /** Mode-specific notes: reject, drop, snat-remote, source-ranges, … */

@@ -2,20 +2,18 @@
 // ruleset (iptables-save / nft -j list only, nothing is created or changed), walk it with the
 // tracer, report. Also the mode detection for --mode auto (ebpf, nftables, iptables; IPVS is
 // refused). The edge around the pure tracers.
-import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { MAPS } from '../dataplane/ebpf/maps.js';
 import { readInterfaceAddresses } from '../dataplane/iptables/setup.js';
 import { detectInspectMode, NothingToInspectError } from '../inspect/read.js';
 import { Iptables, detectBackend } from '../kernel/iptables.js';
 import { Nft, nftVersion } from '../kernel/nft.js';
+import { NFT_TABLE } from '../dataplane/kube-names.js';
 import { tracePacket } from './iptables.js';
 import { nftJsonToView } from './nft-json.js';
 import { traceNftPacket } from './nftables.js';
 import { ruleTraceReport, type RuleMode, type RuleTracePacket, type RuleTraceReport } from './report.js';
 
 export type TraceMode = 'ebpf' | RuleMode;
-export const NFT_TABLE = 'kube-proxy';
 
 export class TraceModeError extends Error {
   constructor(message: string) {
@@ -24,28 +22,18 @@ export class TraceModeError extends Error {
   }
 }
 
-function nftTableExists(family: 'ip' | 'ip6'): boolean {
-  return new Nft(family, NFT_TABLE).listTable() !== null;
-}
-
-/** --mode auto: eBPF pins, else an nftables `ip`/`ip6 kube-proxy` table (when nft runs), else
- *  KUBE-SERVICES in iptables; IPVS state is refused (trace does not support IPVS). */
+/** --mode auto: inspect's detection (eBPF pins, else an nftables `kube-proxy` table, else IPVS
+ *  state, else KUBE-SERVICES in iptables); IPVS is refused (trace does not support it). */
 export function detectTraceMode(pinDir: string): { mode: TraceMode; why: string } {
-  if (existsSync(`${pinDir}/${MAPS.frontends.name}`)) return { mode: 'ebpf', why: `maps pinned at ${pinDir}` };
-  if (nftVersion() !== null) {
-    for (const f of ['ip', 'ip6'] as const) if (nftTableExists(f)) return { mode: 'nftables', why: `nftables table ${f} ${NFT_TABLE}` };
-  }
   let found: ReturnType<typeof detectInspectMode>;
   try {
     found = detectInspectMode(pinDir);
   } catch (e) {
-    if (e instanceof NothingToInspectError) {
-      throw new TraceModeError(`nothing to trace in this network namespace: no eBPF pins at ${pinDir}, no nftables table ip/ip6 ${NFT_TABLE} and no KUBE-SERVICES chain in iptables`);
-    }
+    if (e instanceof NothingToInspectError) throw new TraceModeError(e.message.replace('nothing to inspect', 'nothing to trace'));
     throw e;
   }
   if (found.mode === 'ipvs') throw new TraceModeError(`trace does not support the IPVS mode (found ${found.why}); it traces the ebpf, iptables and nftables modes`);
-  return { mode: found.mode as TraceMode, why: found.why };
+  return { mode: found.mode, why: found.why };
 }
 
 /** The LOCAL addresses of this netns for a family (what addrtype/fib type local match). */

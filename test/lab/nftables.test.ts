@@ -154,6 +154,20 @@ describe('nftables mode in the netns lab', { skip: unavailable ?? false }, () =>
     for (const node of ['node1', 'node2'] as const) await assertAppliedEqualsRender(node, 'initial', false);
   });
 
+  test('kube-xdp inspect reads the live table: every Service port named, its frontends and backends', async () => {
+    const r = await lab.execNet(lab.nodes.node1.ns, [process.execPath, CLI, 'inspect', '-o', 'json', '--bpf-pin-dir', lab.pinDir('node1')], { check: true, timeoutMs: 30_000 });
+    const v = JSON.parse(r.stdout) as { mode: string; services: { service: string; portName: string; protocol: string; type: string; frontends: { kind: string; address: string; port: number; flags: string[] }[]; backends: { address: string; port: number }[] }[] };
+    assert.equal(v.mode, 'nftables', 'auto-detected from the kube-proxy table');
+    const of = (name: string, proto: string) => v.services.find((s) => s.service === `default/${name}` && s.protocol === proto);
+    const web = of('web', 'TCP');
+    assert.ok(web, JSON.stringify(v.services.map((s) => s.service)));
+    assert.equal(web.type, 'NodePort');
+    assert.deepEqual(web.frontends.map((f) => `${f.kind} ${f.address}:${f.port}`).sort(), [`ClusterIP ${WEB_IP}:80`, `NodePort ${lab.nodes.node1.ip}:${WEB_NP}`]);
+    assert.deepEqual(web.backends.map((b) => b.address).sort(), pods('b', 'c', 'd').map((p) => p.ip).sort());
+    assert.deepEqual(of('empty', 'TCP')?.frontends.map((f) => `${f.kind} ${f.flags.join(',')}`).sort(), ['ClusterIP reject', 'NodePort reject']);
+    assert.deepEqual(of('hairpin', 'TCP')?.backends.map((b) => b.address), [lab.pod('h').ip]);
+  });
+
   test('ClusterIP from a pod: TCP and UDP reach all 3 backends, unmasqueraded; replies come from the ClusterIP', async () => {
     const cl = lab.pod('cl');
     for (const proto of ['tcp', 'udp'] as const) {
