@@ -186,8 +186,12 @@ describe('kube-xdp trace in the netns lab', { skip: unavailable ?? false }, () =
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--dst: .*TCP, UDP or SCTP/);
     const none = `/sys/fs/bpf/${lab.prefix}none`;
-    const off = await lab.execNet(lab.nodes.node1.ns, [process.execPath, CLI, 'trace', '--bpf-pin-dir', none, '--src', lab.pod('cl').ip, '--dst', `${WEB_IP}:80/TCP`]);
+    const off = await lab.execNet(lab.nodes.node1.ns, [process.execPath, CLI, 'trace', '--mode', 'ebpf', '--bpf-pin-dir', none, '--src', lab.pod('cl').ip, '--dst', `${WEB_IP}:80/TCP`]);
     assert.deepEqual([off.code, off.stderr], [1, `kube-xdp: kube-xdp is not running in eBPF mode on this node (no pins at ${none})\n`]);
+    // --mode auto (the default) looked for every mode's state and says so
+    const auto = await lab.execNet(lab.nodes.node1.ns, [process.execPath, CLI, 'trace', '--bpf-pin-dir', none, '--src', lab.pod('cl').ip, '--dst', `${WEB_IP}:80/TCP`]);
+    assert.deepEqual([auto.code, auto.stderr], [1, `kube-xdp: nothing to trace in this network namespace: kube-xdp is not running in eBPF mode on this node (no pins at ${none}), ` +
+      'no nftables table ip/ip6 kube-proxy, no IPVS virtual servers and no KUBE-SERVICES chain\n']);
   });
 
   test('the live conntrack, affinity and counters are byte for byte as before, no scratch pin root is left', () => {

@@ -164,6 +164,17 @@ describe('deploy/kube-xdp.yaml', () => {
     assert.deepEqual(mountAt(pod, c, '/run/kube-xdp/cgroupv2').volume.hostPath, { path: '/run/kube-xdp/cgroupv2', type: 'DirectoryOrCreate' });
   });
 
+  it('mounts bpffs in the host\'s mount namespace when the node has not, before the controller binds /sys/fs/bpf', () => {
+    const pod = one('DaemonSet').spec.template.spec as Obj;
+    const inits = pod.initContainers as Obj[];
+    const init = inits.find((x) => x.name === 'mount-bpffs');
+    assert.ok(init, 'a mount-bpffs init container');
+    assert.deepEqual(init.command, ['nsenter', '--mount=/hostproc/1/ns/mnt', '--', 'sh', '-ec', 'mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf']);
+    assert.deepEqual(mountAt(pod, init, '/hostproc').volume.hostPath, { path: '/proc', type: 'Directory' });
+    const c = container(one('DaemonSet'), NAME);
+    assert.equal(mountAt(pod, c, '/sys/fs/bpf').volume.hostPath?.path, '/sys/fs/bpf');
+  });
+
   it('gives the main container a capability list (each justified), only the init containers are privileged', () => {
     const ds = one('DaemonSet');
     const pod = ds.spec.template.spec as Obj;
